@@ -1,0 +1,31 @@
+# The two commands of the README: `make demo` and `make test`. Both install what they need.
+SHELL := /bin/bash
+PY := .venv/bin/python
+MEMBERS ?= 3
+
+.PHONY: deps demo test lint unit crds down
+
+deps:
+	hack/ensure-deps
+
+## demo: hub + members on this machine, the CRDs, example offers and jobs, the operator.
+demo: deps
+	hack/demo
+
+## test: lint, then every test (unit, integration, e2e) against the real test bed.
+test: deps lint
+	hack/run-tests
+
+lint:
+	.venv/bin/ruff check operator tests bench hack/testbed
+	.venv/bin/mypy
+	.venv/bin/lint-imports
+
+unit: deps
+	.venv/bin/pytest tests/unit -q
+
+crds: deps
+	$(PY) -m interconnect crds
+
+down:
+	hack/testbed down

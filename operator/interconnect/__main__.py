@@ -1,0 +1,63 @@
+"""Command line: ``python -m interconnect [run|crds|...]``.
+
+``run`` (the default) starts the operator against the hub of the current kubeconfig.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _run(args: argparse.Namespace) -> int:
+    from interconnect.operator_main import run_operator
+
+    return run_operator(
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        standalone=args.standalone,
+        priority=args.priority,
+        liveness=args.liveness,
+        verbose=args.verbose,
+    )
+
+
+def _crds(args: argparse.Namespace) -> int:
+    from interconnect import crdgen
+
+    return crdgen.main(["--check"] if args.check else [])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m interconnect", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="start the operator against the hub")
+    run.add_argument("--kubeconfig", help="kubeconfig of the hub (default: the usual lookup)")
+    run.add_argument("--context", help="context of the hub in the kubeconfig")
+    run.add_argument("--standalone", action="store_true",
+                     help="no peering: only for a single replica in development")
+    run.add_argument("--priority", type=int, default=None,
+                     help="peering priority; every replica needs its own (default: derived from the pod)")
+    run.add_argument("--liveness", default="http://0.0.0.0:8080/healthz",
+                     help="liveness endpoint URL for kubelet probes")
+    run.add_argument("-v", "--verbose", action="store_true")
+    run.set_defaults(func=_run)
+
+    crds = sub.add_parser("crds", help="write crds/*.yaml from the API models")
+    crds.add_argument("--check", action="store_true", help="exit 1 when the committed YAML differs")
+    crds.set_defaults(func=_crds)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    if args.command is None:
+        args = parser.parse_args(["run", *(argv or sys.argv[1:])])
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

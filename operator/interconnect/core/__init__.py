@@ -1,0 +1,1 @@
+"""The functional core: pure, synchronous, no I/O. Safe to import anywhere."""

@@ -1,0 +1,6 @@
+"""kopf handlers: thin translations of Kubernetes events into calls of the services.
+
+Importing this package registers every handler with kopf's default registry.
+"""
+
+from interconnect.handlers import lifecycle  # noqa: F401
