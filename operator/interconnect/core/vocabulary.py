@@ -15,14 +15,14 @@ GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 GPU_MEMORY_LABEL = "nvidia.com/gpu.memory"
 
 
-class NodeType(str, enum.Enum):
+class NodeType(enum.StrEnum):
     """A member is a regional node (one per province) or an industry node."""
 
     REGIONAL = "regional"
     INDUSTRY = "industry"
 
 
-class LatencyTier(str, enum.Enum):
+class LatencyTier(enum.StrEnum):
     """Latency sold in tiers: same city, same region (and neighbours), national."""
 
     MS1 = "1ms"
@@ -40,12 +40,12 @@ class LatencyTier(str, enum.Enum):
         return (cls.MS1, cls.MS5, cls.MS20)
 
 
-class BillingUnit(str, enum.Enum):
+class BillingUnit(enum.StrEnum):
     CARD_HOUR = "card-hour"
     MACHINE_HOUR = "machine-hour"
 
 
-class JobPhase(str, enum.Enum):
+class JobPhase(enum.StrEnum):
     PENDING = "Pending"
     SCHEDULED = "Scheduled"
     DISPATCHED = "Dispatched"
@@ -59,7 +59,7 @@ class JobPhase(str, enum.Enum):
         return self in (JobPhase.SUCCEEDED, JobPhase.FAILED, JobPhase.CANCELLED)
 
 
-class Industry(str, enum.Enum):
+class Industry(enum.StrEnum):
     """Industries an industry node may serve (the programme's N)."""
 
     FINANCE = "finance"

@@ -10,16 +10,16 @@ import kopf
 FINALIZER = "interconnect.dev/finalizer"
 
 
-@kopf.on.login()  # type: ignore[untyped-decorator]
+@kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """Log in to the hub: in-cluster, or the kubeconfig context named by ``--context``."""
     context = os.environ.get("INTERCONNECT_HUB_CONTEXT")
     if not context:
-        return kopf.login_via_client(**kwargs)  # type: ignore[no-any-return]
+        return kopf.login_via_client(**kwargs)
     from kubernetes import client, config
 
     cfg = client.Configuration()
-    config.load_kube_config(context=context, client_configuration=cfg)
+    config.load_kube_config(context=context, client_configuration=cfg)  # type: ignore[no-untyped-call]
     token = (cfg.api_key or {}).get("authorization", "")
     scheme, _, value = token.partition(" ")
     return kopf.ConnectionInfo(
@@ -35,7 +35,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     )
 
 
-@kopf.on.startup()  # type: ignore[untyped-decorator]
+@kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="interconnect.dev")

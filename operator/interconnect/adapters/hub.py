@@ -1,0 +1,140 @@
+"""The hub's API, for writes that happen outside kopf's handlers.
+
+Status written from member events, Kubernetes events, Secrets, and the identity registry
+(a ConfigMap updated with optimistic concurrency, so codes are unique and never reused).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio import config as k8s_config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from interconnect.core.vocabulary import GROUP, VERSION
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "interconnect-hub"
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class Conflict(Exception):
+    """Someone else changed the object first: read again and retry."""
+
+
+async def connect(context: str | None = None) -> k8s.ApiClient:
+    """A client for the hub: in-cluster when running in a pod, else the kubeconfig."""
+    configuration = k8s.Configuration()
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not context:
+        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    else:
+        await k8s_config.load_kube_config(context=context, client_configuration=configuration)
+    configuration.connection_pool_maxsize = 32
+    return k8s.ApiClient(configuration)
+
+
+class Hub:
+    def __init__(self, api: k8s.ApiClient) -> None:
+        self.api = api
+        self.custom = k8s.CustomObjectsApi(api)
+        self.core = k8s.CoreV1Api(api)
+        self.errors = 0
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    async def patch_status(self, plural: str, name: str, patch: Mapping[str, Any],
+                           namespace: str | None = None) -> None:
+        """JSON merge patch of the status subresource; a missing object is not an error."""
+        try:
+            if namespace is None:
+                await self.custom.patch_cluster_custom_object_status(  # type: ignore[call-arg]
+                    GROUP, VERSION, plural, name, patch, _content_type=MERGE_PATCH)
+            else:
+                await self.custom.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
+                    GROUP, VERSION, namespace, plural, name, patch, _content_type=MERGE_PATCH)
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            self.errors += 1
+            raise
+
+    async def get(self, plural: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        try:
+            if namespace is None:
+                obj = await self.custom.get_cluster_custom_object(GROUP, VERSION, plural, name)
+            else:
+                obj = await self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(obj)
+
+    async def event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        """Post a Kubernetes event about an object; never fails the caller."""
+        meta = obj.get("metadata", {})
+        now = dt.datetime.now(dt.UTC)
+        namespace = meta.get("namespace") or "default"
+        body = k8s.CoreV1Event(
+            metadata=k8s.V1ObjectMeta(generate_name=f"{meta.get('name', 'object')}.", namespace=namespace),
+            involved_object=k8s.V1ObjectReference(
+                api_version=obj.get("apiVersion"), kind=obj.get("kind"), name=meta.get("name"),
+                namespace=meta.get("namespace"), uid=meta.get("uid"),
+                resource_version=meta.get("resourceVersion")),
+            reason=reason,
+            message=message[:1024],
+            type=type_,
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+            source=k8s.V1EventSource(component=COMPONENT),
+            reporting_component=COMPONENT,
+            reporting_instance=os.environ.get("HOSTNAME", COMPONENT),
+        )
+        try:
+            await self.core.create_namespaced_event(namespace, body)
+        except (TimeoutError, ApiException, OSError) as exc:
+            log.warning("could not post event %s on %s: %s", reason, meta.get("name"), exc)
+
+    async def read_secret_key(self, namespace: str, name: str, key: str) -> str:
+        import base64
+
+        secret = await self.core.read_namespaced_secret(name, namespace)
+        data = secret.data or {}
+        if key not in data:
+            raise KeyError(f"Secret {namespace}/{name} has no key {key!r}")
+        return base64.b64decode(data[key]).decode()
+
+    async def read_config_map(self, namespace: str, name: str) -> tuple[dict[str, str], str | None]:
+        """The ConfigMap's data and resourceVersion; empty and None when it does not exist."""
+        try:
+            cm = await self.core.read_namespaced_config_map(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return {}, None
+            raise
+        return dict(cm.data or {}), cm.metadata.resource_version
+
+    async def write_config_map(self, namespace: str, name: str, data: Mapping[str, str],
+                               resource_version: str | None) -> None:
+        """Create, or replace only if nobody changed it since ``resource_version`` (else Conflict)."""
+        body = k8s.V1ConfigMap(
+            metadata=k8s.V1ObjectMeta(name=name, namespace=namespace, resource_version=resource_version,
+                                      labels={"app.kubernetes.io/managed-by": COMPONENT}),
+            data=dict(data))
+        try:
+            if resource_version is None:
+                await self.core.create_namespaced_config_map(namespace, body)
+            else:
+                await self.core.replace_namespaced_config_map(name, namespace, body)
+        except ApiException as exc:
+            if exc.status == 409:
+                raise Conflict(f"ConfigMap {namespace}/{name} changed") from exc
+            raise

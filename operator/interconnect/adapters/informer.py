@@ -1,0 +1,155 @@
+"""List-then-watch of one resource on one cluster, kept as small projections in memory.
+
+One watch per resource per member, never a poll per job. Raw JSON is read from the API
+server (no generated-model deserialisation on the hot path) and projected to the few fields
+the operator needs, so thousands of pods cost little memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from kubernetes_asyncio.client.exceptions import ApiException
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+Lister = Callable[..., Awaitable[Any]]
+Projector = Callable[[Mapping[str, Any]], T | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Change(Generic[T]):
+    """What changed: the key (uid), the previous and the new projection (None when gone)."""
+
+    informer: str
+    key: str
+    old: T | None
+    new: T | None
+
+
+class WatchGone(Exception):
+    """The resourceVersion is too old (410): list again."""
+
+
+class Informer(Generic[T]):
+    def __init__(
+        self,
+        name: str,
+        lister: Lister,
+        project: Projector[T],
+        on_change: Callable[[Change[T]], None],
+        *,
+        watch_timeout: int = 290,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.name = name
+        self._lister = lister
+        self._project = project
+        self._on_change = on_change
+        self._on_error = on_error
+        self._watch_timeout = watch_timeout
+        self.items: dict[str, T] = {}
+        self.synced = asyncio.Event()
+        self.resource_version: str | None = None
+        self.restarts = 0
+
+    async def _list(self) -> None:
+        response = await self._lister(_preload_content=False, _request_timeout=60)
+        try:
+            body = json.loads(await response.read())
+        finally:
+            response.release()
+        fresh: dict[str, T] = {}
+        for obj in body.get("items", []):
+            projected = self._project(obj)
+            if projected is not None:
+                fresh[obj["metadata"]["uid"]] = projected
+        old = self.items
+        self.items = fresh
+        self.resource_version = body["metadata"].get("resourceVersion")
+        for key in old.keys() - fresh.keys():
+            self._on_change(Change(self.name, key, old[key], None))
+        for key, value in fresh.items():
+            if old.get(key) != value:
+                self._on_change(Change(self.name, key, old.get(key), value))
+        self.synced.set()
+
+    async def _watch(self) -> None:
+        response = await self._lister(
+            watch=True,
+            resource_version=self.resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=self._watch_timeout,
+            _preload_content=False,
+            _request_timeout=self._watch_timeout + 30,
+        )
+        try:
+            async for line in response.content:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                self._apply(event)
+        finally:
+            response.release()
+
+    def _apply(self, event: Mapping[str, Any]) -> None:
+        kind = event.get("type")
+        obj = event.get("object") or {}
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                raise WatchGone(obj.get("message", "resource version too old"))
+            raise RuntimeError(f"watch error: {obj.get('message')}")
+        meta = obj.get("metadata") or {}
+        if meta.get("resourceVersion"):
+            self.resource_version = meta["resourceVersion"]
+        if kind == "BOOKMARK":
+            return
+        key = meta["uid"]
+        old = self.items.get(key)
+        new = None if kind == "DELETED" else self._project(obj)
+        if new is None:
+            self.items.pop(key, None)
+        else:
+            self.items[key] = new
+        if old != new:
+            self._on_change(Change(self.name, key, old, new))
+
+    async def run(self) -> None:
+        """List, then watch forever; relist on 410, back off on errors."""
+        backoff = 0.5
+        need_list = True
+        while True:
+            try:
+                if need_list:
+                    await self._list()
+                    need_list = False
+                await self._watch()
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except WatchGone:
+                self.restarts += 1
+                need_list = True
+            except (TimeoutError, ApiException, OSError, RuntimeError, ValueError) as exc:
+                self.restarts += 1
+                if self._on_error is not None:
+                    self._on_error(exc)
+                log.debug("informer %s: %s; retrying in %.1fs", self.name, exc, backoff)
+                if isinstance(exc, ApiException) and exc.status == 410:
+                    need_list = True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+            except Exception as exc:
+                self.restarts += 1
+                if self._on_error is not None:
+                    self._on_error(exc)
+                log.warning("informer %s failed: %r; retrying in %.1fs", self.name, exc, backoff)
+                need_list = True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)

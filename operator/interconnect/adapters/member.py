@@ -1,0 +1,311 @@
+"""One member cluster as the hub sees it: an asynchronous client and four watches.
+
+The hub never blocks its event loop on a member: every call is asynchronous, every member has
+its own client (closed on cleanup), and what the member runs is known from watches (nodes,
+GPU-holding pods, and the Jobs and pods the hub dispatched), not from polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+import yaml
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.config import new_client_from_config_dict
+
+from interconnect.adapters.informer import Change, Informer
+from interconnect.core.capacity import MemberNode, MemberPod, gpus_requested
+from interconnect.core.vocabulary import GPU_RESOURCE
+
+log = logging.getLogger(__name__)
+
+MANAGED_BY = "interconnect.dev/managed-by"
+MANAGED_BY_VALUE = "interconnect-hub"
+JOB_UID = "interconnect.dev/job-uid"
+ATTEMPT = "interconnect.dev/attempt"
+OFFER = "interconnect.dev/offer"
+OURS = f"{MANAGED_BY}={MANAGED_BY_VALUE}"
+
+
+class MemberUnavailable(Exception):
+    """The member's API server did not answer (or refused us)."""
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchedPod:
+    """A pod of a Job the hub dispatched, with the member's own timestamps (for metering)."""
+
+    uid: str
+    name: str
+    job_uid: str
+    attempt: int
+    member_job: str
+    node: str | None
+    phase: str
+    gpus: int
+    started: datetime | None
+    finished: datetime | None
+    reason: str | None
+    message: str | None
+    unschedulable: str | None
+    deleted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchedJob:
+    uid: str
+    name: str
+    job_uid: str
+    attempt: int
+    active: int
+    succeeded: int
+    failed: int
+    complete: bool
+    failed_reason: str | None
+    failed_message: str | None
+    start_time: datetime | None
+    completion_time: datetime | None
+    deleting: bool
+
+
+def project_node(obj: Mapping[str, Any]) -> MemberNode | None:
+    status = obj.get("status") or {}
+    allocatable = int(str((status.get("allocatable") or {}).get(GPU_RESOURCE, "0")))
+    capacity = int(str((status.get("capacity") or {}).get(GPU_RESOURCE, "0")))
+    if capacity == 0 and allocatable == 0:
+        return None
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    return MemberNode(
+        name=obj["metadata"]["name"],
+        labels=dict(obj["metadata"].get("labels") or {}),
+        capacity_gpus=capacity,
+        allocatable_gpus=allocatable,
+        ready=ready,
+        schedulable=not (obj.get("spec") or {}).get("unschedulable", False),
+    )
+
+
+def _pod_gpus(obj: Mapping[str, Any]) -> int:
+    spec = obj.get("spec") or {}
+    return gpus_requested(spec.get("containers") or [], spec.get("initContainers") or [])
+
+
+def project_gpu_pod(obj: Mapping[str, Any]) -> MemberPod | None:
+    gpus = _pod_gpus(obj)
+    if gpus == 0:
+        return None
+    labels = obj["metadata"].get("labels") or {}
+    phase = (obj.get("status") or {}).get("phase")
+    return MemberPod(
+        uid=obj["metadata"]["uid"],
+        node=(obj.get("spec") or {}).get("nodeName"),
+        gpus=gpus,
+        terminal=phase in ("Succeeded", "Failed"),
+        offer=labels.get(OFFER),
+        job_uid=labels.get(JOB_UID),
+    )
+
+
+def project_dispatched_pod(obj: Mapping[str, Any]) -> DispatchedPod | None:
+    meta = obj["metadata"]
+    labels = meta.get("labels") or {}
+    if JOB_UID not in labels:
+        return None
+    status = obj.get("status") or {}
+    started: datetime | None = None
+    finished: datetime | None = None
+    reason = status.get("reason")
+    message = status.get("message")
+    for cs in status.get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        if "running" in state:
+            t = _time(state["running"].get("startedAt"))
+            started = min(started, t) if started and t else (started or t)
+        elif "terminated" in state:
+            term = state["terminated"]
+            t0, t1 = _time(term.get("startedAt")), _time(term.get("finishedAt"))
+            started = min(started, t0) if started and t0 else (started or t0)
+            finished = max(finished, t1) if finished and t1 else (finished or t1)
+            if term.get("exitCode", 0) != 0:
+                reason = reason or term.get("reason")
+                message = message or f"container {cs.get('name')} exited with code {term.get('exitCode')}"
+    running = any("running" in (cs.get("state") or {}) for cs in status.get("containerStatuses") or [])
+    if running:
+        finished = None
+    unschedulable = None
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("reason") == "Unschedulable":
+            unschedulable = cond.get("message")
+    owner = next((o.get("name") for o in meta.get("ownerReferences") or [] if o.get("kind") == "Job"), "")
+    return DispatchedPod(
+        uid=meta["uid"],
+        name=meta["name"],
+        job_uid=labels[JOB_UID],
+        attempt=int(labels.get(ATTEMPT, "1")),
+        member_job=owner,
+        node=(obj.get("spec") or {}).get("nodeName"),
+        phase=status.get("phase", "Pending"),
+        gpus=_pod_gpus(obj),
+        started=started,
+        finished=finished,
+        reason=reason,
+        message=message,
+        unschedulable=unschedulable,
+        deleted=bool(meta.get("deletionTimestamp")),
+    )
+
+
+def project_dispatched_job(obj: Mapping[str, Any]) -> DispatchedJob | None:
+    meta = obj["metadata"]
+    labels = meta.get("labels") or {}
+    if JOB_UID not in labels:
+        return None
+    status = obj.get("status") or {}
+    conds = {c.get("type"): c for c in status.get("conditions") or [] if c.get("status") == "True"}
+    failed = conds.get("Failed")
+    return DispatchedJob(
+        uid=meta["uid"],
+        name=meta["name"],
+        job_uid=labels[JOB_UID],
+        attempt=int(labels.get(ATTEMPT, "1")),
+        active=int(status.get("active", 0)),
+        succeeded=int(status.get("succeeded", 0)),
+        failed=int(status.get("failed", 0)),
+        complete="Complete" in conds,
+        failed_reason=failed.get("reason") if failed else None,
+        failed_message=failed.get("message") if failed else None,
+        start_time=_time(status.get("startTime")),
+        completion_time=_time(status.get("completionTime")),
+        deleting=bool(meta.get("deletionTimestamp")),
+    )
+
+
+MemberChange = Change[Any]
+
+
+class MemberCluster:
+    """Client and watches of one member; `start()` once, `close()` on cleanup."""
+
+    def __init__(self, name: str, api: k8s.ApiClient, namespace: str,
+                 on_change: Callable[[str, MemberChange], None]) -> None:
+        self.name = name
+        self.namespace = namespace
+        self.api = api
+        self._on_change = on_change
+        self._tasks: list[asyncio.Task[None]] = []
+        self.last_error: str | None = None
+        self.last_ok: float | None = None
+        self.api_errors = 0
+        core = k8s.CoreV1Api(api)
+        batch = k8s.BatchV1Api(api)
+        notify = partial(self._notify)
+        self.nodes: Informer[MemberNode] = Informer(
+            f"{name}/nodes", core.list_node, project_node, notify, on_error=self._error)
+        self.gpu_pods: Informer[MemberPod] = Informer(
+            f"{name}/gpu-pods",
+            partial(core.list_pod_for_all_namespaces, field_selector="status.phase!=Succeeded,status.phase!=Failed"),
+            project_gpu_pod, notify, on_error=self._error)
+        self.pods: Informer[DispatchedPod] = Informer(
+            f"{name}/pods", partial(core.list_namespaced_pod, namespace, label_selector=OURS),
+            project_dispatched_pod, notify, on_error=self._error)
+        self.jobs: Informer[DispatchedJob] = Informer(
+            f"{name}/jobs", partial(batch.list_namespaced_job, namespace, label_selector=OURS),
+            project_dispatched_job, notify, on_error=self._error)
+        self._batch = batch
+        self._core = core
+
+    @classmethod
+    async def connect(cls, name: str, kubeconfig: str, namespace: str,
+                      on_change: Callable[[str, MemberChange], None]) -> MemberCluster:
+        config = yaml.safe_load(kubeconfig)
+        if not isinstance(config, dict) or "clusters" not in config:
+            raise ValueError("the Secret does not hold a kubeconfig (no clusters)")
+        api = await new_client_from_config_dict(config)
+        return cls(name, api, namespace, on_change)
+
+    def _notify(self, change: MemberChange) -> None:
+        self.last_ok = time.monotonic()
+        self._on_change(self.name, change)
+
+    def _error(self, exc: BaseException) -> None:
+        self.api_errors += 1
+        self.last_error = str(exc) or type(exc).__name__
+
+    def start(self) -> None:
+        for informer in (self.nodes, self.gpu_pods, self.pods, self.jobs):
+            self._tasks.append(asyncio.create_task(informer.run(), name=informer.name))
+
+    @property
+    def informers(self) -> tuple[Informer[Any], ...]:
+        return (self.nodes, self.gpu_pods, self.pods, self.jobs)
+
+    async def synced(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in self.informers)), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self.api.close()
+
+    async def ping(self, timeout: float = 5.0) -> str:
+        """The member's version, or MemberUnavailable: the heartbeat."""
+        try:
+            version = await k8s.VersionApi(self.api).get_code(_request_timeout=timeout)
+        except (TimeoutError, ApiException, OSError) as exc:
+            self._error(exc)
+            raise MemberUnavailable(str(exc) or type(exc).__name__) from exc
+        except Exception as exc:
+            self._error(exc)
+            raise MemberUnavailable(str(exc) or type(exc).__name__) from exc
+        self.last_ok = time.monotonic()
+        return str(version.git_version)
+
+    async def create_job(self, manifest: Mapping[str, Any]) -> tuple[str, bool]:
+        """Create the Job, or adopt the one a previous try created: (uid, created)."""
+        name = manifest["metadata"]["name"]
+        try:
+            created = await self._batch.create_namespaced_job(
+                self.namespace, manifest, _request_timeout=30)  # type: ignore[arg-type]  # dicts are sent as-is
+            return str(created.metadata.uid), True
+        except ApiException as exc:
+            if exc.status != 409:
+                self._error(exc)
+                raise
+        existing = await self._batch.read_namespaced_job(name, self.namespace, _request_timeout=30)
+        want = manifest["metadata"]["labels"][JOB_UID]
+        if (existing.metadata.labels or {}).get(JOB_UID) != want:
+            raise RuntimeError(f"Job {self.namespace}/{name} on {self.name} belongs to another ComputeJob")
+        return str(existing.metadata.uid), False
+
+    async def delete_job(self, name: str) -> bool:
+        """Delete a dispatched Job and its pods; False when it was already gone."""
+        try:
+            await self._batch.delete_namespaced_job(
+                name, self.namespace, propagation_policy="Background", _request_timeout=30)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            self._error(exc)
+            raise
+        return True

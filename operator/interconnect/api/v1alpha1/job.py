@@ -1,0 +1,462 @@
+"""ComputeJob: a GPU job a tenant submits to the hub (namespaced: the namespace is the tenant)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
+
+from kube_custom_resource import schema
+from kube_custom_resource.custom_resource import Scope
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, StringConstraints, model_validator
+
+from interconnect.core import identity
+from interconnect.core.vocabulary import API_VERSION, GPU_RESOURCE, Industry, JobPhase, LatencyTier
+
+from .common import (
+    AMOUNT_PATTERN,
+    CONDITION_REASON_PATTERN,
+    Conditions,
+    GpuModelName,
+    Model,
+    MonetaryAmount,
+    NamespaceName,
+    ObjectName,
+    Price,
+    Quantity,
+    RegionCode,
+    Resource,
+    SchemaExtra,
+    ShortText,
+    cel,
+    immutable,
+    must_be_positive,
+    positive_decimal_rule,
+    rule,
+)
+
+T = TypeVar("T")
+
+#: The re-place policies of spec.failurePolicy.rePlace.
+RE_PLACE_ON_NODE_LOST = "OnNodeLost"
+RE_PLACE_NEVER = "Never"
+DEFAULT_RE_PLACE_AFTER_SECONDS = 120
+
+
+def _unique(items: list[T]) -> list[T]:
+    seen: list[T] = []
+    for item in items:
+        if item in seen:
+            raise ValueError(f"duplicate entry {item!r}")
+        seen.append(item)
+    return items
+
+
+SetOf = Annotated[list[T], AfterValidator(_unique), SchemaExtra(**{"x-kubernetes-list-type": "set"})]
+"""A list of unique scalars (x-kubernetes-list-type: set; the API server rejects duplicates)."""
+
+
+class GpuRequest(Model):
+    """GPUs each replica needs. Immutable."""
+
+    count: Annotated[int, Field(ge=1, le=64)]
+    """Cards per replica (1-64). The operator sets the containers' nvidia.com/gpu limits from it."""
+    models: Annotated[SetOf[GpuModelName], Field(max_length=16)] = Field(default_factory=list)
+    """Acceptable GPU models, as the nvidia.com/gpu.product label spells them, e.g.
+    NVIDIA-A100-SXM4-80GB. Empty: any model."""
+    min_memory_gib: Annotated[int, Field(ge=1, le=4096)] | None = Field(default=None, alias="minMemoryGiB")
+    """Least memory per card, in GiB. Omitted: any."""
+
+
+def _overlap_rule(kind: str) -> dict[str, str]:
+    allowed, denied = f"allowed{kind}", f"denied{kind}"
+    return rule(
+        f"!has(self.{allowed}) || !has(self.{denied}) || !self.{allowed}.exists(x, x in self.{denied})",
+        f"{denied} and {allowed} must not share an entry",
+        field_path=f".{denied}",
+    )
+
+
+class PlacementPolicy(Model):
+    """Where the job may run. Allowed lists restrict (empty: anywhere); denied lists exclude."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(_overlap_rule("Regions"), _overlap_rule("Industries"), _overlap_rule("Nodes"))
+    )
+
+    allowed_regions: Annotated[SetOf[RegionCode], Field(max_length=34)] = Field(default_factory=list)
+    """Run only in these regions (ISO 3166-2:CN codes)."""
+    denied_regions: Annotated[SetOf[RegionCode], Field(max_length=34)] = Field(default_factory=list)
+    """Never run in these regions."""
+    allowed_industries: Annotated[SetOf[Industry], Field(max_length=16)] = Field(default_factory=list)
+    """Run only on industry nodes of these industries (regional nodes are then excluded)."""
+    denied_industries: Annotated[SetOf[Industry], Field(max_length=16)] = Field(default_factory=list)
+    """Never run on industry nodes of these industries."""
+    allowed_nodes: Annotated[SetOf[ObjectName], Field(max_length=64)] = Field(default_factory=list)
+    """Run only on these ComputeNodes."""
+    denied_nodes: Annotated[SetOf[ObjectName], Field(max_length=64)] = Field(default_factory=list)
+    """Never run on these ComputeNodes."""
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> PlacementPolicy:
+        pairs: Sequence[tuple[str, Sequence[Any], Sequence[Any]]] = (
+            ("Regions", self.allowed_regions, self.denied_regions),
+            ("Industries", self.allowed_industries, self.denied_industries),
+            ("Nodes", self.allowed_nodes, self.denied_nodes),
+        )
+        for kind, allowed, denied in pairs:
+            if set(allowed) & set(denied):
+                raise ValueError(f"denied{kind} and allowed{kind} must not share an entry")
+        return self
+
+
+QuantityValue = Annotated[schema.IntOrString, SchemaExtra(maxLength=64)]
+
+
+class ResourceRequirements(Model):
+    """Compute resources of a container (corev1.ResourceRequirements; other fields are kept)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    limits: Annotated[dict[str, QuantityValue], Field(max_length=32)] | None = None
+    """Resource limits. nvidia.com/gpu, if given, must equal spec.gpus.count."""
+    requests: Annotated[dict[str, QuantityValue], Field(max_length=32)] | None = None
+    """Resource requests. nvidia.com/gpu, if given, must equal spec.gpus.count."""
+
+
+class Container(Model):
+    """A container of the pod template (corev1.Container; fields not listed here are kept as written)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+    """Container name (DNS label)."""
+    resources: ResourceRequirements | None = None
+    """Compute resources. The operator sets nvidia.com/gpu from spec.gpus.count."""
+
+
+class PodSpecTemplate(Model):
+    """The pod spec (corev1.PodSpec; fields not listed here are kept as written)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    containers: Annotated[list[Container], Field(min_length=1, max_length=16)]
+    """The containers (at least one)."""
+    init_containers: Annotated[list[Container], Field(max_length=16)] | None = None
+    """Init containers."""
+
+
+class PodTemplate(Model):
+    """The workload: a pod template (corev1.PodTemplateSpec). The member Job runs one pod per replica."""
+
+    metadata: schema.Dict[str, Any] | None = None
+    """Labels and annotations for the pods (kept as written)."""
+    spec: PodSpecTemplate
+    """The pod spec. Its containers' nvidia.com/gpu limits are set by the operator from spec.gpus;
+    an explicit different value is rejected."""
+
+
+class FailurePolicy(Model):
+    """What the hub does when the node running the job is lost."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            rule(
+                "!has(self.rePlace) || self.rePlace != 'Never' || !has(self.rePlaceAfterSeconds)",
+                "rePlaceAfterSeconds is not allowed when rePlace is Never",
+                field_path=".rePlaceAfterSeconds",
+                reason="FieldValueForbidden",
+            )
+        )
+    )
+
+    re_place: Literal["OnNodeLost", "Never"] = "OnNodeLost"
+    """OnNodeLost: when the node stops answering, re-place the job elsewhere (new attempt) after
+    rePlaceAfterSeconds. Never: fail the job instead. Default: OnNodeLost."""
+    re_place_after_seconds: Annotated[int, Field(ge=0, le=86400)] | None = None
+    """Grace period before re-placing, in seconds. Default: 120."""
+
+    @model_validator(mode="after")
+    def _never_has_no_delay(self) -> FailurePolicy:
+        if self.re_place == RE_PLACE_NEVER and self.re_place_after_seconds is not None:
+            raise ValueError("rePlaceAfterSeconds is not allowed when rePlace is Never")
+        return self
+
+    def re_place_after(self) -> int | None:
+        """Seconds to wait before re-placing, or None when the job must not be re-placed."""
+        if self.re_place == RE_PLACE_NEVER:
+            return None
+        if self.re_place_after_seconds is None:
+            return DEFAULT_RE_PLACE_AFTER_SECONDS
+        return self.re_place_after_seconds
+
+
+def _gpu_rule(containers: str) -> dict[str, str]:
+    path = f"self.template.spec.{containers}"
+    gpu = f"'{GPU_RESOURCE}'"
+
+    def clause(kind: str) -> str:
+        return (
+            f"(!has(c.resources.{kind}) || !({gpu} in c.resources.{kind}) || "
+            f"string(c.resources.{kind}[{gpu}]) == string(self.gpus.count))"
+        )
+
+    return rule(
+        f"!has(self.template) || !has(self.template.spec) || !has({path}) || !has(self.gpus) || "
+        "!has(self.gpus.count) || "
+        f"{path}.all(c, !has(c.resources) || ({clause('limits')} && {clause('requests')}))",
+        f"an explicit {GPU_RESOURCE} limit or request in template.spec.{containers} must equal gpus.count "
+        "(the operator sets it from spec.gpus)",
+        field_path=f".template.spec.{containers}",
+    )
+
+
+class ComputeJobSpec(Model):
+    """What the tenant asks for: GPUs, where, how fast, at what price, and the workload."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            rule(
+                "!has(self.budget) || !has(self.budget.currency) || !has(self.maxPrice) || "
+                "!has(self.maxPrice.currency) || self.budget.currency == self.maxPrice.currency",
+                "budget.currency must equal maxPrice.currency",
+                field_path=".budget.currency",
+            ),
+            rule(
+                "!has(self.budget) || !has(self.budget.amount) || self.budget.amount.matches('[1-9]')",
+                "budget.amount must be greater than 0",
+                field_path=".budget.amount",
+            ),
+            _gpu_rule("containers"),
+            _gpu_rule("initContainers"),
+        )
+    )
+
+    gpus: Annotated[GpuRequest, Field(json_schema_extra=immutable("gpus"))]
+    """GPUs each replica needs: count, acceptable models, least memory per card. Immutable."""
+    replicas: Annotated[int, Field(ge=1, le=1024)] = 1
+    """Pods run at once, each with gpus.count cards, all on the same node. Default: 1."""
+    origin: Annotated[RegionCode, Field(json_schema_extra=immutable("origin"))]
+    """ISO 3166-2:CN code of the region the job is submitted from (latency is measured from there). Immutable."""
+    latency_tier: LatencyTier
+    """Required latency from origin: 1ms (same city), 5ms (same region), 20ms (national)."""
+    max_price: MonetaryAmount
+    """The highest price per card-hour the tenant accepts (machine-hour offers are compared per card)."""
+    budget: MonetaryAmount | None = None
+    """Cap on the job's total cost, in maxPrice's currency. Omitted: no cap."""
+    expected_hours: (
+        Annotated[
+            str,
+            StringConstraints(max_length=15, pattern=AMOUNT_PATTERN),
+            AfterValidator(must_be_positive),
+            Field(json_schema_extra=cel(positive_decimal_rule("expectedHours"))),
+        ]
+        | None
+    ) = None
+    """Declared duration in hours, a decimal string, e.g. "2.5": used for quotes and the budget check."""
+    placement: PlacementPolicy | None = None
+    """Region, industry and node constraints."""
+    priority: Annotated[int, Field(ge=-1000, le=1000)] = 0
+    """Higher is placed first (-1000 to 1000). Default: 0."""
+    template: PodTemplate
+    """The workload: a pod template."""
+    active_deadline_seconds: Annotated[int, Field(ge=1)] | None = None
+    """Seconds the member Job may be active before it is terminated. Omitted: no limit."""
+    backoff_limit: Annotated[int, Field(ge=0, le=100)] | None = None
+    """Pod retries in the member Job before the attempt fails. Omitted: the Job's default (6)."""
+    failure_policy: FailurePolicy | None = None
+    """What to do when the node is lost. Omitted: re-place after 120 seconds."""
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> ComputeJobSpec:
+        if self.budget is not None:
+            if self.budget.currency != self.max_price.currency:
+                raise ValueError("budget.currency must equal maxPrice.currency")
+            if not any(c in "123456789" for c in self.budget.amount):
+                raise ValueError("budget.amount must be greater than 0")
+        want = str(self.gpus.count)
+        containers = [*self.template.spec.containers, *(self.template.spec.init_containers or [])]
+        for container in containers:
+            resources = container.resources
+            for values in (resources.limits, resources.requests) if resources else ():
+                if values and GPU_RESOURCE in values and str(values[GPU_RESOURCE]) != want:
+                    raise ValueError(
+                        f"container {container.name!r}: an explicit {GPU_RESOURCE} of "
+                        f"{values[GPU_RESOURCE]} conflicts with gpus.count {want}"
+                    )
+        return self
+
+    @property
+    def total_cards(self) -> int:
+        """Cards the job holds while it runs: gpus.count x replicas."""
+        return self.gpus.count * self.replicas
+
+    def effective_failure_policy(self) -> FailurePolicy:
+        return self.failure_policy or FailurePolicy()
+
+
+# ---------------------------------------------------------------------------------------------
+# Status
+# ---------------------------------------------------------------------------------------------
+
+IdentityCode = Annotated[str, StringConstraints(max_length=identity.LENGTH, pattern=identity.PATTERN)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=CONDITION_REASON_PATTERN)]
+
+
+class PlacementResult(Model):
+    """Where the job was placed, at what price and tier."""
+
+    node: ObjectName
+    """The ComputeNode chosen."""
+    identity_code: IdentityCode
+    """The node's identity code."""
+    offer: ObjectName
+    """The ComputeOffer the cards come from."""
+    price: Price
+    """The offer's price at placement time (locked for this attempt)."""
+    tier: LatencyTier
+    """The latency tier the node gives from origin."""
+    region: RegionCode
+    """The node's region."""
+    gpu_model: GpuModelName
+    """The GPU model the job runs on."""
+    placed_at: AwareDatetime
+    """When the placement was made."""
+
+
+class MemberJobRef(Model):
+    """The batch/v1 Job the ComputeJob became in the member cluster."""
+
+    cluster: ObjectName
+    """The ComputeNode (member cluster) it runs in."""
+    namespace: NamespaceName
+    """Its namespace in the member."""
+    name: Annotated[str, StringConstraints(min_length=1, max_length=63)]
+    """Its name (derived from the ComputeJob's UID and the attempt)."""
+    uid: Annotated[str, StringConstraints(max_length=64)] | None = None
+    """Its UID in the member."""
+
+
+class Attempt(Model):
+    """One placement of the job on a node, and how it ended."""
+
+    attempt: Annotated[int, Field(ge=1)]
+    """Attempt number, from 1."""
+    node: ObjectName
+    """The ComputeNode of this attempt."""
+    member_job_name: Annotated[str, StringConstraints(min_length=1, max_length=63)]
+    """The member Job's name."""
+    started_at: AwareDatetime | None = None
+    """When the attempt's first pod started running."""
+    finished_at: AwareDatetime | None = None
+    """When the attempt ended."""
+    outcome: Reason | None = None
+    """How it ended, in CamelCase: Succeeded, Failed, NodeLost, Cancelled, ... Omitted while it runs."""
+    card_hours: Quantity | None = None
+    """Card-hours the attempt used, a decimal string."""
+
+
+class Usage(Model):
+    """Metered use (durable: the hub accrues it here as the job runs)."""
+
+    card_hours: Quantity = "0"
+    """Card-hours used so far (GPUs x running time of each pod), a decimal string."""
+    cost: Quantity = "0"
+    """Cost so far, a decimal string in currency."""
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$", min_length=3, max_length=3)] | None = None
+    """ISO 4217 currency of cost."""
+    accrued_until: AwareDatetime | None = None
+    """Usage is counted up to this time."""
+    lost_card_hours: Quantity | None = None
+    """Card-hours of attempts lost with their node (not billed)."""
+
+
+class ReasonCount(Model):
+    """How many candidates were rejected for one reason."""
+
+    reason: Reason
+    """Why, in CamelCase, e.g. PriceAboveMax."""
+    count: Annotated[int, Field(ge=0)]
+    """How many candidates."""
+
+
+class Candidate(Model):
+    """One offer considered and why it was rejected."""
+
+    offer: ObjectName
+    """The ComputeOffer."""
+    node: ObjectName
+    """Its ComputeNode."""
+    reason: ShortText
+    """Why it does not fit, e.g. "price 12.5 CNY/card-hour above maxPrice 10"."""
+
+
+class Unschedulable(Model):
+    """Why nothing fits, the way kube-scheduler explains "0/7 nodes are available"."""
+
+    summary: ShortText
+    """E.g. "0/5 offers fit: 2 price above maxPrice, 2 latency tier 1ms not met, 1 node not Ready"."""
+    reasons: Annotated[list[ReasonCount], Field(max_length=32)] = Field(default_factory=list)
+    """Rejections counted by reason."""
+    candidates: Annotated[list[Candidate], Field(max_length=100)] = Field(default_factory=list)
+    """Each candidate offer and why it was rejected (the first 100)."""
+
+
+class ComputeJobStatus(Model):
+    """What happened to the job: phase, placement, member job, attempts, usage."""
+
+    phase: JobPhase | None = None
+    """Pending, Scheduled, Dispatched, Running, Succeeded, Failed or Cancelled."""
+    placement: PlacementResult | None = None
+    """The current placement."""
+    member_job: MemberJobRef | None = None
+    """The member Job of the current attempt."""
+    attempts: Annotated[int, Field(ge=0)] = 0
+    """Attempts made so far."""
+    attempt_history: Annotated[list[Attempt], Field(max_length=64)] = Field(default_factory=list)
+    """Every attempt, oldest first."""
+    usage: Usage | None = None
+    """Card-hours and cost."""
+    start_time: AwareDatetime | None = None
+    """When the job first started running."""
+    completion_time: AwareDatetime | None = None
+    """When the job reached a terminal phase."""
+    conditions: Conditions = Field(default_factory=list)
+    """Conditions (metav1.Condition)."""
+    unschedulable: Unschedulable | None = None
+    """Why the job cannot be placed now (while Pending)."""
+    observed_generation: Annotated[int, Field(ge=0)] | None = None
+    """The metadata.generation the status reflects."""
+
+
+class ComputeJob(  # type: ignore[call-arg]
+    Resource,
+    scope=Scope.NAMESPACED,
+    kind="ComputeJob",
+    plural_name="computejobs",
+    short_names=["cjob"],
+    subresources={"status": {}},
+    printer_columns=[
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Node", "type": "string", "jsonPath": ".status.placement.node"},
+        {"name": "GPUs", "type": "integer", "jsonPath": ".spec.gpus.count", "description": "GPUs per replica"},
+        {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas", "priority": 1},
+        {"name": "Tier", "type": "string", "jsonPath": ".spec.latencyTier"},
+        {"name": "Price", "type": "string", "jsonPath": ".status.placement.price.amount"},
+        {"name": "Card-Hours", "type": "string", "jsonPath": ".status.usage.cardHours"},
+        {"name": "Cost", "type": "string", "jsonPath": ".status.usage.cost", "priority": 1},
+        {"name": "Region", "type": "string", "jsonPath": ".status.placement.region", "priority": 1},
+        {"name": "Offer", "type": "string", "jsonPath": ".status.placement.offer", "priority": 1},
+    ],
+):
+    """A GPU job submitted to the hub. It runs on the member node whose offer fits its GPUs,
+    latency tier, price cap, budget and placement policy best, and every card-hour is metered."""
+
+    KIND: ClassVar[str] = "ComputeJob"
+    PLURAL: ClassVar[str] = "computejobs"
+
+    api_version: str = API_VERSION
+    kind: str = "ComputeJob"
+    spec: ComputeJobSpec
+    """What the tenant asks for."""
+    status: ComputeJobStatus = Field(default_factory=ComputeJobStatus)
+    """Written by the hub."""

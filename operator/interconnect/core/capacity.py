@@ -1,0 +1,153 @@
+"""What a member really has: GPU cards by node, by model and by offer.
+
+An offer never sells cards that are not there: its free cards are derived from the member's
+own state (allocatable ``nvidia.com/gpu`` of the Ready, schedulable nodes its selector
+matches, minus what live pods request), minus the cards the hub reserved for placements whose
+pods do not exist yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from interconnect.core.reservations import Reservation
+from interconnect.core.vocabulary import GPU_PRODUCT_LABEL, GPU_RESOURCE
+
+
+@dataclass(frozen=True, slots=True)
+class MemberNode:
+    """A node of a member cluster, as far as GPU capacity is concerned."""
+
+    name: str
+    labels: Mapping[str, str]
+    capacity_gpus: int
+    allocatable_gpus: int
+    ready: bool
+    schedulable: bool
+
+    @property
+    def gpu_model(self) -> str | None:
+        return self.labels.get(GPU_PRODUCT_LABEL)
+
+    @property
+    def usable(self) -> bool:
+        return self.ready and self.schedulable
+
+
+@dataclass(frozen=True, slots=True)
+class MemberPod:
+    """A pod on a member that holds GPUs until it terminates.
+
+    ``offer`` and ``job_uid`` are set for pods the hub dispatched (from their labels).
+    """
+
+    uid: str
+    node: str | None
+    gpus: int
+    terminal: bool
+    offer: str | None = None
+    job_uid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OfferCards:
+    total: int
+    in_use: int
+    reserved: int
+
+    @property
+    def free(self) -> int:
+        return max(0, self.total - self.in_use - self.reserved)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCapacity:
+    model: str
+    total: int
+    allocatable: int
+    in_use: int
+
+
+def selector_matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def offer_nodes(nodes: Iterable[MemberNode], selector: Mapping[str, str], gpu_model: str) -> list[MemberNode]:
+    """Nodes that back an offer: its selector matches and they carry its GPU model."""
+    return [n for n in nodes if n.gpu_model == gpu_model and selector_matches(selector, n.labels)]
+
+
+def offer_cards(
+    *,
+    offer: str,
+    cards_offered: int,
+    selector: Mapping[str, str],
+    gpu_model: str,
+    nodes: Iterable[MemberNode],
+    pods: Iterable[MemberPod],
+    reservations: Iterable[Reservation],
+) -> OfferCards:
+    """Cards of one offer: total (capped by what it offers), in use, and reserved."""
+    backing = offer_nodes(nodes, selector, gpu_model)
+    backing_names = {n.name for n in backing}
+    physical = sum(n.allocatable_gpus for n in backing if n.usable)
+    in_use = 0
+    held_by_job: dict[str, int] = {}
+    for pod in pods:
+        if pod.terminal or pod.gpus <= 0:
+            continue
+        counted = pod.node in backing_names if pod.node else pod.offer == offer
+        if counted:
+            in_use += pod.gpus
+            if pod.job_uid:
+                held_by_job[pod.job_uid] = held_by_job.get(pod.job_uid, 0) + pod.gpus
+    # A reservation covers only the cards its job's pods do not hold yet: no double count.
+    reserved = sum(
+        max(0, r.cards - held_by_job.get(r.uid, 0)) for r in reservations if r.offer == offer
+    )
+    total = min(cards_offered, physical)
+    return OfferCards(total=total, in_use=min(in_use, physical), reserved=reserved)
+
+
+def capacity_by_model(nodes: Iterable[MemberNode], pods: Iterable[MemberPod]) -> list[ModelCapacity]:
+    """A member's GPUs per model: capacity, allocatable on usable nodes, and in use."""
+    node_list = list(nodes)
+    model_of = {n.name: n.gpu_model for n in node_list}
+    totals: dict[str, list[int]] = {}
+    for node in node_list:
+        if node.gpu_model is None or node.capacity_gpus <= 0:
+            continue
+        entry = totals.setdefault(node.gpu_model, [0, 0, 0])
+        entry[0] += node.capacity_gpus
+        if node.usable:
+            entry[1] += node.allocatable_gpus
+    for pod in pods:
+        model = model_of.get(pod.node) if pod.node else None
+        if model is not None and not pod.terminal and model in totals:
+            totals[model][2] += pod.gpus
+    return [ModelCapacity(m, t, a, u) for m, (t, a, u) in sorted(totals.items())]
+
+
+def gpus_requested(containers: Iterable[Mapping[str, object]],
+                   init_containers: Iterable[Mapping[str, object]] = ()) -> int:
+    """GPUs a pod holds, as the scheduler counts them.
+
+    Extended resources are requested through limits (requests default to limits); init
+    containers run one at a time, so the pod holds the larger of their maximum and the sum
+    of its app containers.
+    """
+
+    def one(container: Mapping[str, object]) -> int:
+        resources = container.get("resources") or {}
+        assert isinstance(resources, Mapping)
+        for key in ("limits", "requests"):
+            values = resources.get(key) or {}
+            assert isinstance(values, Mapping)
+            if GPU_RESOURCE in values:
+                return int(str(values[GPU_RESOURCE]))
+        return 0
+
+    app = sum(one(c) for c in containers)
+    init = max((one(c) for c in init_containers), default=0)
+    return max(app, init)

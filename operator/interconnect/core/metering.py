@@ -1,0 +1,258 @@
+"""Card-hours and what they cost, from the member's own pod timestamps.
+
+Usage is counted in card-microseconds (`CardTime`): GPUs x the microseconds between a pod's
+start and finish, an exact integer. Hours are derived from it, and money is computed from the
+exact quantity and rounded once, at the end.
+
+The durable record (`UsageRecord`) is a function of the pods' timestamps, never a sum of
+wall-clock ticks: recomputing it after an operator restart, a member outage or a duplicate
+event gives the same figure, so time is neither counted twice nor lost. Per pod, the record
+keeps the greatest observation in the order (finished over running, then longer, then more
+GPUs), a join that is idempotent, commutative and associative:
+
+- a running pod's figure grows with `now` and never shrinks (a hub clock stepping back does not
+  take time away);
+- a finished pod's figure is the member's final word and replaces any running estimate, even a
+  longer one (the hub may have counted to its `now` past the real finish while the member was
+  silent); Prometheus counters never go down, so `delta` clamps at zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from fractions import Fraction
+from typing import NamedTuple
+
+from interconnect.core.money import MONEY_CONTEXT, Money, MoneyError, Price, round_to_minor_unit
+from interconnect.core.vocabulary import BillingUnit
+
+MICROSECONDS_PER_HOUR = 3_600_000_000
+CARD_HOUR_PLACES = 12
+"""Decimal card-hours are shown to 1e-12 h (3.6 ns): every microsecond of one card shows."""
+_CARD_HOUR_QUANTUM = Decimal(1).scaleb(-CARD_HOUR_PLACES)
+_ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+def _require_aware(value: datetime, what: str) -> None:
+    if value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware (Kubernetes timestamps are UTC)")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class CardTime:
+    """Usage as an exact integer number of card-microseconds."""
+
+    card_microseconds: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.card_microseconds, bool) or not isinstance(self.card_microseconds, int):
+            raise TypeError("card_microseconds must be an int")
+        if self.card_microseconds < 0:
+            raise ValueError(f"usage cannot be negative: {self.card_microseconds}")
+
+    @property
+    def exact_card_hours(self) -> Fraction:
+        """For billing: no rounding at all."""
+        return Fraction(self.card_microseconds, MICROSECONDS_PER_HOUR)
+
+    @property
+    def card_hours(self) -> Decimal:
+        """For status and counters, to `CARD_HOUR_PLACES` places (half even)."""
+        hours = MONEY_CONTEXT.divide(Decimal(self.card_microseconds), Decimal(MICROSECONDS_PER_HOUR))
+        return hours.quantize(_CARD_HOUR_QUANTUM, rounding=ROUND_HALF_EVEN, context=MONEY_CONTEXT)
+
+    def __add__(self, other: CardTime) -> CardTime:
+        return CardTime(self.card_microseconds + other.card_microseconds)
+
+    def increase_over(self, earlier: CardTime) -> CardTime:
+        """How much more this is than `earlier`; zero if it is less (counters never go down)."""
+        return CardTime(max(0, self.card_microseconds - earlier.card_microseconds))
+
+
+@dataclass(frozen=True, slots=True)
+class PodRun:
+    """One pod of a dispatched job, with the member's timestamps."""
+
+    pod_uid: str
+    gpus: int
+    started: datetime
+    finished: datetime | None = None
+    """None while the pod runs: it counts up to `now`."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.gpus, bool) or not isinstance(self.gpus, int) or self.gpus < 0:
+            raise ValueError(f"gpus must be a non-negative int, not {self.gpus!r}")
+        _require_aware(self.started, "started")
+        if self.finished is not None:
+            _require_aware(self.finished, "finished")
+
+    def microseconds(self, now: datetime) -> int:
+        """Running time, to the microsecond; zero if the timestamps run backwards."""
+        end = now if self.finished is None else self.finished
+        return max(0, (end - self.started) // _ONE_MICROSECOND)
+
+    def card_time(self, now: datetime) -> CardTime:
+        return CardTime(self.gpus * self.microseconds(now))
+
+
+def _observation_key(run: PodRun, now: datetime) -> tuple[bool, int, int]:
+    return (run.finished is not None, run.microseconds(now), run.gpus)
+
+
+def _latest(runs: Iterable[PodRun], now: datetime) -> dict[str, PodRun]:
+    """One run per pod: a pod reported twice counts once, by its greatest observation."""
+    chosen: dict[str, PodRun] = {}
+    for run in runs:
+        held = chosen.get(run.pod_uid)
+        if held is None or _observation_key(run, now) > _observation_key(held, now):
+            chosen[run.pod_uid] = run
+    return chosen
+
+
+def card_time(runs: Iterable[PodRun], now: datetime) -> CardTime:
+    """Exact usage of `runs` at `now` (running pods count up to `now`)."""
+    _require_aware(now, "now")
+    return CardTime(sum(run.gpus * run.microseconds(now) for run in _latest(runs, now).values()))
+
+
+def card_hours(runs: Iterable[PodRun], now: datetime) -> Decimal:
+    """GPUs x running hours of `runs` at `now`, as a Decimal (see `CardTime.card_hours`)."""
+    return card_time(runs, now).card_hours
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class PodAccrual:
+    """What one pod of one attempt has accrued so far."""
+
+    attempt: int
+    pod_uid: str
+    gpus: int
+    microseconds: int
+    finished: bool
+    """The member reported the pod finished: its figure is final."""
+
+    @property
+    def card_time(self) -> CardTime:
+        return CardTime(self.gpus * self.microseconds)
+
+    @property
+    def seconds(self) -> Decimal:
+        return Decimal(self.microseconds).scaleb(-6)
+
+    def _rank(self) -> tuple[bool, int, int]:
+        return (self.finished, self.microseconds, self.gpus)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """Accrued usage per attempt and per pod; the durable part of a job's usage status."""
+
+    pods: tuple[PodAccrual, ...] = ()
+    """In (attempt, pod uid) order, one entry per pod of an attempt."""
+
+    def __post_init__(self) -> None:
+        pods = tuple(sorted(self.pods))
+        keys = [(p.attempt, p.pod_uid) for p in pods]
+        if len(set(keys)) != len(keys):
+            raise ValueError("a usage record holds one entry per pod and attempt")
+        object.__setattr__(self, "pods", pods)
+
+    @property
+    def attempts(self) -> tuple[int, ...]:
+        return tuple(sorted({p.attempt for p in self.pods}))
+
+    def card_time(self, attempt: int | None = None) -> CardTime:
+        """Exact usage of one attempt, or of all attempts."""
+        return CardTime(sum(p.gpus * p.microseconds for p in self.pods if attempt is None or p.attempt == attempt))
+
+    def card_hours(self, attempt: int | None = None) -> Decimal:
+        return self.card_time(attempt).card_hours
+
+    def seconds(self, attempt: int | None = None) -> Decimal:
+        """Pod-seconds (not card-seconds) accrued: how long the job's pods ran."""
+        micro = sum(p.microseconds for p in self.pods if attempt is None or p.attempt == attempt)
+        return Decimal(micro).scaleb(-6)
+
+
+def accrue(previous: UsageRecord, runs: Iterable[PodRun], now: datetime, attempt: int) -> UsageRecord:
+    """The record once the pods of `attempt`, as the member reports them at `now`, are taken in.
+
+    Pods of other attempts, and pods no longer reported (deleted after finishing), keep what
+    they accrued. Calling it again with the same or older observations changes nothing.
+    """
+    _require_aware(now, "now")
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
+        raise ValueError(f"attempt must be a non-negative int, not {attempt!r}")
+    merged = {(p.attempt, p.pod_uid): p for p in previous.pods}
+    for run in _latest(runs, now).values():
+        observed = PodAccrual(attempt, run.pod_uid, run.gpus, run.microseconds(now), run.finished is not None)
+        held = merged.get((attempt, run.pod_uid))
+        if held is None or observed._rank() > held._rank():
+            merged[(attempt, run.pod_uid)] = observed
+    return UsageRecord(tuple(merged.values()))
+
+
+def delta(previous: UsageRecord, current: UsageRecord, attempt: int | None = None) -> Decimal:
+    """Card-hours to add to a Prometheus counter between two records (never negative).
+
+    Per attempt when given (each attempt ran on its own node and offer, so its own labels).
+    """
+    return current.card_time(attempt).increase_over(previous.card_time(attempt)).card_hours
+
+
+def cost(card_hours: Decimal | Fraction | CardTime, price: Price, cards_per_replica: int, replicas: int) -> Money:
+    """What `card_hours` of a job cost at `price`, rounded once (half up) to the minor unit.
+
+    Per card-hour: card-hours x price. Per machine-hour the job pays whole machines:
+    machines = ceil(cards / cards per machine), machine-hours = card-hours / cards x machines.
+    Pass a `CardTime` (or a Fraction) to bill the exact usage.
+    """
+    if cards_per_replica < 1 or replicas < 1:
+        raise MoneyError("a job has at least one replica of at least one card")
+    if isinstance(card_hours, CardTime):
+        hours = card_hours.exact_card_hours
+    elif isinstance(card_hours, Decimal):
+        if not card_hours.is_finite():
+            raise MoneyError(f"card-hours must be finite, not {card_hours}")
+        hours = Fraction(card_hours)
+    else:
+        hours = card_hours
+    if hours < 0:
+        raise MoneyError(f"card-hours cannot be negative: {card_hours}")
+    amount = Fraction(price.amount.amount)
+    if price.unit is BillingUnit.CARD_HOUR:
+        exact = hours * amount
+    else:
+        cards = cards_per_replica * replicas
+        machines = price.machines_for(cards)
+        assert machines is not None
+        exact = hours / cards * machines * amount
+    return Money(round_to_minor_unit(exact, price.currency), price.currency)
+
+
+class LostTimeSplit(NamedTuple):
+    """Usage before a member was declared lost (charged) and after it (recorded, not charged)."""
+
+    charged: CardTime
+    lost: CardTime
+
+
+def split_at(runs: Iterable[PodRun], lost_since: datetime, now: datetime) -> LostTimeSplit:
+    """Split each pod's running time at `lost_since`; running pods count up to `now`.
+
+    After a member is declared lost its jobs are re-placed; whatever its pods kept doing after
+    that instant is recorded apart and not charged to the tenant.
+    """
+    _require_aware(lost_since, "lost_since")
+    _require_aware(now, "now")
+    charged = lost = 0
+    for run in _latest(runs, now).values():
+        end = now if run.finished is None else run.finished
+        before = max(0, (min(end, lost_since) - run.started) // _ONE_MICROSECOND)
+        after = max(0, (end - max(run.started, lost_since)) // _ONE_MICROSECOND)
+        charged += run.gpus * before
+        lost += run.gpus * after
+    return LostTimeSplit(CardTime(charged), CardTime(lost))

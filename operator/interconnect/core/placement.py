@@ -1,0 +1,779 @@
+"""Where a job goes, and why everything else did not fit: a pure function of one snapshot.
+
+`place(job, snapshot)` runs every offer through the filters below, in this order, and records
+the first one each offer fails (`FILTER_ORDER`, the order of `RejectReason`):
+
+ 1. node missing, not registered, not Ready, cordoned, fenced        (is the node usable)
+ 2. region, industry, node: denied, then not allowed                (the tenant's policy)
+ 3. latency tier not met, from the job's origin to the node's region (where the node is)
+ 4. offer not yet valid / expired                                    (the offer's window)
+ 5. GPU model not accepted, GPU memory below the minimum, a replica larger than one machine,
+    not enough free cards for all replicas                           (what the offer holds)
+ 6. currency mismatch, price above maxPrice, budget exceeded for the expected hours
+
+Where comes before what, as in kube-scheduler (node affinity before resource fit): a tenant
+learns that a node is out of its latency tier rather than that it is short of cards it could
+never use anyway; and the node-level filters (1-3) settle all of a node's offers at once.
+
+Prices are compared as the EFFECTIVE price per card-hour: a machine-hour offer bills whole
+machines, so 3 cards of an 8-card machine pay one machine / 3 per card-hour. All replicas of a
+job go to one offer. Among the offers that pass, the best is the lowest of
+(effective price, tier, measured RTT, fewer cards left free (negated: more is better), offer
+name): deterministic, and independent of the order the offers arrive in.
+
+Placement runs for every pending job on every change, against up to ~10,000 offers, so the
+loop is kept lean: node and region verdicts are computed once per node, messages are built
+once per distinct value, and prices are compared as exact hourly totals (the job's card count
+is the same for every offer, so ordering by hourly total is ordering by price per card-hour).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from fractions import Fraction
+from types import MappingProxyType
+from typing import NamedTuple, Protocol, TypeVar
+
+from interconnect.core.latency import LatencyTable, UnknownRegion, tier_for_rtt
+from interconnect.core.money import (
+    MONEY_CONTEXT,
+    Money,
+    MoneyError,
+    Price,
+    cap_admitting,
+    minor_unit,
+    price_per_card_hour,
+    round_to_minor_unit,
+)
+from interconnect.core.vocabulary import BillingUnit, Industry, LatencyTier, NodeType
+
+DEFAULT_CURRENCY = "CNY"
+
+
+def _require_aware(value: datetime | None, what: str) -> None:
+    if value is not None and value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware (Kubernetes timestamps are UTC)")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRequest:
+    """What a pending ComputeJob asks for, as placement sees it."""
+
+    namespace: str
+    name: str
+    uid: str
+    gpus_per_replica: int
+    replicas: int = 1
+    models: frozenset[str] = frozenset()
+    """Acceptable GPU models; empty accepts any."""
+    min_memory_gib: int = 0
+    origin: str
+    tier: LatencyTier
+    max_price: Money | None = None
+    """Highest effective price per card-hour the tenant accepts."""
+    budget: Money | None = None
+    expected_hours: Decimal | None = None
+    allowed_regions: frozenset[str] = frozenset()
+    denied_regions: frozenset[str] = frozenset()
+    allowed_industries: frozenset[Industry] = frozenset()
+    denied_industries: frozenset[Industry] = frozenset()
+    allowed_nodes: frozenset[str] = frozenset()
+    denied_nodes: frozenset[str] = frozenset()
+    priority: int = 0
+    created: datetime
+
+    def __post_init__(self) -> None:
+        if self.gpus_per_replica < 1 or self.replicas < 1:
+            raise ValueError("a job needs at least one replica of at least one GPU")
+        if self.min_memory_gib < 0:
+            raise ValueError("min_memory_gib must not be negative")
+        if self.expected_hours is not None and (
+            not isinstance(self.expected_hours, Decimal)
+            or not self.expected_hours.is_finite()
+            or self.expected_hours < 0
+        ):
+            raise ValueError(f"expected_hours must be a non-negative Decimal, not {self.expected_hours!r}")
+        if self.max_price is not None and self.budget is not None and self.max_price.currency != self.budget.currency:
+            raise MoneyError(f"maxPrice is in {self.max_price.currency} but budget in {self.budget.currency}")
+        _require_aware(self.created, "created")
+
+    @property
+    def cards(self) -> int:
+        """All replicas go to one offer, so the offer must hold replicas x GPUs per replica."""
+        return self.replicas * self.gpus_per_replica
+
+    @property
+    def currency(self) -> str | None:
+        """The currency the tenant pays in, when it said (maxPrice or budget)."""
+        if self.max_price is not None:
+            return self.max_price.currency
+        return None if self.budget is None else self.budget.currency
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeView:
+    """A member cluster's health and identity, as placement sees it."""
+
+    name: str
+    identity_code: str | None
+    type: NodeType
+    region: str
+    industry: Industry | None = None
+    ready: bool
+    registered: bool
+    cordoned: bool = False
+    fenced: bool = False
+    """Declared lost: its jobs are being failed over, nothing new may land there."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OfferView:
+    """One published offer. `cards_free` is already net of reservations and running pods."""
+
+    name: str
+    node: str
+    gpu_model: str
+    gpu_memory_gib: int
+    cards_total: int
+    cards_free: int
+    price: Price
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    """Exclusive: the offer is no longer valid at `valid_until`."""
+
+    def __post_init__(self) -> None:
+        _require_aware(self.valid_from, "valid_from")
+        _require_aware(self.valid_until, "valid_until")
+
+
+class RejectReason(enum.StrEnum):
+    """Why an offer cannot take a job; declared in the order the filters run."""
+
+    NODE_MISSING = "NodeMissing"
+    NODE_NOT_REGISTERED = "NodeNotRegistered"
+    NODE_NOT_READY = "NodeNotReady"
+    NODE_CORDONED = "NodeCordoned"
+    NODE_FENCED = "NodeFenced"
+    REGION_DENIED = "RegionDenied"
+    REGION_NOT_ALLOWED = "RegionNotAllowed"
+    INDUSTRY_DENIED = "IndustryDenied"
+    INDUSTRY_NOT_ALLOWED = "IndustryNotAllowed"
+    NODE_DENIED = "NodeDenied"
+    NODE_NOT_ALLOWED = "NodeNotAllowed"
+    LATENCY_TIER_NOT_MET = "LatencyTierNotMet"
+    OFFER_NOT_YET_VALID = "OfferNotYetValid"
+    OFFER_EXPIRED = "OfferExpired"
+    GPU_MODEL_NOT_ACCEPTED = "GPUModelNotAccepted"
+    GPU_MEMORY_TOO_SMALL = "GPUMemoryTooSmall"
+    REPLICA_LARGER_THAN_MACHINE = "ReplicaLargerThanMachine"
+    INSUFFICIENT_FREE_CARDS = "InsufficientFreeCards"
+    CURRENCY_MISMATCH = "CurrencyMismatch"
+    PRICE_ABOVE_MAX = "PriceAboveMax"
+    BUDGET_EXCEEDED = "BudgetExceeded"
+
+    @property
+    def label(self) -> str:
+        """The phrase in a summary ("2 price above maxPrice"); latency labels also name the tiers."""
+        return _LABELS[self]
+
+
+_LABELS: Mapping[RejectReason, str] = MappingProxyType(
+    {
+        RejectReason.NODE_MISSING: "node missing",
+        RejectReason.NODE_NOT_REGISTERED: "node not registered",
+        RejectReason.NODE_NOT_READY: "node not ready",
+        RejectReason.NODE_CORDONED: "node cordoned",
+        RejectReason.NODE_FENCED: "node fenced",
+        RejectReason.OFFER_NOT_YET_VALID: "offer not yet valid",
+        RejectReason.OFFER_EXPIRED: "offer expired",
+        RejectReason.REGION_DENIED: "region denied",
+        RejectReason.REGION_NOT_ALLOWED: "region not allowed",
+        RejectReason.INDUSTRY_DENIED: "industry denied",
+        RejectReason.INDUSTRY_NOT_ALLOWED: "industry not allowed",
+        RejectReason.NODE_DENIED: "node denied",
+        RejectReason.NODE_NOT_ALLOWED: "node not allowed",
+        RejectReason.GPU_MODEL_NOT_ACCEPTED: "GPU model not accepted",
+        RejectReason.GPU_MEMORY_TOO_SMALL: "GPU memory below minimum",
+        RejectReason.REPLICA_LARGER_THAN_MACHINE: "replica larger than a machine",
+        RejectReason.INSUFFICIENT_FREE_CARDS: "insufficient free cards",
+        RejectReason.LATENCY_TIER_NOT_MET: "latency tier not met",
+        RejectReason.CURRENCY_MISMATCH: "currency mismatch",
+        RejectReason.PRICE_ABOVE_MAX: "price above maxPrice",
+        RejectReason.BUDGET_EXCEEDED: "budget exceeded",
+    }
+)
+
+_REASON_BY_LABEL: Mapping[str, RejectReason] = MappingProxyType({label: r for r, label in _LABELS.items()})
+
+FILTER_ORDER: tuple[RejectReason, ...] = tuple(RejectReason)
+
+# One offer, flattened once per snapshot for the hot loop:
+# (offer, name, gpu model, GPU memory, cards free, price amount, currency, billed per card,
+#  cards per machine, validity verdict at `now`, its message, its label).
+_Row = tuple[OfferView, str, str, int, int, Decimal, str, bool, int | None, RejectReason | None, str, str]
+
+
+def _row(offer: OfferView, now: datetime) -> _Row:
+    validity: RejectReason | None = None
+    message = ""
+    if offer.valid_from is not None and now < offer.valid_from:
+        validity, message = RejectReason.OFFER_NOT_YET_VALID, f"offer is valid from {offer.valid_from.isoformat()}"
+    elif offer.valid_until is not None and now >= offer.valid_until:
+        validity, message = RejectReason.OFFER_EXPIRED, f"offer expired at {offer.valid_until.isoformat()}"
+    label = "" if validity is None else _LABELS[validity]
+    price = offer.price
+    return (
+        offer,
+        offer.name,
+        offer.gpu_model,
+        offer.gpu_memory_gib,
+        offer.cards_free,
+        price.amount.amount,
+        price.amount.currency,
+        price.unit is BillingUnit.CARD_HOUR,
+        price.cards_per_machine,
+        validity,
+        message,
+        label,
+    )
+
+
+# The offers of one node, with the node's health verdict (job-independent, so computed once):
+# (node name, node, health reason or None, its message, rows).
+_Group = tuple[str, NodeView | None, RejectReason | None, str, tuple[_Row, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementSnapshot:
+    """Everything placement may look at, frozen at `now`.
+
+    Built once per reconcile and shared by every pending job: the offers are sorted, grouped by
+    node and flattened here, once, rather than in every `place` call.
+    """
+
+    nodes: Mapping[str, NodeView]
+    offers: Sequence[OfferView]
+    """Normalised to a tuple in (node, name) order."""
+    latency: LatencyTable
+    now: datetime
+    currency: str = DEFAULT_CURRENCY
+    """What jobs that name no currency (no maxPrice, no budget) pay in."""
+    _groups: tuple[_Group, ...] = field(init=False, repr=False, compare=False)
+    _where: Mapping[str, tuple[int, int, int]] = field(init=False, repr=False, compare=False)
+    """Offer name -> (index in `offers`, group, row in group), for `with_offer`."""
+
+    def __post_init__(self) -> None:
+        _require_aware(self.now, "now")
+        minor_unit(self.currency)
+        offers = tuple(sorted(self.offers, key=lambda o: (o.node, o.name)))
+        duplicates = sorted(name for name, count in Counter(o.name for o in offers).items() if count > 1)
+        if duplicates:
+            raise ValueError(f"offer names must be unique in a snapshot: {duplicates}")
+        groups: dict[str, list[_Row]] = {}
+        for offer in offers:
+            groups.setdefault(offer.node, []).append(_row(offer, self.now))
+        object.__setattr__(self, "nodes", MappingProxyType(dict(self.nodes)))
+        object.__setattr__(self, "offers", offers)
+        nodes = self.nodes
+        object.__setattr__(
+            self,
+            "_groups",
+            tuple(
+                (name, nodes.get(name), *_node_health(name, nodes.get(name)), tuple(rows))
+                for name, rows in groups.items()
+            ),
+        )
+        where: dict[str, tuple[int, int, int]] = {}
+        position = 0
+        for group_index, group in enumerate(self._groups):
+            for row_index, row in enumerate(group[4]):
+                where[row[1]] = (position, group_index, row_index)
+                position += 1
+        object.__setattr__(self, "_where", MappingProxyType(where))
+
+    def with_offer(self, offer: OfferView) -> PlacementSnapshot:
+        """This snapshot with one offer replaced, e.g. holding fewer free cards after a placement.
+
+        Placing a queue of jobs takes cards after each choice; re-building a 10,000-offer snapshot
+        costs several placements, replacing one offer costs a few tuple copies.
+        """
+        located = self._where.get(offer.name)
+        if located is None or self.offers[located[0]].node != offer.node:
+            others = [o for o in self.offers if o.name != offer.name]
+            return PlacementSnapshot(self.nodes, (*others, offer), self.latency, self.now, self.currency)
+        position, group_index, row_index = located
+        name, node, health, message, rows = self._groups[group_index]
+        new_rows = (*rows[:row_index], _row(offer, self.now), *rows[row_index + 1 :])
+        groups = (
+            *self._groups[:group_index],
+            (name, node, health, message, new_rows),
+            *self._groups[group_index + 1 :],
+        )
+        snapshot = object.__new__(PlacementSnapshot)
+        for attribute, value in (
+            ("nodes", self.nodes),
+            ("offers", (*self.offers[:position], offer, *self.offers[position + 1 :])),
+            ("latency", self.latency),
+            ("now", self.now),
+            ("currency", self.currency),
+            ("_groups", groups),
+            ("_where", self._where),
+        ):
+            object.__setattr__(snapshot, attribute, value)
+        return snapshot
+
+    @classmethod
+    def of(
+        cls,
+        nodes: Iterable[NodeView],
+        offers: Iterable[OfferView],
+        latency: LatencyTable,
+        now: datetime,
+        currency: str = DEFAULT_CURRENCY,
+    ) -> PlacementSnapshot:
+        return cls({n.name: n for n in nodes}, tuple(offers), latency, now, currency)
+
+
+class Rejection(NamedTuple):
+    """One offer that cannot take the job: the first filter it failed."""
+
+    offer: str
+    node: str
+    reason: RejectReason
+    message: str
+    label: str
+    """The summary phrase: `reason.label`, except latency ("latency 20ms > 5ms")."""
+
+
+# A message, or (formatter, *arguments) for the few whose values rarely repeat: they are
+# formatted only when someone reads `Decision.rejected`.
+_Message = str | tuple[Callable[..., str], *tuple[object, ...]]
+_RejectionRow = tuple[str, str, RejectReason, _Message, str]
+
+
+def _rejection(row: _RejectionRow) -> Rejection:
+    offer, node, reason, message, label = row
+    if not isinstance(message, str):
+        formatter, *arguments = message
+        message = formatter(*arguments)
+    return Rejection(offer, node, reason, message, label)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """The offer chosen, and what the job will pay there."""
+
+    offer: str
+    node: str
+    identity_code: str | None
+    region: str
+    gpu_model: str
+    tier: LatencyTier
+    rtt_ms: float
+    cards: int
+    machines: int | None
+    """Whole machines billed, for machine-hour offers."""
+    effective_price: Money
+    """Per card-hour, whole machines included; rounded half up to 4 places for display."""
+    hourly_cost: Money
+    """Exact: what one hour of the whole job costs at this offer."""
+    unit_price: Price
+    estimated_cost: Money | None
+    """For `expected_hours`, rounded once to the minor unit (as metering will)."""
+    cards_free_after: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    chosen: Candidate | None
+    fitting: int
+    considered: int
+    reason_counts: Mapping[RejectReason, int]
+    """Rejections per reason, in filter order."""
+    summary: str
+    """kube-scheduler style: "0/5 offers fit: 2 price above maxPrice, 1 insufficient free cards"."""
+    rejection_rows: tuple[_RejectionRow, ...] = field(repr=False)
+    """`rejected` as plain tuples: the hot path never pays for 10,000 named tuples it does not read."""
+
+    @property
+    def placed(self) -> bool:
+        return self.chosen is not None
+
+    @property
+    def rejected(self) -> tuple[Rejection, ...]:
+        """Every offer that does not fit, with its reason, in (node, offer name) order."""
+        return tuple(map(_rejection, self.rejection_rows))
+
+
+def _summary(fitting: int, considered: int, label_counts: Mapping[str, int]) -> str:
+    head = f"{fitting}/{considered} offers fit"
+    if considered == 0:
+        return f"{head}: no offers published"
+    if not label_counts:
+        return head
+    ordered = sorted(label_counts.items(), key=lambda item: (-item[1], item[0]))
+    return f"{head}: " + ", ".join(f"{count} {label}" for label, count in ordered)
+
+
+_Score = tuple[Decimal, int, float, int, str]
+
+
+class _Best(NamedTuple):
+    score: _Score
+    offer: OfferView
+    node: NodeView
+    tier: LatencyTier
+    rtt_ms: float
+    hourly: Decimal
+
+
+class _Outcome(NamedTuple):
+    best: _Best | None
+    fitting: int
+    rejections: list[_RejectionRow]
+    latency_labels: dict[str, RejectReason]
+
+
+_TIER_RANK: Mapping[LatencyTier, int] = MappingProxyType({t: i for i, t in enumerate(LatencyTier.ordered())})
+_PASS: tuple[None, str] = (None, "")
+
+
+def _node_health(name: str, node: NodeView | None) -> tuple[RejectReason | None, str]:
+    if node is None:
+        return RejectReason.NODE_MISSING, f"node {name} is not known to the hub"
+    if not node.registered:
+        return RejectReason.NODE_NOT_REGISTERED, f"node {name} is not registered"
+    if not node.ready:
+        return RejectReason.NODE_NOT_READY, f"node {name} is not Ready"
+    if node.cordoned:
+        return RejectReason.NODE_CORDONED, f"node {name} is cordoned"
+    if node.fenced:
+        return RejectReason.NODE_FENCED, f"node {name} is fenced (declared lost)"
+    return _PASS
+
+
+def _node_policy(job: JobRequest, node: NodeView) -> tuple[RejectReason | None, str]:
+    if node.region in job.denied_regions:
+        return RejectReason.REGION_DENIED, f"region {node.region} is denied"
+    if job.allowed_regions and node.region not in job.allowed_regions:
+        return RejectReason.REGION_NOT_ALLOWED, f"region {node.region} is not among the allowed regions"
+    industry = "none" if node.industry is None else node.industry.value
+    if node.industry is not None and node.industry in job.denied_industries:
+        return RejectReason.INDUSTRY_DENIED, f"industry {industry} is denied"
+    if job.allowed_industries and node.industry not in job.allowed_industries:
+        return RejectReason.INDUSTRY_NOT_ALLOWED, f"industry {industry} is not among the allowed industries"
+    if node.name in job.denied_nodes:
+        return RejectReason.NODE_DENIED, f"node {node.name} is denied"
+    if job.allowed_nodes and node.name not in job.allowed_nodes:
+        return RejectReason.NODE_NOT_ALLOWED, f"node {node.name} is not among the allowed nodes"
+    return _PASS
+
+
+class _Reach(NamedTuple):
+    """The latency verdict for one region: computed once per region per decision."""
+
+    tier: LatencyTier | None
+    rtt_ms: float | None
+    label: str | None
+    """None when the required tier is met."""
+    message: str
+
+
+def _reach(table: LatencyTable, origin: str, region: str, required: LatencyTier) -> _Reach:
+    try:
+        rtt = table.rtt_ms(origin, region)
+    except UnknownRegion as unknown:
+        return _Reach(None, None, "latency unknown", f"latency unknown: {unknown}")
+    tier = tier_for_rtt(rtt)
+    where = f"RTT {rtt} ms between {origin} and {region}"
+    if tier is None:
+        label = f"latency beyond {LatencyTier.ordered()[-1].value}"
+        return _Reach(None, rtt, label, f"{label}: {where}")
+    if _TIER_RANK[tier] > _TIER_RANK[required]:
+        label = f"latency {tier.value} > {required.value}"
+        return _Reach(tier, rtt, label, f"{label}: {where}")
+    return _Reach(tier, rtt, None, where)
+
+
+def _price_message(hourly: Decimal, cards: int, max_price: Money) -> str:
+    effective = Money(price_per_card_hour(hourly, cards), max_price.currency)
+    return f"effective price {effective} per card-hour > maxPrice {max_price}"
+
+
+def _budget_message(estimate: Decimal, hours: Decimal, budget: Money) -> str:
+    return f"estimated cost {Money(estimate, budget.currency)} for {hours} h > budget {budget}"
+
+
+def _evaluate(job: JobRequest, snapshot: PlacementSnapshot, *, required: LatencyTier, cap_price: bool) -> _Outcome:
+    """Run every filter over every offer (see the module docstring for the order).
+
+    The caller holds `localcontext(MONEY_CONTEXT)`. Messages are built once per distinct value
+    (price and budget messages, whose values rarely repeat, only when read).
+    """
+    needed = job.cards
+    needed_decimal = Decimal(needed)
+    per_replica = job.gpus_per_replica
+    models = job.models
+    model_list = ", ".join(sorted(models))
+    min_memory = job.min_memory_gib
+    currency = job.currency or snapshot.currency
+    quantum = Decimal(1).scaleb(-minor_unit(currency))
+    max_price = job.max_price if cap_price else None
+    cap_total = None if max_price is None else max_price.amount * needed_decimal
+    budget = job.budget
+    hours = job.expected_hours if budget is not None else None
+    budget_amount = None if budget is None else budget.amount
+
+    rows: list[_RejectionRow] = []
+    add = rows.append
+    latency_labels: dict[str, RejectReason] = {}
+    model_messages: dict[str, str] = {}
+    memory_messages: dict[int, str] = {}
+    machine_messages: dict[int, str] = {}
+    free_messages: dict[int, str] = {}
+    currency_messages: dict[str, str] = {}
+    machines: dict[int, Decimal] = {}
+    reaches: dict[str, _Reach] = {}
+    best: _Best | None = None
+    best_hourly: Decimal | None = None
+    fitting = 0
+
+    model_reason, model_label = RejectReason.GPU_MODEL_NOT_ACCEPTED, _LABELS[RejectReason.GPU_MODEL_NOT_ACCEPTED]
+    memory_reason, memory_label = RejectReason.GPU_MEMORY_TOO_SMALL, _LABELS[RejectReason.GPU_MEMORY_TOO_SMALL]
+    machine_reason = RejectReason.REPLICA_LARGER_THAN_MACHINE
+    machine_label = _LABELS[machine_reason]
+    cards_reason, cards_label = RejectReason.INSUFFICIENT_FREE_CARDS, _LABELS[RejectReason.INSUFFICIENT_FREE_CARDS]
+    latency_reason = RejectReason.LATENCY_TIER_NOT_MET
+    currency_reason, currency_label = RejectReason.CURRENCY_MISMATCH, _LABELS[RejectReason.CURRENCY_MISMATCH]
+    price_reason, price_label = RejectReason.PRICE_ABOVE_MAX, _LABELS[RejectReason.PRICE_ABOVE_MAX]
+    budget_reason, budget_label = RejectReason.BUDGET_EXCEEDED, _LABELS[RejectReason.BUDGET_EXCEEDED]
+
+    has_policy = bool(
+        job.allowed_regions
+        or job.denied_regions
+        or job.allowed_industries
+        or job.denied_industries
+        or job.allowed_nodes
+        or job.denied_nodes
+    )
+    for node_name, node, reason, message, group in snapshot._groups:
+        if node is not None and reason is None and has_policy:
+            reason, message = _node_policy(job, node)
+        if node is None or reason is not None:
+            assert reason is not None
+            label = _LABELS[reason]
+            rows.extend([(row[1], node_name, reason, message, label) for row in group])
+            continue
+        reach = reaches.get(node.region)
+        if reach is None:
+            reach = reaches[node.region] = _reach(snapshot.latency, job.origin, node.region, required)
+            if reach.label is not None:
+                latency_labels[reach.label] = latency_reason
+        if reach.label is not None:
+            rows.extend([(row[1], node_name, latency_reason, reach.message, reach.label) for row in group])
+            continue
+        tier, rtt = reach.tier, reach.rtt_ms
+        assert tier is not None and rtt is not None
+        tier_rank = _TIER_RANK[tier]
+        for (
+            offer,
+            name,
+            model,
+            memory,
+            free,
+            amount,
+            offer_currency,
+            per_card,
+            per_machine,
+            validity,
+            why,
+            why_label,
+        ) in group:
+            if validity is not None:
+                add((name, node_name, validity, why, why_label))
+            elif models and model not in models:
+                text = model_messages.get(model)
+                if text is None:
+                    text = model_messages[model] = f"GPU model {model} is not one of {model_list}"
+                add((name, node_name, model_reason, text, model_label))
+            elif memory < min_memory:
+                text = memory_messages.get(memory)
+                if text is None:
+                    text = memory_messages[memory] = f"GPU memory {memory} GiB < minimum {min_memory} GiB"
+                add((name, node_name, memory_reason, text, memory_label))
+            elif per_machine is not None and per_replica > per_machine:
+                text = machine_messages.get(per_machine)
+                if text is None:
+                    text = machine_messages[per_machine] = (
+                        f"a replica needs {per_replica} cards on one machine, machines have {per_machine}"
+                    )
+                add((name, node_name, machine_reason, text, machine_label))
+            elif free < needed:
+                text = free_messages.get(free)
+                if text is None:
+                    text = free_messages[free] = f"needs {needed} cards ({job.replicas} x {per_replica}), {free} free"
+                add((name, node_name, cards_reason, text, cards_label))
+            elif offer_currency != currency:
+                text = currency_messages.get(offer_currency)
+                if text is None:
+                    text = currency_messages[offer_currency] = (
+                        f"offer is priced in {offer_currency}, the job pays in {currency}"
+                    )
+                add((name, node_name, currency_reason, text, currency_label))
+            else:
+                if per_card:
+                    hourly = amount * needed_decimal
+                else:
+                    assert per_machine is not None
+                    billed = machines.get(per_machine)
+                    if billed is None:
+                        billed = machines[per_machine] = Decimal(-(-needed // per_machine))
+                    hourly = amount * billed
+                if cap_total is not None and hourly > cap_total:
+                    assert max_price is not None
+                    add((name, node_name, price_reason, (_price_message, hourly, needed, max_price), price_label))
+                    continue
+                if hours is not None:
+                    assert budget is not None and budget_amount is not None
+                    estimate = (hourly * hours).quantize(quantum, rounding=ROUND_HALF_UP)
+                    if estimate > budget_amount:
+                        lazy = (_budget_message, estimate, hours, budget)
+                        add((name, node_name, budget_reason, lazy, budget_label))
+                        continue
+                fitting += 1
+                if best_hourly is None or hourly <= best_hourly:
+                    score = (hourly, tier_rank, rtt, needed - free, name)
+                    if best is None or score < best.score:
+                        best = _Best(score, offer, node, tier, rtt, hourly)
+                        best_hourly = hourly
+    return _Outcome(best, fitting, rows, latency_labels)
+
+
+def _candidate(job: JobRequest, best: _Best) -> Candidate:
+    offer, price, cards = best.offer, best.offer.price, job.cards
+    currency = price.currency
+    estimated = None
+    if job.expected_hours is not None:
+        exact = MONEY_CONTEXT.multiply(best.hourly, job.expected_hours)
+        estimated = Money(round_to_minor_unit(exact, currency), currency)
+    return Candidate(
+        offer=offer.name,
+        node=best.node.name,
+        identity_code=best.node.identity_code,
+        region=best.node.region,
+        gpu_model=offer.gpu_model,
+        tier=best.tier,
+        rtt_ms=best.rtt_ms,
+        cards=cards,
+        machines=price.machines_for(cards),
+        effective_price=Money(price_per_card_hour(best.hourly, cards), currency),
+        hourly_cost=Money(best.hourly, currency),
+        unit_price=price,
+        estimated_cost=estimated,
+        cards_free_after=offer.cards_free - cards,
+    )
+
+
+def place(job: JobRequest, snapshot: PlacementSnapshot) -> Decision:
+    """The best offer for `job` in `snapshot`, or None, with the reason for every other offer."""
+    with localcontext(MONEY_CONTEXT):
+        outcome = _evaluate(job, snapshot, required=job.tier, cap_price=True)
+        chosen = None if outcome.best is None else _candidate(job, outcome.best)
+    considered = len(snapshot.offers)
+    by_label = Counter([row[4] for row in outcome.rejections])  # str keys: counted at C speed
+    by_reason: dict[RejectReason, int] = {}
+    for label, count in by_label.items():
+        reason = outcome.latency_labels.get(label) or _REASON_BY_LABEL[label]
+        by_reason[reason] = by_reason.get(reason, 0) + count
+    return Decision(
+        chosen=chosen,
+        fitting=outcome.fitting,
+        considered=considered,
+        reason_counts=MappingProxyType({r: by_reason[r] for r in FILTER_ORDER if r in by_reason}),
+        summary=_summary(outcome.fitting, considered, by_label),
+        rejection_rows=tuple(outcome.rejections),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FitHint:
+    """What would let a job be placed now, for `kubectl compute explain`.
+
+    Each relaxation keeps every other constraint as the job declares it.
+    """
+
+    fits_now: bool
+    max_price: Money | None
+    """The lowest maxPrice (per card-hour, 4 places, rounded up) that places the job at its own tier."""
+    tier: LatencyTier | None
+    """The tightest tier that places the job at its own maxPrice: how far the tier must be loosened."""
+    max_price_at_loosest_tier: Money | None
+    """The lowest maxPrice that places the job once the tier is loosened to 20ms as well."""
+
+
+def what_would_fit(job: JobRequest, snapshot: PlacementSnapshot) -> FitHint:
+    """The cheapest maxPrice and the tier that would place `job` now (None: that alone would not)."""
+    loosest = LatencyTier.ordered()[-1]
+    with localcontext(MONEY_CONTEXT):
+        fits_now = _evaluate(job, snapshot, required=job.tier, cap_price=True).best is not None
+        tier = next(
+            (t for t in LatencyTier.ordered() if _evaluate(job, snapshot, required=t, cap_price=True).best),
+            None,
+        )
+        at_own_tier = _cheapest_cap(job, snapshot, job.tier)
+        at_loosest = _cheapest_cap(job, snapshot, loosest)
+    return FitHint(fits_now=fits_now, max_price=at_own_tier, tier=tier, max_price_at_loosest_tier=at_loosest)
+
+
+def _cheapest_cap(job: JobRequest, snapshot: PlacementSnapshot, tier: LatencyTier) -> Money | None:
+    best = _evaluate(job, snapshot, required=tier, cap_price=False).best
+    if best is None:
+        return None
+    per_card_hour = Fraction(best.hourly) / job.cards
+    return cap_admitting(per_card_hour, best.offer.price.currency)
+
+
+class Queued(Protocol):
+    """What ordering the pending queue needs to know about a job."""
+
+    @property
+    def priority(self) -> int: ...
+    @property
+    def created(self) -> datetime: ...
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+
+
+QueuedJob = TypeVar("QueuedJob", bound=Queued)
+
+
+def pending_order(jobs: Iterable[QueuedJob]) -> list[QueuedJob]:
+    """The order pending jobs are placed in: priority (high first), then oldest, then name.
+
+    This is the one place the queue order is decided (fair share between tenants comes here).
+    """
+    return sorted(jobs, key=lambda j: (-j.priority, j.created, j.namespace, j.name))
+
+
+__all__ = [
+    "FILTER_ORDER",
+    "Candidate",
+    "Decision",
+    "FitHint",
+    "JobRequest",
+    "NodeView",
+    "OfferView",
+    "PlacementSnapshot",
+    "RejectReason",
+    "Rejection",
+    "pending_order",
+    "place",
+    "what_would_fit",
+]

@@ -1,0 +1,50 @@
+"""Handlers for the three kinds: each one line into the controller."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from interconnect.core.vocabulary import GROUP
+from interconnect.services.controller import Controller
+
+
+def _controller(memo: kopf.Memo) -> Controller:
+    return memo["controller"]  # type: ignore[no-any-return]
+
+
+@kopf.on.resume(GROUP, "computenodes")
+@kopf.on.create(GROUP, "computenodes")
+@kopf.on.update(GROUP, "computenodes", field="spec")
+async def node_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await _controller(memo).node_changed(dict(body))
+
+
+@kopf.on.delete(GROUP, "computenodes")
+async def node_deleted(name: str, memo: kopf.Memo, **_: Any) -> None:
+    await _controller(memo).node_deleted(name)
+
+
+@kopf.on.resume(GROUP, "computeoffers")
+@kopf.on.create(GROUP, "computeoffers")
+@kopf.on.update(GROUP, "computeoffers", field="spec")
+async def offer_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await _controller(memo).offer_changed(dict(body))
+
+
+@kopf.on.delete(GROUP, "computeoffers", optional=True)
+async def offer_deleted(name: str, memo: kopf.Memo, **_: Any) -> None:
+    _controller(memo).offer_deleted(name)
+
+
+@kopf.on.resume(GROUP, "computejobs")
+@kopf.on.create(GROUP, "computejobs")
+@kopf.on.update(GROUP, "computejobs", field="spec")
+async def job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await _controller(memo).job_changed(dict(body))
+
+
+@kopf.on.delete(GROUP, "computejobs")
+async def job_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await _controller(memo).job_deleted(dict(body))

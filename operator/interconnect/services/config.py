@@ -1,0 +1,50 @@
+"""Operator configuration, from the environment (the hub chart sets these)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        parsed = float(value)
+    except ValueError as exc:
+        raise ValueError(f"{name}={value!r}: expected a number of seconds") from exc
+    if parsed <= 0:
+        raise ValueError(f"{name}={value!r}: must be positive")
+    return parsed
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    namespace: str
+    """Where the operator keeps its own objects (identity registry, latency table)."""
+    latency_config_map: str
+    identity_config_map: str
+    heartbeat_interval: float
+    """Seconds between two pings of a member."""
+    not_ready_after: float
+    """A member whose API server has not answered for this long is Ready=False."""
+    metering_interval: float
+    """Seconds between two accruals of running jobs' usage into status."""
+    member_sync_timeout: float
+    metrics_port: int
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            namespace=os.environ.get("INTERCONNECT_NAMESPACE")
+            or os.environ.get("POD_NAMESPACE")
+            or "interconnect-system",
+            latency_config_map=os.environ.get("INTERCONNECT_LATENCY_CONFIGMAP", "interconnect-latency"),
+            identity_config_map=os.environ.get("INTERCONNECT_IDENTITY_CONFIGMAP", "interconnect-identities"),
+            heartbeat_interval=_float("INTERCONNECT_HEARTBEAT_SECONDS", 5.0),
+            not_ready_after=_float("INTERCONNECT_NOT_READY_AFTER_SECONDS", 30.0),
+            metering_interval=_float("INTERCONNECT_METERING_INTERVAL_SECONDS", 15.0),
+            member_sync_timeout=_float("INTERCONNECT_MEMBER_SYNC_TIMEOUT_SECONDS", 30.0),
+            metrics_port=int(os.environ.get("INTERCONNECT_METRICS_PORT", "9090")),
+        )

@@ -1,0 +1,651 @@
+"""The hub's controller: members, offers and jobs, placed by one loop and synced from watches.
+
+Placement is serial (one loop, like kube-scheduler), so a reservation taken in the loop can
+never be taken twice; dispatch to members and status writes run concurrently after it. What
+the members run is learnt from their watches, never by polling per job. Every decision that
+must survive a restart is in the ComputeJob's status before it acts on a member: placement
+and attempt are written first, then the member Job (named from UID and attempt) is created,
+so a retry adopts instead of duplicating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pydantic
+
+from interconnect.adapters.hub import Hub
+from interconnect.adapters.member import (
+    DispatchedJob,
+    DispatchedPod,
+    MemberChange,
+    MemberCluster,
+    MemberUnavailable,
+)
+from interconnect.api.v1alpha1 import ComputeJob, ComputeNode, ComputeOffer, Condition, set_condition, to_api
+from interconnect.core.capacity import OfferCards, capacity_by_model, offer_cards
+from interconnect.core.eligibility import eligibility_failures
+from interconnect.core.latency import LatencyTable
+from interconnect.core.placement import Decision, OfferView, PlacementSnapshot, pending_order, place
+from interconnect.core.reservations import ReservationLedger
+from interconnect.core.vocabulary import API_VERSION, JobPhase
+from interconnect.services.config import Settings
+from interconnect.services.identity import IdentityRegistry
+from interconnect.services.member_job import build_member_job, member_job_name
+from interconnect.services.translate import job_request, node_view, offer_view
+
+log = logging.getLogger(__name__)
+
+ACTIVE = (JobPhase.SCHEDULED, JobPhase.DISPATCHED, JobPhase.RUNNING)
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def iso(t: dt.datetime | None) -> str | None:
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if t else None
+
+
+@dataclass
+class NodeState:
+    model: ComputeNode
+    member: MemberCluster | None = None
+    connection_key: tuple[str, str, str, str] | None = None
+    registered: bool = False
+    ready: bool = False
+    ready_reason: str = "Connecting"
+    ready_message: str = "connecting to the member"
+    last_ok: float | None = None
+    last_status_write: float = 0.0
+    connect_error: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.model.metadata.name
+
+
+@dataclass
+class JobState:
+    model: ComputeJob
+    phase: JobPhase
+    attempt: int
+    conditions: list[Condition]
+    placement: dict[str, Any] | None = None
+    member_job: dict[str, Any] | None = None
+    last_summary: str | None = None
+    member_job_deleted: bool = False
+    dispatching: bool = False
+    status_patch: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def uid(self) -> str:
+        return self.model.metadata.uid or ""
+
+    @property
+    def ref(self) -> dict[str, Any]:
+        meta = self.model.metadata
+        return {"apiVersion": API_VERSION, "kind": "ComputeJob",
+                "metadata": {"name": meta.name, "namespace": meta.namespace, "uid": meta.uid}}
+
+
+def _job_state(job: ComputeJob) -> JobState:
+    status = job.status
+    phase = status.phase or JobPhase.PENDING
+    return JobState(
+        model=job,
+        phase=JobPhase(phase),
+        attempt=status.attempts,
+        conditions=list(status.conditions),
+        placement=to_api(status.placement) if status.placement else None,
+        member_job=to_api(status.member_job) if status.member_job else None,
+        last_summary=status.unschedulable.summary if status.unschedulable else None,
+    )
+
+
+class Controller:
+    def __init__(self, hub: Hub, settings: Settings, latency: LatencyTable) -> None:
+        self.hub = hub
+        self.settings = settings
+        self.latency = latency
+        self.identity = IdentityRegistry(hub, settings.namespace, settings.identity_config_map)
+        self.nodes: dict[str, NodeState] = {}
+        self.offers: dict[str, ComputeOffer] = {}
+        self.jobs: dict[str, JobState] = {}
+        self.ledger = ReservationLedger()
+        self._wake = asyncio.Event()
+        self._dirty: set[str] = set()
+        self._dirty_event = asyncio.Event()
+        self._deleting: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self._offer_status: dict[str, OfferCards] = {}
+        self.started = asyncio.Event()
+        self.placements = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._placement_loop(), name="placement"),
+            asyncio.create_task(self._sync_loop(), name="sync"),
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(self._offer_status_loop(), name="offer-status"),
+        ]
+        self.started.set()
+
+    async def stop(self) -> None:
+        for task in [*self._tasks, *self._background]:
+            task.cancel()
+        for task in [*self._tasks, *self._background]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for state in self.nodes.values():
+            if state.member is not None:
+                await state.member.close()
+        await self.hub.close()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # ------------------------------------------------------------------ nodes
+
+    async def node_changed(self, body: dict[str, Any]) -> None:
+        """A ComputeNode was created, changed or seen at start-up."""
+        name = body["metadata"]["name"]
+        try:
+            node = ComputeNode.model_validate(body)
+        except pydantic.ValidationError as exc:
+            message = _validation_message(exc)
+            await self.hub.patch_status("computenodes", name, {"status": {
+                "observedGeneration": body["metadata"].get("generation"),
+                "conditions": [_condition("Registered", False, "InvalidSpec", message, body),
+                               _condition("Ready", False, "NotRegistered", "the node is not registered", body)]}})
+            await self.hub.event(body, "Warning", "InvalidSpec", message)
+            await self.node_deleted(name)
+            return
+        state = self.nodes.get(name)
+        if state is None or state.model.metadata.uid != node.metadata.uid:
+            if state is not None and state.member is not None:
+                await state.member.close()
+            state = self.nodes[name] = NodeState(node)
+        state.model = node
+        entity = node.spec.operating_entity
+        failures = eligibility_failures(credit_code=entity.credit_code, telecom_licence=entity.telecom_licence,
+                                        registered_capital=entity.registered_capital)
+        status: dict[str, Any] = {"observedGeneration": node.metadata.generation}
+        conditions = list(node.status.conditions)
+        gen = node.metadata.generation
+        if failures:
+            state.registered = False
+            conditions = set_condition(conditions, "Registered", False, "NotEligible", "; ".join(failures), gen, now())
+            conditions = set_condition(conditions, "Ready", False, "NotRegistered", "the node is not registered", gen,
+                                       now())
+            status["conditions"] = [to_api(c) for c in conditions]
+            await self.hub.patch_status("computenodes", name, {"status": status})
+            await self.hub.event(body, "Warning", "NotEligible", "; ".join(failures))
+            if state.member is not None:
+                await state.member.close()
+                state.member = None
+            self.wake()
+            return
+        code = node.status.identity_code or await self.identity.code_for(
+            node=name, uid=node.metadata.uid or "", node_type=node.spec.type, region=node.spec.region)
+        if node.status.identity_code is None:
+            await self.hub.event(body, "Normal", "IdentityIssued", f"issued identity code {code}")
+        state.registered = True
+        status["identityCode"] = code
+        state.model = node.model_copy(update={"status": node.status.model_copy(update={"identity_code": code})})
+        conditions = set_condition(conditions, "Registered", True, "Eligible",
+                                   f"identity code {code}; operating entity {entity.name} is eligible", gen, now())
+        await self._connect(state)
+        conditions = set_condition(conditions, "Ready", state.ready, state.ready_reason, state.ready_message, gen,
+                                   now())
+        status["conditions"] = [to_api(c) for c in conditions]
+        state.model.status.conditions = conditions
+        await self.hub.patch_status("computenodes", name, {"status": status})
+        self.wake()
+
+    async def _connect(self, state: NodeState) -> None:
+        conn = state.model.spec.connection
+        key = (conn.secret_ref.namespace, conn.secret_ref.name, conn.secret_ref.key, conn.namespace)
+        if state.member is not None and state.connection_key == key:
+            return
+        if state.member is not None:
+            await state.member.close()
+            state.member = None
+        try:
+            kubeconfig = await self.hub.read_secret_key(conn.secret_ref.namespace, conn.secret_ref.name,
+                                                        conn.secret_ref.key)
+            member = await MemberCluster.connect(state.name, kubeconfig, conn.namespace, self._member_changed)
+        except Exception as exc:
+            state.ready, state.ready_reason = False, "ConnectionFailed"
+            state.ready_message = f"cannot connect with Secret {key[0]}/{key[1]} key {key[2]}: {exc}"
+            state.connect_error = state.ready_message
+            return
+        state.member, state.connection_key = member, key
+        member.start()
+        try:
+            await member.ping()
+        except MemberUnavailable as exc:
+            state.ready, state.ready_reason, state.ready_message = False, "MemberUnavailable", str(exc)
+            return
+        synced = await member.synced(self.settings.member_sync_timeout)
+        state.last_ok = time.monotonic()
+        state.ready = synced
+        state.ready_reason = "MemberReady" if synced else "WatchNotSynced"
+        state.ready_message = "the member's API server answers" if synced else "the member's watches did not sync"
+
+    async def node_deleted(self, name: str) -> None:
+        state = self.nodes.pop(name, None)
+        if state is not None and state.member is not None:
+            await state.member.close()
+        self.wake()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_interval)
+            await asyncio.gather(*(self._heartbeat(s) for s in list(self.nodes.values()) if s.registered),
+                                 return_exceptions=True)
+
+    async def _heartbeat(self, state: NodeState) -> None:
+        if state.member is None:
+            await self._connect(state)
+        member = state.member
+        was_ready = state.ready
+        if member is not None:
+            try:
+                await member.ping()
+                state.last_ok = time.monotonic()
+                state.ready, state.ready_reason, state.ready_message = True, "MemberReady", \
+                    "the member's API server answers"
+            except MemberUnavailable as exc:
+                silent = time.monotonic() - (state.last_ok or 0)
+                if silent >= self.settings.not_ready_after:
+                    state.ready, state.ready_reason = False, "MemberUnavailable"
+                    state.ready_message = f"no answer for {silent:.0f}s: {exc}"
+        due = time.monotonic() - state.last_status_write >= max(15.0, self.settings.heartbeat_interval)
+        if state.ready != was_ready or due:
+            await self._write_node_status(state)
+        if state.ready != was_ready:
+            self.wake()
+
+    async def _write_node_status(self, state: NodeState) -> None:
+        gen = state.model.metadata.generation
+        conditions = set_condition(state.model.status.conditions, "Ready", state.ready, state.ready_reason,
+                                   state.ready_message, gen, now())
+        state.model.status.conditions = conditions
+        status: dict[str, Any] = {"conditions": [to_api(c) for c in conditions]}
+        if state.member is not None and state.last_ok is not None:
+            ago = time.monotonic() - state.last_ok
+            status["lastHeartbeatTime"] = iso(now() - dt.timedelta(seconds=ago))
+            caps = capacity_by_model(state.member.nodes.items.values(), state.member.gpu_pods.items.values())
+            status["capacity"] = [{"model": c.model, "total": c.total, "allocatable": c.allocatable,
+                                   "inUse": c.in_use} for c in caps]
+        state.last_status_write = time.monotonic()
+        await self.hub.patch_status("computenodes", state.name, {"status": status})
+
+    # ------------------------------------------------------------------ offers
+
+    async def offer_changed(self, body: dict[str, Any]) -> None:
+        offer = ComputeOffer.model_validate(body)
+        self.offers[offer.metadata.name] = offer
+        if offer.status.observed_generation != offer.metadata.generation:
+            await self.hub.patch_status("computeoffers", offer.metadata.name,
+                                        {"status": {"observedGeneration": offer.metadata.generation}})
+        self.wake()
+
+    def offer_deleted(self, name: str) -> None:
+        self.offers.pop(name, None)
+        self._offer_status.pop(name, None)
+        self.wake()
+
+    def _cards(self, offer: ComputeOffer) -> OfferCards:
+        state = self.nodes.get(offer.spec.node_ref)
+        member = state.member if state else None
+        if member is None:
+            return OfferCards(0, 0, 0)
+        selector = offer.spec.node_selector.match_labels if offer.spec.node_selector else {}
+        return offer_cards(offer=offer.metadata.name, cards_offered=offer.spec.cards, selector=selector,
+                           gpu_model=offer.spec.gpu_model, nodes=member.nodes.items.values(),
+                           pods=member.gpu_pods.items.values(), reservations=self.ledger)
+
+    def _sellable(self, offer: ComputeOffer) -> bool:
+        state = self.nodes.get(offer.spec.node_ref)
+        return bool(state and state.registered and state.ready and not state.model.spec.cordoned)
+
+    async def _offer_status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(2.0)
+            for name, offer in list(self.offers.items()):
+                cards = self._cards(offer)
+                if self._offer_status.get(name) == cards:
+                    continue
+                self._offer_status[name] = cards
+                status = {"cardsTotal": cards.total, "cardsFree": cards.free if self._sellable(offer) else 0,
+                          "cardsReserved": cards.reserved, "cardsInUse": cards.in_use}
+                with contextlib.suppress(Exception):
+                    await self.hub.patch_status("computeoffers", name, {"status": status})
+
+    # ------------------------------------------------------------------ jobs
+
+    async def job_changed(self, body: dict[str, Any]) -> None:
+        """A ComputeJob was created, changed, or seen at start-up."""
+        uid = body["metadata"]["uid"]
+        try:
+            job = ComputeJob.model_validate(body)
+        except pydantic.ValidationError as exc:
+            message = _validation_message(exc)
+            await self.hub.patch_status("computejobs", body["metadata"]["name"], {"status": {
+                "phase": JobPhase.PENDING.value,
+                "conditions": [_condition("Accepted", False, "InvalidSpec", message, body)],
+            }}, namespace=body["metadata"]["namespace"])
+            await self.hub.event(body, "Warning", "InvalidSpec", message)
+            return
+        state = self.jobs.get(uid)
+        if state is None:
+            state = self.jobs[uid] = _job_state(job)
+            if state.placement and state.phase in ACTIVE:
+                self.ledger = self.ledger.reserve(state.placement["offer"], uid, job.spec.gpus.count *
+                                                  job.spec.replicas, free_now=10**9)
+            if state.phase is JobPhase.SCHEDULED:
+                self._dispatch_soon(state)
+            if state.phase in (JobPhase.DISPATCHED, JobPhase.RUNNING):
+                self._mark_dirty(uid)
+        else:
+            state.model = job
+        if job.status.observed_generation != job.metadata.generation:
+            await self._patch_job(state, {"observedGeneration": job.metadata.generation})
+        if state.phase is JobPhase.PENDING:
+            self.wake()
+
+    async def job_deleted(self, body: dict[str, Any]) -> None:
+        """Delete the member Job first (the finalizer holds the ComputeJob until it is gone)."""
+        uid = body["metadata"]["uid"]
+        state = self.jobs.get(uid)
+        member_job = (state.member_job if state else None) or (body.get("status") or {}).get("memberJob")
+        placement = (state.placement if state else None) or (body.get("status") or {}).get("placement")
+        if placement:
+            attempt = state.attempt if state else int((body.get("status") or {}).get("attempts", 1))
+            name = member_job["name"] if member_job else member_job_name(uid, attempt)
+            node = self.nodes.get(placement["node"])
+            if node is not None and node.member is not None:
+                self._deleting.add(name)
+                await node.member.delete_job(name)
+        self.jobs.pop(uid, None)
+        self.ledger = self.ledger.release(uid)
+        self.wake()
+
+    async def _patch_job(self, state: JobState, status: dict[str, Any]) -> None:
+        meta = state.model.metadata
+        await self.hub.patch_status("computejobs", meta.name, {"status": status}, namespace=meta.namespace)
+
+    def _set(self, state: JobState, type_: str, ok: bool, reason: str, message: str) -> None:
+        state.conditions = set_condition(state.conditions, type_, ok, reason, message,
+                                         state.model.metadata.generation, now())
+
+    # ------------------------------------------------------------------ placement
+
+    def snapshot(self, at: dt.datetime) -> tuple[PlacementSnapshot, dict[str, OfferView]]:
+        views = {
+            name: node_view(s.model, registered=s.registered, ready=s.ready and s.member is not None)
+            for name, s in self.nodes.items()
+        }
+        offers: dict[str, OfferView] = {}
+        for name, offer in self.offers.items():
+            cards = self._cards(offer)
+            offers[name] = offer_view(offer, cards_total=cards.total, cards_free=cards.free)
+        return PlacementSnapshot.of(views.values(), offers.values(), self.latency, at), offers
+
+    async def _placement_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.schedule_once()
+            except Exception:
+                log.exception("placement pass failed; retrying")
+                await asyncio.sleep(1.0)
+                self.wake()
+
+    async def schedule_once(self) -> None:
+        pending = [s for s in self.jobs.values() if s.phase is JobPhase.PENDING and not s.dispatching]
+        if not pending:
+            return
+        at = now()
+        snapshot, offers = self.snapshot(at)
+        requests = {s.uid: job_request(s.model) for s in pending}
+        writes: list[Coroutine[Any, Any, None]] = []
+        for request in pending_order(requests.values()):
+            state = self.jobs[request.uid]
+            decision = place(request, snapshot)
+            if decision.chosen is None:
+                if decision.summary != state.last_summary:
+                    writes.append(self._unschedulable(state, decision))
+                continue
+            chosen = decision.chosen
+            view = offers[chosen.offer]
+            self.ledger = self.ledger.reserve(chosen.offer, request.uid, request.cards,
+                                              free_now=view.cards_free + self.ledger.reserved(chosen.offer))
+            offers[chosen.offer] = replace(view, cards_free=view.cards_free - request.cards)
+            snapshot = PlacementSnapshot.of(snapshot.nodes.values(), offers.values(), self.latency, at)
+            self.placements += 1
+            self._scheduled(state, decision, at)
+            self._dispatch_soon(state)
+        if writes:
+            await asyncio.gather(*writes, return_exceptions=True)
+
+    async def _unschedulable(self, state: JobState, decision: Decision) -> None:
+        state.last_summary = decision.summary
+        self._set(state, "Scheduled", False, "Unschedulable", decision.summary)
+        counts = sorted(decision.reason_counts.items(), key=lambda kv: (-kv[1], kv[0].value))
+        unschedulable = {
+            "summary": decision.summary[:1024],
+            "reasons": [{"reason": r.value, "count": n} for r, n in counts][:32],
+            "candidates": [{"offer": r.offer, "node": r.node, "reason": r.message[:1024]}
+                           for r in decision.rejected[:100]],
+        }
+        await self._patch_job(state, {"phase": JobPhase.PENDING.value, "unschedulable": unschedulable,
+                                      "conditions": [to_api(c) for c in state.conditions]})
+        await self.hub.event(state.ref, "Warning", "FailedScheduling", decision.summary)
+
+    def _scheduled(self, state: JobState, decision: Decision, at: dt.datetime) -> None:
+        chosen = decision.chosen
+        assert chosen is not None
+        offer = self.offers[chosen.offer]
+        state.attempt += 1
+        state.phase = JobPhase.SCHEDULED
+        state.last_summary = None
+        state.member_job_deleted = False
+        price = offer.spec.price
+        state.placement = {
+            "node": chosen.node, "identityCode": chosen.identity_code, "offer": chosen.offer,
+            "price": to_api(price), "tier": chosen.tier.value, "region": chosen.region,
+            "gpuModel": chosen.gpu_model, "placedAt": iso(at),
+        }
+        node_state = self.nodes[chosen.node]
+        state.member_job = {"cluster": chosen.node, "namespace": node_state.model.spec.connection.namespace,
+                            "name": member_job_name(state.uid, state.attempt)}
+        self._set(state, "Scheduled", True, "Placed",
+                  f"offer {chosen.offer} on {chosen.node} ({chosen.identity_code}, {chosen.region}), "
+                  f"tier {chosen.tier.value}, {chosen.effective_price} per card-hour; {decision.summary}")
+
+    def _dispatch_soon(self, state: JobState) -> None:
+        state.dispatching = True
+        self._spawn(self._dispatch(state.uid), name=f"dispatch-{state.uid}")
+
+    async def _dispatch(self, uid: str) -> None:
+        """Persist the placement, then create (or adopt) the member Job; retry until it exists."""
+        backoff = 0.5
+        state = self.jobs.get(uid)
+        persisted = False
+        while state is not None and state.phase is JobPhase.SCHEDULED:
+            assert state.placement is not None and state.member_job is not None
+            try:
+                if not persisted:
+                    await self._patch_job(state, {
+                        "phase": JobPhase.SCHEDULED.value, "placement": state.placement,
+                        "attempts": state.attempt, "memberJob": state.member_job, "unschedulable": None,
+                        "conditions": [to_api(c) for c in state.conditions]})
+                    persisted = True
+                    await self.hub.event(state.ref, "Normal", "Scheduled", state.conditions[-1].message
+                                         if state.conditions else "placed")
+                node = self.nodes.get(state.placement["node"])
+                if node is None or node.member is None:
+                    raise MemberUnavailable(f"member {state.placement['node']} is not connected")
+                offer = self.offers.get(state.placement["offer"])
+                selector = offer.spec.node_selector.match_labels if offer and offer.spec.node_selector else {}
+                manifest = build_member_job(
+                    state.model, attempt=state.attempt, namespace=state.member_job["namespace"],
+                    offer=state.placement["offer"], gpu_model=state.placement["gpuModel"], node_selector=selector,
+                    trace={"node": state.placement["node"], "identity-code": str(state.placement["identityCode"]),
+                           "price": f"{state.placement['price']['amount']} {state.placement['price']['currency']}"
+                                    f"/{state.placement['price']['unit']}"})
+                member_uid, created = await node.member.create_job(manifest)
+                state.member_job = {**state.member_job, "uid": member_uid}
+                state.phase = JobPhase.DISPATCHED
+                self._set(state, "Dispatched", True, "MemberJobCreated" if created else "MemberJobAdopted",
+                          f"Job {state.member_job['namespace']}/{state.member_job['name']} on {node.name}")
+                await self._patch_job(state, {"phase": JobPhase.DISPATCHED.value, "memberJob": state.member_job,
+                                              "conditions": [to_api(c) for c in state.conditions]})
+                await self.hub.event(state.ref, "Normal", "Dispatched", state.conditions[-1].message)
+                self._mark_dirty(uid)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("dispatch of %s failed: %s; retrying in %.1fs", uid, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                state = self.jobs.get(uid)
+        if state is not None:
+            state.dispatching = False
+
+    # ------------------------------------------------------------------ sync from members
+
+    def _member_changed(self, member: str, change: MemberChange) -> None:
+        value = change.new if change.new is not None else change.old
+        if isinstance(value, DispatchedJob | DispatchedPod):
+            if isinstance(value, DispatchedJob) and change.new is None and value.name not in self._deleting:
+                state = self.jobs.get(value.job_uid)
+                if state is not None and state.attempt == value.attempt:
+                    state.member_job_deleted = True
+            self._mark_dirty(value.job_uid)
+        else:
+            self.wake()  # capacity changed: pending jobs may fit now
+
+    def _mark_dirty(self, uid: str) -> None:
+        self._dirty.add(uid)
+        self._dirty_event.set()
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await self._dirty_event.wait()
+            self._dirty_event.clear()
+            batch, self._dirty = self._dirty, set()
+            results = await asyncio.gather(*(self.sync_job(uid) for uid in batch), return_exceptions=True)
+            for uid, result in zip(batch, results, strict=True):
+                if isinstance(result, Exception):
+                    log.warning("sync of %s failed: %s", uid, result)
+                    self._dirty.add(uid)
+            if self._dirty:
+                await asyncio.sleep(0.5)
+                self._dirty_event.set()
+
+    def _member_objects(self, state: JobState) -> tuple[MemberCluster | None, DispatchedJob | None,
+                                                        list[DispatchedPod]]:
+        if not state.placement:
+            return None, None, []
+        node = self.nodes.get(state.placement["node"])
+        if node is None or node.member is None:
+            return None, None, []
+        member = node.member
+        job = next((j for j in member.jobs.items.values()
+                    if j.job_uid == state.uid and j.attempt == state.attempt), None)
+        pods = [p for p in member.pods.items.values() if p.job_uid == state.uid and p.attempt == state.attempt]
+        return member, job, pods
+
+    async def sync_job(self, uid: str) -> None:
+        state = self.jobs.get(uid)
+        if state is None or state.phase not in (JobPhase.DISPATCHED, JobPhase.RUNNING):
+            return
+        member, mjob, pods = self._member_objects(state)
+        if member is None:
+            return
+        status: dict[str, Any] = {}
+        events: list[tuple[str, str, str]] = []
+        started = [p.started for p in pods if p.started]
+        if mjob is None:
+            if state.member_job_deleted:
+                state.phase = JobPhase.FAILED
+                msg = (f"the member Job {state.member_job and state.member_job['name']} was deleted on "
+                       f"{member.name} by someone other than the hub")
+                self._set(state, "Failed", True, "MemberJobDeleted", msg)
+                status.update(phase=state.phase.value, completionTime=iso(now()))
+                events.append(("Warning", "MemberJobDeleted", msg))
+        elif mjob.complete:
+            state.phase = JobPhase.SUCCEEDED
+            self._set(state, "Succeeded", True, "Completed", f"the member Job completed on {member.name}")
+            status.update(phase=state.phase.value, completionTime=iso(mjob.completion_time or now()))
+            events.append(("Normal", "Completed", f"completed on {member.name}"))
+        elif mjob.failed_reason:
+            state.phase = JobPhase.FAILED
+            pod_reasons = sorted({f"{p.name}: {p.message or p.reason}" for p in pods if p.phase == "Failed"})
+            msg = f"{mjob.failed_reason}: {mjob.failed_message or ''}".strip() + (
+                f" ({'; '.join(pod_reasons)})" if pod_reasons else "")
+            self._set(state, "Failed", True, mjob.failed_reason, msg)
+            status.update(phase=state.phase.value, completionTime=iso(mjob.completion_time or now()))
+            events.append(("Warning", "Failed", msg))
+        elif any(p.phase == "Running" for p in pods) and state.phase is not JobPhase.RUNNING:
+            state.phase = JobPhase.RUNNING
+            self._set(state, "Running", True, "PodsRunning", f"running on {member.name}")
+            status.update(phase=state.phase.value)
+            events.append(("Normal", "Started", f"running on {member.name}"))
+        else:
+            unschedulable = next((p.unschedulable for p in pods if p.unschedulable), None)
+            if unschedulable:
+                self._set(state, "Running", False, "MemberUnschedulable", unschedulable)
+        if started and "startTime" not in (state.status_patch or {}):
+            status["startTime"] = iso(min(started))
+            state.status_patch["startTime"] = status["startTime"]
+        if state.phase.is_terminal:
+            self.ledger = self.ledger.release(uid)
+            self.wake()
+        if status or events:
+            status["conditions"] = [to_api(c) for c in state.conditions]
+            await self._patch_job(state, status)
+            for type_, reason, message in events:
+                await self.hub.event(state.ref, type_, reason, message)
+
+
+def _validation_message(exc: pydantic.ValidationError) -> str:
+    """Each error as `field.path: what is wrong`, the way the API server words its own."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())[:32000]
+
+
+def _condition(type_: str, ok: bool, reason: str, message: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"type": type_, "status": "True" if ok else "False", "reason": reason, "message": message,
+            "lastTransitionTime": iso(now()), "observedGeneration": body["metadata"].get("generation")}
+
+
+def make_latency(data: dict[str, str]) -> LatencyTable:
+    import yaml
+
+    text = data.get("latency.yaml")
+    if not text:
+        return LatencyTable.default()
+    return LatencyTable.from_mapping(yaml.safe_load(text), base=LatencyTable.default())
+
+
+Factory = Callable[[], Coroutine[Any, Any, Controller]]

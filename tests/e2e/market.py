@@ -1,0 +1,226 @@
+"""A market on the test bed: CRDs on the hub, members joined, offers published, the operator.
+
+The operator runs as a real process (``python -m interconnect run``) against the hub's API
+server; members are reached through kubeconfig Secrets, exactly as in production.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from interconnect.core.credit_code import make_credit_code
+from tests import testbed as tb
+
+REPO = Path(__file__).resolve().parents[2]
+GROUP, VERSION = "interconnect.dev", "v1alpha1"
+OPERATOR_NS = "interconnect-system"
+WORK_NS = "interconnect-jobs"
+CREDIT_CODE = make_credit_code("91520100MA6DJ7H8X")
+
+# name -> (member, type, region, industry, parent)
+NODES: dict[str, tuple[str, str, str, str | None, str | None]] = {
+    "gz-regional": ("member-1", "regional", "CN-GZ", None, None),
+    "bj-regional": ("member-3", "regional", "CN-BJ", None, None),
+    "sh-finance": ("member-2", "industry", "CN-SH", "finance", "bj-regional"),
+}
+A100, H800, H20, L40S = "NVIDIA-A100-SXM4-80GB", "NVIDIA-H800", "NVIDIA-H20", "NVIDIA-L40S"
+# name -> (node, model, memory GiB, cards, price, unit, cards per machine)
+OFFERS: dict[str, tuple[str, str, int, int, str, str, int | None]] = {
+    "gz-a100": ("gz-regional", A100, 80, 24, "8.00", "card-hour", None),
+    "sh-h800": ("sh-finance", H800, 80, 16, "28.00", "card-hour", None),
+    "sh-a100": ("sh-finance", A100, 80, 8, "80.00", "machine-hour", 8),
+    "bj-h20": ("bj-regional", H20, 96, 16, "15.00", "card-hour", None),
+    "bj-l40s": ("bj-regional", L40S, 45, 8, "6.00", "card-hour", None),
+}
+
+
+def custom(api: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api)
+
+
+def apply(api: client.ApiClient, manifest: dict[str, Any]) -> None:
+    """Server-side apply of one object (create or update), as kubectl apply --server-side does."""
+    kind = manifest["kind"]
+    plural = {"ComputeNode": "computenodes", "ComputeOffer": "computeoffers", "ComputeJob": "computejobs"}[kind]
+    ns = manifest["metadata"].get("namespace")
+    path = (f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{plural}/{manifest['metadata']['name']}" if ns
+            else f"/apis/{GROUP}/{VERSION}/{plural}/{manifest['metadata']['name']}")
+    api.call_api(path, "PATCH", query_params=[("fieldManager", "e2e"), ("force", "true")],
+                 header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
+                 body=manifest, auth_settings=["BearerToken"], response_type="object", _return_http_data_only=True)
+
+
+def ensure_namespace(api: client.ApiClient, name: str) -> None:
+    with contextlib.suppress(ApiException):
+        client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+
+
+def install_crds(bed: tb.Testbed) -> None:
+    subprocess.run(bed.kubectl_cmd("hub", "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds")),
+                   check=True, capture_output=True)
+    subprocess.run(bed.kubectl_cmd("hub", "wait", "--for=condition=Established", "--timeout=60s",
+                                   "crd/computenodes.interconnect.dev", "crd/computeoffers.interconnect.dev",
+                                   "crd/computejobs.interconnect.dev"), check=True, capture_output=True)
+
+
+def member_kubeconfig(bed: tb.Testbed, member: str) -> str:
+    out = subprocess.run(bed.kubectl_cmd(member, "config", "view", "--raw", "--flatten", "--minify"),
+                         check=True, capture_output=True, text=True)
+    return out.stdout
+
+
+def node_manifest(name: str) -> dict[str, Any]:
+    member, type_, region, industry, parent = NODES[name]
+    spec: dict[str, Any] = {
+        "type": type_, "region": region,
+        "operatingEntity": {"name": f"{name} computing co.", "creditCode": CREDIT_CODE,
+                            "telecomLicence": "B1-20230001", "registeredCapital": "100000000"},
+        "connection": {"secretRef": {"name": f"{member}-kubeconfig", "namespace": OPERATOR_NS, "key": "kubeconfig"},
+                       "namespace": WORK_NS},
+    }
+    if industry:
+        spec["industry"] = industry
+        spec["parentNode"] = parent
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ComputeNode", "metadata": {"name": name}, "spec": spec}
+
+
+def offer_manifest(name: str, **overrides: Any) -> dict[str, Any]:
+    node, model, memory, cards, amount, unit, per_machine = OFFERS[name]
+    price: dict[str, Any] = {"amount": amount, "currency": "CNY", "unit": unit}
+    if per_machine:
+        price["cardsPerMachine"] = per_machine
+    spec = {"nodeRef": node, "gpuModel": model, "gpuMemoryGiB": memory, "cards": cards, "price": price,
+            **overrides}
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ComputeOffer", "metadata": {"name": name}, "spec": spec}
+
+
+def job_manifest(name: str, namespace: str, *, gpus: int, origin: str, tier: str, max_price: str,
+                 replicas: int = 1, models: list[str] | None = None, run_for: str = "3s",
+                 outcome: str | None = None, **spec: Any) -> dict[str, Any]:
+    annotations = {"testbed.interconnect.dev/run-for": run_for}
+    if outcome:
+        annotations["testbed.interconnect.dev/outcome"] = outcome
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ComputeJob",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "gpus": {"count": gpus, **({"models": models} if models else {})},
+            "replicas": replicas, "origin": origin, "latencyTier": tier,
+            "maxPrice": {"amount": max_price, "currency": "CNY"},
+            "template": {"metadata": {"annotations": annotations},
+                         "spec": {"containers": [{"name": "train", "image": "registry.example/train:1"}]}},
+            **spec,
+        },
+    }
+
+
+class Operator:
+    """The operator as a child process, with its log kept for post-mortems."""
+
+    def __init__(self, bed: tb.Testbed, log_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.bed = bed
+        self.log_dir = log_dir
+        self.extra_env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = open(self.log_dir / f"operator-{self.starts}.log", "wb")  # noqa: SIM115
+        env = dict(os.environ, INTERCONNECT_NAMESPACE=OPERATOR_NS, INTERCONNECT_HEARTBEAT_SECONDS="2",
+                   INTERCONNECT_METERING_INTERVAL_SECONDS="2", PYTHONUNBUFFERED="1", **self.extra_env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "interconnect", "run", "--standalone", "--kubeconfig",
+             str(self.bed.hub.kubeconfig), "--context", self.bed.hub.context, "--liveness", ""],
+            cwd=REPO, env={**env, "PYTHONPATH": str(REPO / "operator")}, stdout=log, stderr=subprocess.STDOUT)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, lines: int = 60) -> str:
+        path = self.log_dir / f"operator-{self.starts}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def tenant(api: client.ApiClient) -> str:
+    name = f"tenant-{uuid.uuid4().hex[:6]}"
+    ensure_namespace(api, name)
+    return name
+
+
+def get_job(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    return custom(api).get_namespaced_custom_object(GROUP, VERSION, namespace, "computejobs", name)  # type: ignore[no-any-return]
+
+
+def phase_of(api: client.ApiClient, namespace: str, name: str) -> str | None:
+    return (get_job(api, namespace, name).get("status") or {}).get("phase")
+
+
+@contextlib.contextmanager
+def running_market(bed: tb.Testbed, log_dir: Path) -> Iterator[Operator]:
+    hub = bed.api("hub")
+    install_crds(bed)
+    ensure_namespace(hub, OPERATOR_NS)
+    core = client.CoreV1Api(hub)
+    for member in {m for m, *_ in NODES.values()}:
+        ensure_namespace(bed.api(member), WORK_NS)
+        secret = client.V1Secret(metadata=client.V1ObjectMeta(name=f"{member}-kubeconfig", namespace=OPERATOR_NS),
+                                 string_data={"kubeconfig": member_kubeconfig(bed, member)})
+        with contextlib.suppress(ApiException):
+            core.delete_namespaced_secret(secret.metadata.name, OPERATOR_NS)
+        core.create_namespaced_secret(OPERATOR_NS, secret)
+    for name in NODES:
+        apply(hub, node_manifest(name))
+    for name in OFFERS:
+        apply(hub, offer_manifest(name))
+    operator = Operator(bed, log_dir)
+    operator.start()
+    try:
+        wait_for(lambda: all(_ready(hub, n) for n in NODES), 60, "every ComputeNode Ready")
+        yield operator
+    finally:
+        operator.stop()
+
+
+def _ready(api: client.ApiClient, name: str) -> bool:
+    node = custom(api).get_cluster_custom_object(GROUP, VERSION, "computenodes", name)
+    conds = {c["type"]: c["status"] for c in (node.get("status") or {}).get("conditions", [])}
+    return conds.get("Ready") == "True"
+
+
+def dump(obj: Any) -> str:
+    return yaml.safe_dump(obj, sort_keys=False)

@@ -1,0 +1,390 @@
+"""Manifests the API server must reject, each with the field its error must name.
+
+``BAD_MANIFESTS``: (id, manifest, expected) where ``expected`` is a substring of the API server's
+422 message, normally the offending field's path (e.g. ``spec.gpus.count``).
+
+``IMMUTABLE_CHANGES``: (id, original manifest, JSON merge patch of the spec, expected): the
+original is created, the patch must be rejected.
+
+``STATUS_IMMUTABLE_CHANGES``: the same for the status subresource (the patch goes to /status
+after ``status_first`` was written there).
+
+Plain data (no Kubernetes client): the unit tests also check that the models reject each one.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, NamedTuple
+
+API_VERSION = "interconnect.dev/v1alpha1"
+GOOD_CREDIT_CODE = "91520100MA6DKP7T4L"
+# The same code with its check character changed: right shape, wrong check.
+BAD_CHECK_CREDIT_CODE = "91520100MA6DKP7T4M"
+
+
+class Bad(NamedTuple):
+    id: str
+    manifest: dict[str, Any]
+    expected: str
+
+
+class Change(NamedTuple):
+    id: str
+    original: dict[str, Any]
+    patch: dict[str, Any]
+    expected: str
+
+
+class StatusChange(NamedTuple):
+    id: str
+    original: dict[str, Any]
+    status_first: dict[str, Any]
+    status_patch: dict[str, Any]
+    expected: str
+
+
+def node(name: str = "node-under-test") -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ComputeNode",
+        "metadata": {"name": name},
+        "spec": {
+            "type": "regional",
+            "region": "CN-GZ",
+            "operatingEntity": {
+                "name": "贵州算力网络科技有限公司",
+                "creditCode": GOOD_CREDIT_CODE,
+                "telecomLicence": "B1-20230417",
+                "registeredCapital": "500000000",
+            },
+            "connection": {
+                "secretRef": {"name": "member-gz", "namespace": "interconnect-system"},
+                "namespace": "interconnect-work",
+            },
+        },
+    }
+
+
+def industry_node(name: str = "node-under-test") -> dict[str, Any]:
+    obj = node(name)
+    obj["spec"].update(type="industry", region="CN-SH", industry="finance", parentNode="sh-regional")
+    return obj
+
+
+def offer(name: str = "offer-under-test") -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ComputeOffer",
+        "metadata": {"name": name},
+        "spec": {
+            "nodeRef": "gz-regional",
+            "gpuModel": "NVIDIA-A100-SXM4-80GB",
+            "gpuMemoryGiB": 80,
+            "cards": 16,
+            "price": {"amount": "8.50", "currency": "CNY", "unit": "card-hour"},
+        },
+    }
+
+
+def machine_offer(name: str = "offer-under-test") -> dict[str, Any]:
+    obj = offer(name)
+    obj["spec"]["price"] = {"amount": "152", "currency": "CNY", "unit": "machine-hour", "cardsPerMachine": 8}
+    return obj
+
+
+def job(name: str = "job-under-test") -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ComputeJob",
+        "metadata": {"name": name},
+        "spec": {
+            "gpus": {"count": 2, "models": ["NVIDIA-A100-SXM4-80GB"]},
+            "origin": "CN-SH",
+            "latencyTier": "5ms",
+            "maxPrice": {"amount": "20", "currency": "CNY"},
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "main", "image": "registry.example.cn/ml/train:1.0"}],
+                }
+            },
+        },
+    }
+
+
+def _set(obj: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of ``obj`` with the dotted ``path`` set to ``value`` (intermediate objects created)."""
+    out = copy.deepcopy(obj)
+    *parents, last = path.split(".")
+    cursor: Any = out
+    for key in parents:
+        cursor = cursor[int(key)] if isinstance(cursor, list) else cursor.setdefault(key, {})
+    if isinstance(cursor, list):
+        cursor[int(last)] = value
+    else:
+        cursor[last] = value
+    return out
+
+
+def _del(obj: dict[str, Any], path: str) -> dict[str, Any]:
+    out = copy.deepcopy(obj)
+    *parents, last = path.split(".")
+    cursor: Any = out
+    for key in parents:
+        cursor = cursor[int(key)] if isinstance(cursor, list) else cursor[key]
+    del cursor[last]
+    return out
+
+
+def _gpu_limit(obj: dict[str, Any], value: Any, where: str = "limits", list_name: str = "containers") -> dict[str, Any]:
+    return _set(obj, f"spec.template.spec.{list_name}.0.resources.{where}", {"nvidia.com/gpu": value, "cpu": "4"})
+
+
+_init = _set(job(), "spec.template.spec.initContainers", [{"name": "fetch", "image": "busybox"}])
+_A100 = "NVIDIA-A100-SXM4-80GB"
+
+BAD_MANIFESTS: list[Bad] = [
+    # --- ComputeNode -----------------------------------------------------------------------
+    Bad("node-missing-spec", _del(node(), "spec"), "spec: Required value"),
+    Bad("node-missing-type", _del(node(), "spec.type"), "spec.type"),
+    Bad("node-type-unknown", _set(node(), "spec.type", "provincial"), "spec.type"),
+    Bad("node-region-unknown", _set(node(), "spec.region", "CN-XX"), "spec.region"),
+    Bad("node-region-lowercase", _set(node(), "spec.region", "cn-gz"), "spec.region"),
+    Bad("node-region-number", _set(node(), "spec.region", 52), "spec.region"),
+    Bad("node-industry-on-regional", _set(node(), "spec.industry", "finance"), "spec.industry"),
+    Bad("node-industry-missing", _del(industry_node(), "spec.industry"), "spec.industry"),
+    Bad("node-industry-unknown", _set(industry_node(), "spec.industry", "mining"), "spec.industry"),
+    Bad("node-parent-missing", _del(industry_node(), "spec.parentNode"), "spec.parentNode"),
+    Bad("node-parent-on-regional", _set(node(), "spec.parentNode", "sh-regional"), "spec.parentNode"),
+    Bad("node-parent-bad-name", _set(industry_node(), "spec.parentNode", "SH Regional"), "spec.parentNode"),
+    Bad(
+        "node-credit-code-short",
+        _set(node(), "spec.operatingEntity.creditCode", GOOD_CREDIT_CODE[:17]),
+        "spec.operatingEntity.creditCode",
+    ),
+    Bad(
+        "node-credit-code-letter-i",
+        _set(node(), "spec.operatingEntity.creditCode", "91520100MA6DKI7T4L"),
+        "spec.operatingEntity.creditCode",
+    ),
+    Bad(
+        "node-credit-code-lowercase",
+        _set(node(), "spec.operatingEntity.creditCode", GOOD_CREDIT_CODE.lower()),
+        "spec.operatingEntity.creditCode",
+    ),
+    # A wrong check character has the right shape: the API server admits it (CEL's cost
+    # estimator will not take the GB 32100 check), the operator rejects it as NotEligible.
+    Bad("node-missing-operating-entity", _del(node(), "spec.operatingEntity"), "spec.operatingEntity"),
+    Bad("node-entity-empty-name", _set(node(), "spec.operatingEntity.name", ""), "spec.operatingEntity.name"),
+    Bad(
+        "node-licence-with-space",
+        _set(node(), "spec.operatingEntity.telecomLicence", "B1 2023"),
+        "spec.operatingEntity.telecomLicence",
+    ),
+    Bad(
+        "node-capital-float",
+        _set(node(), "spec.operatingEntity.registeredCapital", 5.0e8),
+        "spec.operatingEntity.registeredCapital",
+    ),
+    Bad(
+        "node-capital-zero",
+        _set(node(), "spec.operatingEntity.registeredCapital", "0"),
+        "spec.operatingEntity.registeredCapital",
+    ),
+    Bad(
+        "node-capital-negative",
+        _set(node(), "spec.operatingEntity.registeredCapital", "-100"),
+        "spec.operatingEntity.registeredCapital",
+    ),
+    Bad("node-missing-connection", _del(node(), "spec.connection"), "spec.connection"),
+    Bad(
+        "node-secret-name-invalid",
+        _set(node(), "spec.connection.secretRef.name", "Member_GZ"),
+        "spec.connection.secretRef.name",
+    ),
+    Bad(
+        "node-secret-missing-namespace",
+        _del(node(), "spec.connection.secretRef.namespace"),
+        "spec.connection.secretRef.namespace",
+    ),
+    Bad(
+        "node-work-namespace-invalid",
+        _set(node(), "spec.connection.namespace", "Interconnect Work"),
+        "spec.connection.namespace",
+    ),
+    Bad("node-cordoned-string", _set(node(), "spec.cordoned", "yes"), "spec.cordoned"),
+    # --- ComputeOffer ----------------------------------------------------------------------
+    Bad("offer-missing-node-ref", _del(offer(), "spec.nodeRef"), "spec.nodeRef"),
+    Bad("offer-price-float", _set(offer(), "spec.price.amount", 8.5), "spec.price.amount"),
+    Bad("offer-price-negative", _set(offer(), "spec.price.amount", "-1"), "spec.price.amount"),
+    Bad("offer-price-five-decimals", _set(offer(), "spec.price.amount", "8.12345"), "spec.price.amount"),
+    Bad("offer-price-exponent", _set(offer(), "spec.price.amount", "1e3"), "spec.price.amount"),
+    Bad("offer-price-leading-zero", _set(offer(), "spec.price.amount", "08.5"), "spec.price.amount"),
+    Bad("offer-currency-lowercase", _set(offer(), "spec.price.currency", "cny"), "spec.price.currency"),
+    Bad("offer-unit-unknown", _set(offer(), "spec.price.unit", "gpu-hour"), "spec.price.unit"),
+    Bad(
+        "offer-machine-hour-without-cards-per-machine",
+        _del(machine_offer(), "spec.price.cardsPerMachine"),
+        "spec.price.cardsPerMachine",
+    ),
+    Bad(
+        "offer-card-hour-with-cards-per-machine",
+        _set(offer(), "spec.price.cardsPerMachine", 8),
+        "spec.price.cardsPerMachine",
+    ),
+    Bad("offer-cards-zero", _set(offer(), "spec.cards", 0), "spec.cards"),
+    Bad("offer-cards-not-whole-machines", _set(machine_offer(), "spec.cards", 12), "spec.cards"),
+    Bad(
+        "offer-valid-until-before-from",
+        _set(_set(offer(), "spec.validFrom", "2026-06-01T00:00:00Z"), "spec.validUntil", "2026-05-01T00:00:00Z"),
+        "spec.validUntil",
+    ),
+    Bad(
+        "offer-valid-until-equals-from",
+        _set(_set(offer(), "spec.validFrom", "2026-06-01T00:00:00Z"), "spec.validUntil", "2026-06-01T00:00:00Z"),
+        "spec.validUntil",
+    ),
+    Bad("offer-valid-from-not-a-time", _set(offer(), "spec.validFrom", "next monday"), "spec.validFrom"),
+    Bad("offer-memory-zero", _set(offer(), "spec.gpuMemoryGiB", 0), "spec.gpuMemoryGiB"),
+    Bad("offer-gpu-model-with-space", _set(offer(), "spec.gpuModel", "NVIDIA A100"), "spec.gpuModel"),
+    Bad(
+        "offer-match-label-not-string",
+        _set(offer(), "spec.nodeSelector.matchLabels", {"gpus": 8}),
+        "spec.nodeSelector.matchLabels",
+    ),
+    # --- ComputeJob ------------------------------------------------------------------------
+    Bad("job-missing-gpus", _del(job(), "spec.gpus"), "spec.gpus"),
+    Bad("job-gpu-count-zero", _set(job(), "spec.gpus.count", 0), "spec.gpus.count"),
+    Bad("job-gpu-count-too-many", _set(job(), "spec.gpus.count", 65), "spec.gpus.count"),
+    Bad("job-gpu-count-string", _set(job(), "spec.gpus.count", "2"), "spec.gpus.count"),
+    Bad("job-gpu-model-duplicate", _set(job(), "spec.gpus.models", [_A100, _A100]), "spec.gpus.models[1]"),
+    Bad(
+        "job-gpu-models-too-many",
+        _set(job(), "spec.gpus.models", [f"model-{i}" for i in range(17)]),
+        "spec.gpus.models",
+    ),
+    Bad("job-min-memory-zero", _set(job(), "spec.gpus.minMemoryGiB", 0), "spec.gpus.minMemoryGiB"),
+    Bad("job-replicas-zero", _set(job(), "spec.replicas", 0), "spec.replicas"),
+    Bad("job-origin-unknown", _set(job(), "spec.origin", "CN-XX"), "spec.origin"),
+    Bad("job-missing-origin", _del(job(), "spec.origin"), "spec.origin"),
+    Bad("job-tier-unknown", _set(job(), "spec.latencyTier", "10ms"), "spec.latencyTier"),
+    Bad("job-max-price-float", _set(job(), "spec.maxPrice.amount", 20.0), "spec.maxPrice.amount"),
+    Bad("job-missing-max-price", _del(job(), "spec.maxPrice"), "spec.maxPrice"),
+    Bad("job-max-price-missing-currency", _del(job(), "spec.maxPrice.currency"), "spec.maxPrice.currency"),
+    Bad(
+        "job-budget-currency-mismatch",
+        _set(job(), "spec.budget", {"amount": "500", "currency": "USD"}),
+        "spec.budget.currency",
+    ),
+    Bad("job-budget-zero", _set(job(), "spec.budget", {"amount": "0.0", "currency": "CNY"}), "spec.budget.amount"),
+    Bad("job-expected-hours-zero", _set(job(), "spec.expectedHours", "0"), "spec.expectedHours"),
+    Bad("job-expected-hours-float", _set(job(), "spec.expectedHours", 2.5), "spec.expectedHours"),
+    Bad(
+        "job-region-allowed-and-denied",
+        _set(job(), "spec.placement", {"allowedRegions": ["CN-SH", "CN-GZ"], "deniedRegions": ["CN-GZ"]}),
+        "spec.placement.deniedRegions",
+    ),
+    Bad(
+        "job-industry-allowed-and-denied",
+        _set(job(), "spec.placement", {"allowedIndustries": ["finance"], "deniedIndustries": ["finance"]}),
+        "spec.placement.deniedIndustries",
+    ),
+    Bad(
+        "job-node-allowed-and-denied",
+        _set(job(), "spec.placement", {"allowedNodes": ["sh-regional"], "deniedNodes": ["sh-regional"]}),
+        "spec.placement.deniedNodes",
+    ),
+    Bad(
+        "job-placement-region-unknown",
+        _set(job(), "spec.placement", {"allowedRegions": ["CN-ZZ"]}),
+        "spec.placement.allowedRegions[0]",
+    ),
+    Bad(
+        "job-placement-region-duplicate",
+        _set(job(), "spec.placement", {"deniedRegions": ["CN-HK", "CN-HK"]}),
+        "spec.placement.deniedRegions[1]",
+    ),
+    Bad(
+        "job-placement-industry-unknown",
+        _set(job(), "spec.placement", {"deniedIndustries": ["mining"]}),
+        "spec.placement.deniedIndustries[0]",
+    ),
+    Bad("job-priority-too-high", _set(job(), "spec.priority", 5000), "spec.priority"),
+    Bad("job-gpu-limit-conflict", _gpu_limit(job(), 4), "spec.template.spec.containers"),
+    Bad("job-gpu-request-conflict-string", _gpu_limit(job(), "1", where="requests"), "spec.template.spec.containers"),
+    Bad(
+        "job-init-container-gpu-conflict",
+        _gpu_limit(_init, 8, list_name="initContainers"),
+        "spec.template.spec.initContainers",
+    ),
+    Bad(
+        "job-template-without-containers", _del(job(), "spec.template.spec.containers"), "spec.template.spec.containers"
+    ),
+    Bad(
+        "job-template-empty-containers",
+        _set(job(), "spec.template.spec.containers", []),
+        "spec.template.spec.containers",
+    ),
+    Bad("job-missing-template", _del(job(), "spec.template"), "spec.template"),
+    Bad(
+        "job-container-without-name",
+        _del(job(), "spec.template.spec.containers.0.name"),
+        "spec.template.spec.containers[0].name",
+    ),
+    Bad("job-active-deadline-zero", _set(job(), "spec.activeDeadlineSeconds", 0), "spec.activeDeadlineSeconds"),
+    Bad("job-backoff-negative", _set(job(), "spec.backoffLimit", -1), "spec.backoffLimit"),
+    Bad(
+        "job-replace-never-with-seconds",
+        _set(job(), "spec.failurePolicy", {"rePlace": "Never", "rePlaceAfterSeconds": 60}),
+        "spec.failurePolicy.rePlaceAfterSeconds",
+    ),
+    Bad(
+        "job-replace-policy-unknown",
+        _set(job(), "spec.failurePolicy", {"rePlace": "Always"}),
+        "spec.failurePolicy.rePlace",
+    ),
+]
+
+IMMUTABLE_CHANGES: list[Change] = [
+    Change("job-gpus-count", job("immutable-job-count"), {"spec": {"gpus": {"count": 4}}}, "spec.gpus"),
+    Change(
+        "job-gpus-models", job("immutable-job-models"), {"spec": {"gpus": {"models": ["NVIDIA-H800"]}}}, "spec.gpus"
+    ),
+    Change("job-origin", job("immutable-job-origin"), {"spec": {"origin": "CN-GZ"}}, "spec.origin"),
+    Change(
+        "node-type",
+        node("immutable-node-type"),
+        {"spec": {"type": "industry", "industry": "finance", "parentNode": "sh-regional"}},
+        "spec.type",
+    ),
+    Change("node-region", node("immutable-node-region"), {"spec": {"region": "CN-SH"}}, "spec.region"),
+    Change(
+        "node-industry", industry_node("immutable-node-industry"), {"spec": {"industry": "healthcare"}}, "spec.industry"
+    ),
+    Change("offer-node-ref", offer("immutable-offer-node"), {"spec": {"nodeRef": "sh-regional"}}, "spec.nodeRef"),
+]
+
+STATUS_IMMUTABLE_CHANGES: list[StatusChange] = [
+    StatusChange(
+        "node-identity-code",
+        node("immutable-node-identity"),
+        {"status": {"identityCode": "CIRGZ000001E"}},
+        {"status": {"identityCode": "CIRGZ000002F"}},
+        "status.identityCode",
+    ),
+]
+
+__all__ = [
+    "BAD_MANIFESTS",
+    "IMMUTABLE_CHANGES",
+    "STATUS_IMMUTABLE_CHANGES",
+    "Bad",
+    "Change",
+    "StatusChange",
+    "industry_node",
+    "job",
+    "machine_offer",
+    "node",
+    "offer",
+]

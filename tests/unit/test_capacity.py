@@ -1,0 +1,95 @@
+"""Offers never sell cards that are not there."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from interconnect.core.capacity import (
+    MemberNode,
+    MemberPod,
+    capacity_by_model,
+    gpus_requested,
+    offer_cards,
+)
+from interconnect.core.reservations import Reservation
+
+A100 = "NVIDIA-A100-SXM4-80GB"
+H800 = "NVIDIA-H800"
+
+
+def node(name: str, model: str = A100, gpus: int = 8, ready: bool = True, pool: str = "a") -> MemberNode:
+    labels = {"nvidia.com/gpu.product": model, "pool": pool}
+    return MemberNode(name, labels, gpus, gpus, ready=ready, schedulable=True)
+
+
+def cards(nodes: list[MemberNode], pods: list[MemberPod], reservations: list[Reservation] = (),  # type: ignore[assignment]
+          offered: int = 100, selector: dict[str, str] | None = None, model: str = A100):
+    return offer_cards(offer="o", cards_offered=offered, selector=selector or {}, gpu_model=model,
+                       nodes=nodes, pods=pods, reservations=reservations)
+
+
+def test_free_cards_are_allocatable_minus_live_pods() -> None:
+    result = cards([node("n1"), node("n2")], [MemberPod("p1", "n1", 3, False), MemberPod("p2", "n2", 8, True)])
+    assert (result.total, result.in_use, result.free) == (16, 3, 13)
+
+
+def test_only_nodes_of_the_offered_model_and_selector_count() -> None:
+    nodes = [node("n1"), node("n2", model=H800), node("n3", pool="b")]
+    result = cards(nodes, [MemberPod("p", "n2", 8, False)], selector={"pool": "a"})
+    assert (result.total, result.in_use, result.free) == (8, 0, 8)
+
+
+def test_not_ready_nodes_sell_nothing() -> None:
+    result = cards([node("n1", ready=False), node("n2")], [])
+    assert result.total == 8
+
+
+def test_offer_caps_what_it_sells() -> None:
+    result = cards([node("n1"), node("n2")], [MemberPod("p", "n1", 4, False)], offered=10)
+    assert (result.total, result.free) == (10, 6)
+
+
+def test_reservation_counts_only_until_its_pods_exist() -> None:
+    reservations = [Reservation("o", "job-1", 4)]
+    before = cards([node("n1")], [], reservations)
+    assert (before.reserved, before.free) == (4, 4)
+    pending_unbound = MemberPod("p", None, 4, False, offer="o", job_uid="job-1")
+    after_create = cards([node("n1")], [pending_unbound], reservations)
+    assert (after_create.in_use, after_create.reserved, after_create.free) == (4, 0, 4)
+    bound = MemberPod("p", "n1", 4, False, offer="o", job_uid="job-1")
+    after_bind = cards([node("n1")], [bound], reservations)
+    assert (after_bind.in_use, after_bind.reserved, after_bind.free) == (4, 0, 4)
+
+
+def test_capacity_by_model() -> None:
+    nodes = [node("n1"), node("n2", ready=False), node("n3", model=H800, gpus=4)]
+    caps = {c.model: c for c in capacity_by_model(nodes, [MemberPod("p", "n1", 2, False)])}
+    assert (caps[A100].total, caps[A100].allocatable, caps[A100].in_use) == (16, 8, 2)
+    assert (caps[H800].total, caps[H800].in_use) == (4, 0)
+
+
+def test_gpus_requested_follows_the_scheduler() -> None:
+    def c(n: int) -> dict[str, object]:
+        return {"resources": {"limits": {"nvidia.com/gpu": str(n)}}}
+
+    assert gpus_requested([c(2), c(1), {"name": "sidecar"}]) == 3
+    assert gpus_requested([c(1)], [c(4)]) == 4
+    assert gpus_requested([{"resources": {"requests": {"nvidia.com/gpu": 2}}}]) == 2
+
+
+@given(
+    gpus=st.lists(st.integers(0, 8), min_size=1, max_size=6),
+    pods=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 8), st.booleans()), max_size=20),
+    reserved=st.lists(st.integers(1, 16), max_size=5),
+)
+def test_free_never_exceeds_what_exists(
+    gpus: list[int], pods: list[tuple[int, int, bool]], reserved: list[int]
+) -> None:
+    nodes = [node(f"n{i}", gpus=g) for i, g in enumerate(gpus)]
+    member_pods = [MemberPod(f"p{j}", f"n{i}", g, t) for j, (i, g, t) in enumerate(pods)]
+    res = [Reservation("o", f"j{k}", r) for k, r in enumerate(reserved)]
+    result = cards(nodes, member_pods, res)
+    live = sum(g for (i, g, t) in pods if not t and i < len(gpus))
+    assert 0 <= result.free <= max(0, sum(gpus) - min(live, sum(gpus)))
+    assert result.free == max(0, min(100, sum(gpus)) - min(live, sum(gpus)) - sum(reserved))

@@ -1,0 +1,211 @@
+"""crds/ is generated from the models, is a structural schema, and shows what users look for."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from interconnect import crdgen
+from interconnect.api.v1alpha1.job import GpuRequest
+
+ROOT = Path(__file__).resolve().parents[2]
+CRDS_DIR = ROOT / "crds"
+RENDERED = crdgen.render_crds()
+OBJECTS = {name: yaml.safe_load(text) for name, text in RENDERED.items()}
+BY_KIND = {obj["spec"]["names"]["kind"]: obj for obj in OBJECTS.values()}
+
+
+def schema_of(kind: str) -> dict[str, Any]:
+    schema: dict[str, Any] = BY_KIND[kind]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def walk(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    yield path, schema
+    for name, sub in schema.get("properties", {}).items():
+        yield from walk(sub, f"{path}.{name}")
+    if isinstance(schema.get("items"), dict):
+        yield from walk(schema["items"], f"{path}[]")
+    if isinstance(schema.get("additionalProperties"), dict):
+        yield from walk(schema["additionalProperties"], f"{path}.*")
+
+
+ALL_NODES = [(kind, path, node) for kind in BY_KIND for path, node in walk(schema_of(kind))]
+
+
+def test_committed_crds_match_the_models() -> None:
+    committed = {p.name: p.read_text(encoding="utf-8") for p in CRDS_DIR.glob("*.yaml")}
+    assert sorted(committed) == sorted(RENDERED), "run `python -m interconnect crds`"
+    for name, text in RENDERED.items():
+        assert committed[name] == text, f"crds/{name} is stale: run `python -m interconnect crds`"
+
+
+def test_check_mode_reports_drift(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert crdgen.main(["--output-dir", str(tmp_path)]) == 0
+    assert crdgen.main(["--check", "--output-dir", str(tmp_path)]) == 0
+    target = tmp_path / "computejobs.interconnect.dev.yaml"
+    target.write_text(target.read_text(encoding="utf-8").replace("maxItems: 16", "maxItems: 17", 1), encoding="utf-8")
+    (tmp_path / "stale.interconnect.dev.yaml").write_text("{}\n", encoding="utf-8")
+    capsys.readouterr()
+    assert crdgen.main(["--check", "--output-dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    diff_lines = out.splitlines()
+    assert any(line.startswith("-") and line.strip().endswith("maxItems: 17") for line in diff_lines)
+    assert any(line.startswith("+") and line.strip().endswith("maxItems: 16") for line in diff_lines)
+    assert "stale.interconnect.dev.yaml: not generated" in out
+    assert crdgen.main(["--output-dir", str(tmp_path)]) == 0
+    assert not (tmp_path / "stale.interconnect.dev.yaml").exists()
+    assert crdgen.main(["--check", "--output-dir", str(tmp_path)]) == 0
+
+
+def test_rendering_is_deterministic() -> None:
+    assert crdgen.render_crds() == RENDERED
+
+
+@pytest.mark.parametrize(("kind", "path", "node"), ALL_NODES, ids=[f"{k}{p}" for k, p, _ in ALL_NODES])
+def test_structural(kind: str, path: str, node: dict[str, Any]) -> None:
+    assert "$ref" not in node and "$defs" not in node and "definitions" not in node
+    assert "const" not in node
+    assert "default" not in node, "defaults are applied by the models, not the API server"
+    for key in ("anyOf", "oneOf", "allOf", "not"):
+        assert key not in node, f"{key} is not used here (and anyOf with null is never structural)"
+    assert node.get("additionalProperties", {}) is not False
+    if node.get("x-kubernetes-int-or-string"):
+        assert "type" not in node
+    else:
+        assert node.get("type") in {"object", "array", "string", "integer", "boolean", "number"}, (
+            "every schema has a type"
+        )
+    if node.get("type") == "array":
+        assert "maxItems" in node, "bounded lists keep CEL cost estimates low"
+    if "x-kubernetes-list-type" in node:
+        assert node["x-kubernetes-list-type"] in {"set", "map", "atomic"}
+        if node["x-kubernetes-list-type"] == "map":
+            assert set(node["x-kubernetes-list-map-keys"]) <= set(node["items"]["required"])
+    if node.get("type") == "object" and "properties" in node:
+        assert set(node.get("required", [])) <= set(node["properties"])
+
+
+@pytest.mark.parametrize(("kind", "path", "node"), ALL_NODES, ids=[f"{k}{p}" for k, p, _ in ALL_NODES])
+def test_every_field_has_a_description(kind: str, path: str, node: dict[str, Any]) -> None:
+    if path.endswith(("[]", ".*")):
+        return  # items and map values are described by their field
+    assert node.get("description"), f"{kind}{path} has no description for kubectl explain"
+    assert "\n" not in node["description"].replace("\n\n", ""), "paragraphs are one line each"
+
+
+def test_every_cel_rule_has_a_message() -> None:
+    rules = [(kind, path, r) for kind, path, node in ALL_NODES for r in node.get("x-kubernetes-validations", [])]
+    assert len(rules) >= 20
+    for kind, path, r in rules:
+        assert r.get("message") or r.get("messageExpression"), (kind, path, r)
+        if "fieldPath" in r:
+            target = path + r["fieldPath"]
+            assert any(p == target for k, p, _ in ALL_NODES if k == kind), f"fieldPath {target} is not a field"
+
+
+def test_cel_strings_that_rules_read_are_bounded() -> None:
+    # Strings compared or scanned by CEL rules carry maxLength or an enum.
+    for kind, path, node in ALL_NODES:
+        if node.get("type") == "string" and node.get("x-kubernetes-validations"):
+            assert "maxLength" in node or "enum" in node, (kind, path)
+
+
+def test_kubectl_explain_shows_the_model_docstrings() -> None:
+    gpus = schema_of("ComputeJob")["properties"]["spec"]["properties"]["gpus"]
+    assert gpus["description"].startswith("GPUs each replica needs")
+    count_doc = GpuRequest.model_fields["count"].description
+    assert count_doc and gpus["properties"]["count"]["description"] == count_doc
+    assert "member cluster" in schema_of("ComputeNode")["description"]
+
+
+def test_names_scopes_categories_and_subresources() -> None:
+    expected = {
+        "ComputeNode": ("Cluster", ["cnode"], "computenodes"),
+        "ComputeOffer": ("Cluster", ["coffer"], "computeoffers"),
+        "ComputeJob": ("Namespaced", ["cjob"], "computejobs"),
+    }
+    assert set(BY_KIND) == set(expected)
+    for kind, (scope, short, plural) in expected.items():
+        crd = BY_KIND[kind]
+        assert crd["metadata"]["name"] == f"{plural}.interconnect.dev"
+        assert crd["spec"]["group"] == "interconnect.dev"
+        assert crd["spec"]["scope"] == scope
+        assert crd["spec"]["names"]["shortNames"] == short
+        assert crd["spec"]["names"]["plural"] == plural
+        assert crd["spec"]["names"]["categories"] == ["interconnect"]
+        [version] = crd["spec"]["versions"]
+        assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
+        assert version["subresources"] == {"status": {}}
+
+
+def columns(kind: str) -> dict[str, str]:
+    version = BY_KIND[kind]["spec"]["versions"][0]
+    return {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"] if not c.get("priority")}
+
+
+def test_printer_columns() -> None:
+    assert columns("ComputeJob") == {
+        "Phase": ".status.phase",
+        "Node": ".status.placement.node",
+        "GPUs": ".spec.gpus.count",
+        "Tier": ".spec.latencyTier",
+        "Price": ".status.placement.price.amount",
+        "Card-Hours": ".status.usage.cardHours",
+        "Age": ".metadata.creationTimestamp",
+    }
+    node = columns("ComputeNode")
+    assert node["Identity"] == ".status.identityCode"
+    assert node["Ready"] == '.status.conditions[?(@.type=="Ready")].status'
+    assert {"Type", "Region"} <= set(node)
+    offer = columns("ComputeOffer")
+    assert (offer["Node"], offer["Model"], offer["Free"], offer["Total"], offer["Price"]) == (
+        ".spec.nodeRef",
+        ".spec.gpuModel",
+        ".status.cardsFree",
+        ".status.cardsTotal",
+        ".spec.price.amount",
+    )
+
+
+def test_printer_column_paths_exist() -> None:
+    for kind in BY_KIND:
+        for column in BY_KIND[kind]["spec"]["versions"][0]["additionalPrinterColumns"]:
+            path = column["jsonPath"].split("[")[0]
+            if path.startswith(".metadata"):
+                continue
+            node = schema_of(kind)
+            for part in path.strip(".").split("."):
+                node = node["properties"][part] if "properties" in node else node["items"]["properties"][part]
+
+
+def test_region_is_an_enum_and_credit_code_shape_is_checked_at_admission() -> None:
+    spec = schema_of("ComputeNode")["properties"]["spec"]
+    assert "CN-GZ" in spec["properties"]["region"]["enum"]
+    credit = spec["properties"]["operatingEntity"]["properties"]["creditCode"]
+    assert credit["pattern"] == "^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$"
+    # The check character is left to the models: CEL's cost estimator refuses the GB 32100 sum.
+    assert "x-kubernetes-validations" not in credit
+
+
+def test_immutable_fields() -> None:
+    def rules(node: dict[str, Any]) -> list[str]:
+        return [r["rule"] for r in node.get("x-kubernetes-validations", [])]
+
+    job = schema_of("ComputeJob")["properties"]["spec"]["properties"]
+    node = schema_of("ComputeNode")["properties"]["spec"]["properties"]
+    for field in (job["gpus"], job["origin"], node["type"], node["region"]):
+        assert "self == oldSelf" in rules(field)
+    assert "self == oldSelf" not in rules(job["replicas"])
+
+
+def test_prices_are_strings() -> None:
+    offer = schema_of("ComputeOffer")["properties"]["spec"]["properties"]["price"]["properties"]
+    assert offer["amount"]["type"] == "string"
+    assert offer["amount"]["pattern"] == r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,4})?$"
+    job = schema_of("ComputeJob")["properties"]["status"]["properties"]["usage"]["properties"]
+    assert job["cardHours"]["type"] == job["cost"]["type"] == "string"
