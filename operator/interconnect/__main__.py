@@ -10,12 +10,38 @@ import sys
 from collections.abc import Sequence
 
 
+def _select_hub(kubeconfig: str | None, context: str | None) -> None:
+    """Point every client at the hub before any of them is imported.
+
+    The Kubernetes client libraries read ``KUBECONFIG`` when they are imported and kopf logs in
+    with the current context, so ``--context`` becomes a private copy of the kubeconfig whose
+    current context is the hub.
+    """
+    import os
+    import tempfile
+
+    if kubeconfig:
+        os.environ["KUBECONFIG"] = os.path.abspath(kubeconfig)
+    if context:
+        import yaml
+
+        path = os.environ.get("KUBECONFIG", os.path.expanduser("~/.kube/config")).split(os.pathsep)[0]
+        with open(path, encoding="utf-8") as fh:
+            config = yaml.safe_load(fh)
+        if context not in {c["name"] for c in config.get("contexts") or []}:
+            raise SystemExit(f"--context {context}: no such context in {path}")
+        config["current-context"] = context
+        fd, copy = tempfile.mkstemp(prefix="interconnect-hub-", suffix=".kubeconfig")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(config, fh)
+        os.environ["KUBECONFIG"] = copy
+
+
 def _run(args: argparse.Namespace) -> int:
+    _select_hub(args.kubeconfig, args.context)
     from interconnect.operator_main import run_operator
 
     return run_operator(
-        kubeconfig=args.kubeconfig,
-        context=args.context,
         standalone=args.standalone,
         priority=args.priority,
         liveness=args.liveness,

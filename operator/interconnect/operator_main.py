@@ -4,35 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 
 import kopf
 
 
 def run_operator(
     *,
-    kubeconfig: str | None,
-    context: str | None,
     standalone: bool,
     priority: int | None,
     liveness: str | None,
     verbose: bool,
 ) -> int:
-    if kubeconfig:
-        os.environ["KUBECONFIG"] = kubeconfig
-    if context:
-        os.environ["INTERCONNECT_HUB_CONTEXT"] = context
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("kubernetes_asyncio", "aiohttp", "asyncio", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.INFO)
     import interconnect.handlers  # noqa: F401  (registers the handlers with kopf)
 
-    asyncio.run(
-        kopf.operator(
-            clusterwide=True,
-            standalone=standalone,
-            priority=priority if priority is not None else 0,
-            peering_name="interconnect",
-            liveness_endpoint=liveness,
-        )
-    )
+    # kopf pauses every watch until its peering CRD exists unless it runs standalone; peering
+    # (several replicas, one active) needs ClusterKopfPeering installed by the hub chart.
+    peering = {} if standalone else {"peering_name": "interconnect",
+                                     "priority": priority if priority is not None else 0}
+    asyncio.run(kopf.operator(clusterwide=True, standalone=standalone, liveness_endpoint=liveness or None,
+                              **peering))
     return 0

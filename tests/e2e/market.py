@@ -7,6 +7,7 @@ server; members are reached through kubeconfig Secrets, exactly as in production
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -51,16 +52,11 @@ def custom(api: client.ApiClient) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api)
 
 
-def apply(api: client.ApiClient, manifest: dict[str, Any]) -> None:
-    """Server-side apply of one object (create or update), as kubectl apply --server-side does."""
-    kind = manifest["kind"]
-    plural = {"ComputeNode": "computenodes", "ComputeOffer": "computeoffers", "ComputeJob": "computejobs"}[kind]
-    ns = manifest["metadata"].get("namespace")
-    path = (f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{plural}/{manifest['metadata']['name']}" if ns
-            else f"/apis/{GROUP}/{VERSION}/{plural}/{manifest['metadata']['name']}")
-    api.call_api(path, "PATCH", query_params=[("fieldManager", "e2e"), ("force", "true")],
-                 header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
-                 body=manifest, auth_settings=["BearerToken"], response_type="object", _return_http_data_only=True)
+def apply(bed: tb.Testbed, manifest: dict[str, Any]) -> None:
+    """Server-side apply of one object on the hub (create or update), as a user would."""
+    subprocess.run(bed.kubectl_cmd("hub", "apply", "--server-side", "--force-conflicts", "--field-manager=e2e",
+                                   "-f", "-"), input=json.dumps(manifest), text=True, check=True,
+                   capture_output=True)
 
 
 def ensure_namespace(api: client.ApiClient, name: str) -> None:
@@ -204,9 +200,9 @@ def running_market(bed: tb.Testbed, log_dir: Path) -> Iterator[Operator]:
             core.delete_namespaced_secret(secret.metadata.name, OPERATOR_NS)
         core.create_namespaced_secret(OPERATOR_NS, secret)
     for name in NODES:
-        apply(hub, node_manifest(name))
+        apply(bed, node_manifest(name))
     for name in OFFERS:
-        apply(hub, offer_manifest(name))
+        apply(bed, offer_manifest(name))
     operator = Operator(bed, log_dir)
     operator.start()
     try:

@@ -34,7 +34,8 @@ async def connect(context: str | None = None) -> k8s.ApiClient:
     if os.environ.get("KUBERNETES_SERVICE_HOST") and not context:
         k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
-        await k8s_config.load_kube_config(context=context, client_configuration=configuration)
+        await k8s_config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), context=context,
+                                          client_configuration=configuration)
     configuration.connection_pool_maxsize = 32
     return k8s.ApiClient(configuration)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any
 
 import kopf
@@ -20,7 +19,7 @@ log = logging.getLogger(__name__)
 @kopf.on.startup()
 async def start_controller(memo: kopf.Memo, **_: Any) -> None:
     settings = Settings.from_env()
-    api = await hub_adapter.connect(os.environ.get("INTERCONNECT_HUB_CONTEXT"))
+    api = await hub_adapter.connect()
     hub = hub_adapter.Hub(api)
     data, _version = await hub.read_config_map(settings.namespace, settings.latency_config_map)
     controller = Controller(hub, settings, make_latency(data))

@@ -318,9 +318,13 @@ class Controller:
         if member is None:
             return OfferCards(0, 0, 0)
         selector = offer.spec.node_selector.match_labels if offer.spec.node_selector else {}
+        # Offers of one node and model share its cards: a reservation on any of them counts here.
+        pool = {name for name, o in self.offers.items()
+                if o.spec.node_ref == offer.spec.node_ref and o.spec.gpu_model == offer.spec.gpu_model}
+        reservations = [replace(r, offer=offer.metadata.name) for r in self.ledger if r.offer in pool]
         return offer_cards(offer=offer.metadata.name, cards_offered=offer.spec.cards, selector=selector,
                            gpu_model=offer.spec.gpu_model, nodes=member.nodes.items.values(),
-                           pods=member.gpu_pods.items.values(), reservations=self.ledger)
+                           pods=member.gpu_pods.items.values(), reservations=reservations)
 
     def _sellable(self, offer: ComputeOffer) -> bool:
         state = self.nodes.get(offer.spec.node_ref)
@@ -439,8 +443,11 @@ class Controller:
             view = offers[chosen.offer]
             self.ledger = self.ledger.reserve(chosen.offer, request.uid, request.cards,
                                               free_now=view.cards_free + self.ledger.reserved(chosen.offer))
-            offers[chosen.offer] = replace(view, cards_free=view.cards_free - request.cards)
-            snapshot = PlacementSnapshot.of(snapshot.nodes.values(), offers.values(), self.latency, at)
+            # Every offer sharing the chosen one's cards loses them too.
+            for name, other in offers.items():
+                if other.node == view.node and other.gpu_model == view.gpu_model:
+                    offers[name] = replace(other, cards_free=max(0, other.cards_free - request.cards))
+                    snapshot = snapshot.with_offer(offers[name])
             self.placements += 1
             self._scheduled(state, decision, at)
             self._dispatch_soon(state)
