@@ -23,8 +23,10 @@ def run_operator(
 
     # kopf pauses every watch until its peering CRD exists unless it runs standalone; peering
     # (several replicas, one active) needs ClusterKopfPeering installed by the hub chart.
-    peering = {} if standalone else {"peering_name": "interconnect",
-                                     "priority": priority if priority is not None else 0}
-    asyncio.run(kopf.operator(clusterwide=True, standalone=standalone, liveness_endpoint=liveness or None,
-                              **peering))
+    if standalone:
+        coro = kopf.operator(clusterwide=True, standalone=True, liveness_endpoint=liveness or None)
+    else:
+        coro = kopf.operator(clusterwide=True, peering_name="interconnect", priority=priority or 0,
+                             liveness_endpoint=liveness or None)
+    asyncio.run(coro)
     return 0
