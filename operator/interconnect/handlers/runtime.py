@@ -9,6 +9,7 @@ from typing import Any
 import kopf
 
 from interconnect.adapters import hub as hub_adapter
+from interconnect.adapters.metrics import Metrics
 from interconnect.core.vocabulary import GROUP, VERSION
 from interconnect.services.config import Settings
 from interconnect.services.controller import Controller, make_latency
@@ -22,7 +23,9 @@ async def start_controller(memo: kopf.Memo, **_: Any) -> None:
     api = await hub_adapter.connect()
     hub = hub_adapter.Hub(api)
     data, _version = await hub.read_config_map(settings.namespace, settings.latency_config_map)
-    controller = Controller(hub, settings, make_latency(data))
+    metrics = Metrics()
+    metrics.serve(settings.metrics_port)
+    controller = Controller(hub, settings, make_latency(data), metrics)
     # The whole picture before the first placement: nodes (and their members), offers, jobs.
     nodes = await hub.custom.list_cluster_custom_object(GROUP, VERSION, "computenodes")
     results = await asyncio.gather(*(controller.node_changed(n) for n in nodes["items"]), return_exceptions=True)

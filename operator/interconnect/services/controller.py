@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any
 
 import pydantic
@@ -29,17 +30,20 @@ from interconnect.adapters.member import (
     MemberCluster,
     MemberUnavailable,
 )
+from interconnect.adapters.metrics import Metrics
 from interconnect.api.v1alpha1 import ComputeJob, ComputeNode, ComputeOffer, Condition, set_condition, to_api
 from interconnect.core.capacity import OfferCards, capacity_by_model, offer_cards
 from interconnect.core.eligibility import eligibility_failures
 from interconnect.core.latency import LatencyTable
+from interconnect.core.metering import PodAccrual, PodRun, UsageRecord, accrue, cost
+from interconnect.core.money import Money
 from interconnect.core.placement import Decision, OfferView, PlacementSnapshot, pending_order, place
 from interconnect.core.reservations import ReservationLedger
 from interconnect.core.vocabulary import API_VERSION, JobPhase
 from interconnect.services.config import Settings
 from interconnect.services.identity import IdentityRegistry
 from interconnect.services.member_job import build_member_job, member_job_name
-from interconnect.services.translate import job_request, node_view, offer_view
+from interconnect.services.translate import job_request, node_view, offer_view, price_of
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +88,8 @@ class JobState:
     member_job_deleted: bool = False
     dispatching: bool = False
     status_patch: dict[str, Any] = field(default_factory=dict)
+    usage: UsageRecord = field(default_factory=UsageRecord)
+    history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def uid(self) -> str:
@@ -99,7 +105,13 @@ class JobState:
 def _job_state(job: ComputeJob) -> JobState:
     status = job.status
     phase = status.phase or JobPhase.PENDING
+    usage = UsageRecord(tuple(PodAccrual(p.attempt, p.pod, p.gpus, p.microseconds, p.finished)
+                              for p in (status.usage.pods if status.usage else [])))
+    history = [to_api(a) for a in status.attempt_history]
     return JobState(
+        usage=usage,
+        history=history,
+
         model=job,
         phase=JobPhase(phase),
         attempt=status.attempts,
@@ -111,8 +123,9 @@ def _job_state(job: ComputeJob) -> JobState:
 
 
 class Controller:
-    def __init__(self, hub: Hub, settings: Settings, latency: LatencyTable) -> None:
+    def __init__(self, hub: Hub, settings: Settings, latency: LatencyTable, metrics: Metrics | None = None) -> None:
         self.hub = hub
+        self.metrics = metrics or Metrics()
         self.settings = settings
         self.latency = latency
         self.identity = IdentityRegistry(hub, settings.namespace, settings.identity_config_map)
@@ -138,6 +151,7 @@ class Controller:
             asyncio.create_task(self._sync_loop(), name="sync"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._offer_status_loop(), name="offer-status"),
+            asyncio.create_task(self._metering_loop(), name="metering"),
         ]
         self.started.set()
 
@@ -259,6 +273,31 @@ class Controller:
             await asyncio.sleep(self.settings.heartbeat_interval)
             await asyncio.gather(*(self._heartbeat(s) for s in list(self.nodes.values()) if s.registered),
                                  return_exceptions=True)
+            self._refresh_gauges()
+
+    def _refresh_gauges(self) -> None:
+        m = self.metrics
+        for phase in JobPhase:
+            m.jobs.labels(phase=phase.value).set(sum(1 for s in self.jobs.values() if s.phase is phase))
+        m.queue_depth.set(sum(1 for s in self.jobs.values() if s.phase is JobPhase.PENDING))
+        reasons: dict[str, int] = {}
+        for s in self.jobs.values():
+            if s.phase is JobPhase.PENDING and s.last_summary:
+                top = s.last_summary.split(": ", 1)[-1].split(", ")[0].lstrip("0123456789 ")
+                reasons[top] = reasons.get(top, 0) + 1
+        m.unschedulable.clear()
+        for reason, count in reasons.items():
+            m.unschedulable.labels(reason=reason).set(count)
+        for state in self.nodes.values():
+            spec = state.model.spec
+            m.member_ready.labels(node=state.name, identity_code=state.model.status.identity_code or "",
+                                  region=spec.region, type=str(spec.type.value),
+                                  industry=str(spec.industry.value) if spec.industry else "none",
+                                  ).set(1 if state.ready else 0)
+            if state.last_ok is not None:
+                m.heartbeat_age.labels(node=state.name).set(time.monotonic() - state.last_ok)
+            if state.member is not None:
+                m.watch_restarts.labels(node=state.name).set(sum(i.restarts for i in state.member.informers))
 
     async def _heartbeat(self, state: NodeState) -> None:
         if state.member is None:
@@ -335,6 +374,11 @@ class Controller:
             await asyncio.sleep(2.0)
             for name, offer in list(self.offers.items()):
                 cards = self._cards(offer)
+                free = cards.free if self._sellable(offer) else 0
+                for label, value in (("total", cards.total), ("free", free), ("reserved", cards.reserved),
+                                     ("in_use", cards.in_use)):
+                    self.metrics.offer_cards.labels(offer=name, node=offer.spec.node_ref,
+                                                    gpu_model=offer.spec.gpu_model, state=label).set(value)
                 if self._offer_status.get(name) == cards:
                     continue
                 self._offer_status[name] = cards
@@ -434,7 +478,10 @@ class Controller:
         writes: list[Coroutine[Any, Any, None]] = []
         for request in pending_order(requests.values()):
             state = self.jobs[request.uid]
+            started = time.perf_counter()
             decision = place(request, snapshot)
+            self.metrics.placement_seconds.observe(time.perf_counter() - started)
+            self.metrics.placements.labels(result="placed" if decision.chosen else "unschedulable").inc()
             if decision.chosen is None:
                 if decision.summary != state.last_summary:
                     writes.append(self._unschedulable(state, decision))
@@ -482,9 +529,15 @@ class Controller:
             "price": to_api(price), "tier": chosen.tier.value, "region": chosen.region,
             "gpuModel": chosen.gpu_model, "placedAt": iso(at),
         }
+        industry = self.nodes[chosen.node].model.spec.industry
+        if industry:
+            state.placement["industry"] = str(industry.value if hasattr(industry, "value") else industry)
         node_state = self.nodes[chosen.node]
         state.member_job = {"cluster": chosen.node, "namespace": node_state.model.spec.connection.namespace,
                             "name": member_job_name(state.uid, state.attempt)}
+        state.history = [h for h in state.history if h["attempt"] != state.attempt] + [{
+            "attempt": state.attempt, "node": chosen.node, "memberJobName": state.member_job["name"],
+            "offer": chosen.offer, "price": to_api(price)}]
         self._set(state, "Scheduled", True, "Placed",
                   f"offer {chosen.offer} on {chosen.node} ({chosen.identity_code}, {chosen.region}), "
                   f"tier {chosen.tier.value}, {chosen.effective_price} per card-hour; {decision.summary}")
@@ -505,6 +558,7 @@ class Controller:
                     await self._patch_job(state, {
                         "phase": JobPhase.SCHEDULED.value, "placement": state.placement,
                         "attempts": state.attempt, "memberJob": state.member_job, "unschedulable": None,
+                        "attemptHistory": state.history,
                         "conditions": [to_api(c) for c in state.conditions]})
                     persisted = True
                     await self.hub.event(state.ref, "Normal", "Scheduled", state.conditions[-1].message
@@ -521,6 +575,8 @@ class Controller:
                            "price": f"{state.placement['price']['amount']} {state.placement['price']['currency']}"
                                     f"/{state.placement['price']['unit']}"})
                 member_uid, created = await node.member.create_job(manifest)
+                if created:
+                    self._observe_latency(state, "created")
                 state.member_job = {**state.member_job, "uid": member_uid}
                 state.phase = JobPhase.DISPATCHED
                 self._set(state, "Dispatched", True, "MemberJobCreated" if created else "MemberJobAdopted",
@@ -538,6 +594,90 @@ class Controller:
                 state = self.jobs.get(uid)
         if state is not None:
             state.dispatching = False
+
+    # ------------------------------------------------------------------ metering
+
+    def _observe_latency(self, state: JobState, stage: str) -> None:
+        created = state.model.metadata.creation_timestamp
+        if created is not None:
+            self.metrics.dispatch_latency.labels(stage=stage).observe(max(0.0, (now() - created).total_seconds()))
+
+    def _costs(self, state: JobState, record: UsageRecord) -> dict[int, Money]:
+        spec = state.model.spec
+        out: dict[int, Money] = {}
+        for attempt in record.attempts:
+            price = _attempt_price(state, attempt)
+            if price is None:
+                continue
+            out[attempt] = cost(record.card_time(attempt), price_of(_api_price(price)), spec.gpus.count,
+                                spec.replicas)
+        return out
+
+    def _accrue(self, state: JobState, pods: list[DispatchedPod], at: dt.datetime,
+                final: bool = False) -> tuple[dict[str, Any] | None, list[tuple[int, Decimal, Decimal]]]:
+        """The new usage status and, per attempt, the increase of card-hours and cost."""
+        runs = [PodRun(p.uid, p.gpus, p.started, p.finished) for p in pods if p.started is not None]
+        old = state.usage
+        new = accrue(old, runs, at, state.attempt) if runs else old
+        if new == old and not final:
+            return None, []
+        old_costs, new_costs = self._costs(state, old), self._costs(state, new)
+        deltas = []
+        for attempt in new.attempts:
+            hours = new.card_time(attempt).increase_over(old.card_time(attempt)).card_hours
+            zero = Money(Decimal(0), new_costs[attempt].currency) if attempt in new_costs else None
+            spent = (new_costs[attempt] - old_costs.get(attempt, zero)).amount if zero is not None else Decimal(0)
+            deltas.append((attempt, hours, max(Decimal(0), spent)))
+        state.usage = new
+        total = sum((c.amount for c in new_costs.values()), Decimal(0))
+        currency = next(iter(new_costs.values())).currency if new_costs else None
+        for entry in state.history:
+            entry["cardHours"] = _decimal_text(new.card_hours(entry["attempt"]))
+        usage: dict[str, Any] = {
+            "cardHours": _decimal_text(new.card_hours()), "cost": _decimal_text(total),
+            "accruedUntil": iso(at),
+            "pods": [{"attempt": p.attempt, "pod": p.pod_uid, "gpus": p.gpus, "microseconds": p.microseconds,
+                      "finished": p.finished} for p in new.pods],
+        }
+        if currency:
+            usage["currency"] = currency
+        return usage, deltas
+
+    def _count(self, state: JobState, deltas: list[tuple[int, Decimal, Decimal]]) -> None:
+        """Add usage increases to the counters, after they are durable in the job's status."""
+        if not deltas or not state.placement:
+            return
+        placement = state.placement
+        node = self.nodes.get(placement["node"])
+        for attempt, hours, spent in deltas:
+            price = _attempt_price(state, attempt) or placement["price"]
+            offer = next((h.get("offer") for h in state.history if h["attempt"] == attempt), placement["offer"])
+            labels = {"node": str(placement.get("identityCode") or placement["node"]), "offer": str(offer),
+                      "gpu_model": placement["gpuModel"], "tenant": state.model.metadata.namespace or "",
+                      "region": placement["region"],
+                      "industry": placement.get("industry") or (
+                          str(node.model.spec.industry) if node and node.model.spec.industry else "none"),
+                      "currency": price["currency"]}
+            self.metrics.add_usage(labels, hours, spent)
+
+    async def _metering_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.metering_interval)
+            try:
+                await self.meter_running()
+            except Exception:
+                self.metrics.reconcile_errors.labels(loop="metering").inc()
+                log.exception("metering pass failed")
+
+    async def meter_running(self) -> None:
+        at = now()
+        for state in [s for s in self.jobs.values() if s.phase in (JobPhase.RUNNING, JobPhase.DISPATCHED)]:
+            _, _, pods = self._member_objects(state)
+            usage, deltas = self._accrue(state, pods, at)
+            if usage is None:
+                continue
+            await self._patch_job(state, {"usage": usage, "attemptHistory": state.history})
+            self._count(state, deltas)
 
     # ------------------------------------------------------------------ sync from members
 
@@ -616,6 +756,7 @@ class Controller:
             events.append(("Warning", "Failed", msg))
         elif any(p.phase == "Running" for p in pods) and state.phase is not JobPhase.RUNNING:
             state.phase = JobPhase.RUNNING
+            self._observe_latency(state, "running")
             self._set(state, "Running", True, "PodsRunning", f"running on {member.name}")
             status.update(phase=state.phase.value)
             events.append(("Normal", "Started", f"running on {member.name}"))
@@ -626,14 +767,27 @@ class Controller:
         if started and "startTime" not in (state.status_patch or {}):
             status["startTime"] = iso(min(started))
             state.status_patch["startTime"] = status["startTime"]
+        deltas: list[tuple[int, Decimal, Decimal]] = []
         if state.phase.is_terminal:
             self.ledger = self.ledger.release(uid)
             self.wake()
+            usage, deltas = self._accrue(state, pods, now(), final=True)
+            if usage is not None:
+                status["usage"] = usage
+                status["attemptHistory"] = state.history
         if status or events:
             status["conditions"] = [to_api(c) for c in state.conditions]
             await self._patch_job(state, status)
+            self._count(state, deltas)
             for type_, reason, message in events:
                 await self.hub.event(state.ref, type_, reason, message)
+
+
+def _attempt_price(state: JobState, attempt: int) -> dict[str, Any] | None:
+    for entry in state.history:
+        if entry["attempt"] == attempt and entry.get("price"):
+            return entry["price"]  # type: ignore[no-any-return]
+    return state.placement["price"] if state.placement else None
 
 
 def _validation_message(exc: pydantic.ValidationError) -> str:
@@ -644,6 +798,18 @@ def _validation_message(exc: pydantic.ValidationError) -> str:
 def _condition(type_: str, ok: bool, reason: str, message: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"type": type_, "status": "True" if ok else "False", "reason": reason, "message": message,
             "lastTransitionTime": iso(now()), "observedGeneration": body["metadata"].get("generation")}
+
+
+def _api_price(price: dict[str, Any]) -> Any:
+    from interconnect.api.v1alpha1 import Price as ApiPrice
+
+    return ApiPrice.model_validate(price)
+
+
+def _decimal_text(value: Decimal) -> str:
+    """A decimal string without exponent or trailing zeros (the API's Quantity pattern)."""
+    text = format(value.normalize(), "f")
+    return text
 
 
 def make_latency(data: dict[str, str]) -> LatencyTable:

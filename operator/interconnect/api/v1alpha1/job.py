@@ -321,6 +321,8 @@ class PlacementResult(Model):
     """The GPU model the job runs on."""
     placed_at: AwareDatetime
     """When the placement was made."""
+    industry: Industry | None = None
+    """The node's industry, for industry nodes (usage is reported by industry)."""
 
 
 class MemberJobRef(Model):
@@ -353,6 +355,29 @@ class Attempt(Model):
     """How it ended, in CamelCase: Succeeded, Failed, NodeLost, Cancelled, ... Omitted while it runs."""
     card_hours: Quantity | None = None
     """Card-hours the attempt used, a decimal string."""
+    offer: ObjectName | None = None
+    """The ComputeOffer of this attempt."""
+    price: Price | None = None
+    """The price locked for this attempt: its usage is billed at it."""
+
+
+class PodUsage(Model):
+    """What one pod of one attempt has used, as last observed from the member's timestamps.
+
+    Kept so that accrual is idempotent: recomputing after a restart or an outage replaces these
+    figures instead of adding to them.
+    """
+
+    attempt: Annotated[int, Field(ge=1)]
+    """The attempt the pod belongs to."""
+    pod: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    """The pod's UID on the member."""
+    gpus: Annotated[int, Field(ge=0, le=64)]
+    """GPUs the pod held."""
+    microseconds: Annotated[int, Field(ge=0)]
+    """Microseconds the pod ran (container start to finish, or to accruedUntil while it runs)."""
+    finished: bool = False
+    """True once the member reported the pod finished: the figure is final."""
 
 
 class Usage(Model):
@@ -368,6 +393,8 @@ class Usage(Model):
     """Usage is counted up to this time."""
     lost_card_hours: Quantity | None = None
     """Card-hours of attempts lost with their node (not billed)."""
+    pods: Annotated[list[PodUsage], Field(max_length=4096)] = Field(default_factory=list)
+    """Per pod and attempt, the observation the figures above are computed from."""
 
 
 class ReasonCount(Model):
