@@ -55,6 +55,28 @@ def _crds(args: argparse.Namespace) -> int:
     return crdgen.main(["--check"] if args.check else [])
 
 
+def _usage(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    _select_hub(args.kubeconfig, args.context)
+    from kubernetes import client, config
+
+    from interconnect.core.vocabulary import GROUP, VERSION
+    from interconnect.services.report import render, usage_rows
+
+    def when(text: str) -> dt.datetime:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+    config.load_kube_config()  # type: ignore[no-untyped-call]
+    api = client.CustomObjectsApi()
+    jobs = api.list_cluster_custom_object(GROUP, VERSION, "computejobs")["items"]  # type: ignore[index]
+    until = when(args.until) if args.until else dt.datetime.now(dt.UTC)
+    since = when(args.since) if args.since else until - dt.timedelta(days=31)
+    print(render(usage_rows(jobs, since=since, until=until, group_by=args.group_by), args.output, args.group_by))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m interconnect", description=__doc__)
     sub = parser.add_subparsers(dest="command")
@@ -70,6 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="liveness endpoint URL for kubelet probes")
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_run)
+
+    usage = sub.add_parser("usage", help="card-hours and cost of completed jobs, for billing")
+    usage.add_argument("--since", help="RFC 3339 start (default: 31 days before --until)")
+    usage.add_argument("--until", help="RFC 3339 end, exclusive (default: now)")
+    usage.add_argument("--group-by", default="tenant",
+                       choices=("node", "tenant", "region", "industry", "offer", "gpu-model"))
+    usage.add_argument("-o", "--output", default="table", choices=("table", "json", "csv"))
+    usage.add_argument("--kubeconfig")
+    usage.add_argument("--context")
+    usage.set_defaults(func=_usage)
 
     crds = sub.add_parser("crds", help="write crds/*.yaml from the API models")
     crds.add_argument("--check", action="store_true", help="exit 1 when the committed YAML differs")

@@ -187,7 +187,7 @@ def phase_of(api: client.ApiClient, namespace: str, name: str) -> str | None:
 
 
 @contextlib.contextmanager
-def running_market(bed: tb.Testbed, log_dir: Path) -> Iterator[Operator]:
+def running_market(bed: tb.Testbed, log_dir: Path, env: dict[str, str] | None = None) -> Iterator[Operator]:
     hub = bed.api("hub")
     install_crds(bed)
     ensure_namespace(hub, OPERATOR_NS)
@@ -203,7 +203,7 @@ def running_market(bed: tb.Testbed, log_dir: Path) -> Iterator[Operator]:
         apply(bed, node_manifest(name))
     for name in OFFERS:
         apply(bed, offer_manifest(name))
-    operator = Operator(bed, log_dir)
+    operator = Operator(bed, log_dir, env)
     operator.start()
     try:
         wait_for(lambda: all(_ready(hub, n) for n in NODES), 60, "every ComputeNode Ready")
@@ -216,6 +216,14 @@ def _ready(api: client.ApiClient, name: str) -> bool:
     node = custom(api).get_cluster_custom_object(GROUP, VERSION, "computenodes", name)
     conds = {c["type"]: c["status"] for c in (node.get("status") or {}).get("conditions", [])}
     return conds.get("Ready") == "True"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def dump(obj: Any) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,14 +17,6 @@ from tests.e2e import market as m
 pytestmark = pytest.mark.e2e
 
 A100, H800, H20, L40S = m.A100, m.H800, m.H20, m.L40S
-
-
-@pytest.fixture(scope="module")
-def operator(testbed: tb.Testbed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[m.Operator]:
-    log_dir = tmp_path_factory.mktemp("operator")
-    with m.running_market(testbed, log_dir) as op:
-        yield op
-    print(f"operator logs: {log_dir}")
 
 
 def submit(hub: client.ApiClient, manifest: dict[str, Any]) -> None:

@@ -48,6 +48,10 @@ class Metrics:
                                     ("node",), registry=r)
         self.queue_depth = Gauge("interconnect_pending_queue_depth", "Jobs waiting for placement.", registry=r)
 
+    def register_usage(self, labels: dict[str, str]) -> None:
+        self.card_hours.labels(**labels)
+        self.cost.labels(**labels)
+
     def add_usage(self, labels: dict[str, str], card_hours: Decimal, cost: Decimal) -> None:
         if card_hours > 0:
             self.card_hours.labels(**labels).inc(float(card_hours))

@@ -20,13 +20,26 @@ log = logging.getLogger(__name__)
 @kopf.on.startup()
 async def start_controller(memo: kopf.Memo, **_: Any) -> None:
     settings = Settings.from_env()
+    if "metrics" not in memo:
+        memo["metrics"] = Metrics()
+        memo["metrics"].serve(settings.metrics_port)
     api = await hub_adapter.connect()
     hub = hub_adapter.Hub(api)
+    try:
+        controller = await _load(hub, settings, memo["metrics"])
+    except Exception as exc:
+        await hub.close()
+        # The hub may still be starting (429, connection refused): retry soon, not in a minute.
+        raise kopf.TemporaryError(f"cannot load the hub's state yet: {exc}", delay=2) from exc
+    controller.start()
+    controller.wake()
+    memo["controller"] = controller
+
+
+async def _load(hub: hub_adapter.Hub, settings: Settings, metrics: Metrics) -> Controller:
+    """The whole picture before the first placement: nodes (and their members), offers, jobs."""
     data, _version = await hub.read_config_map(settings.namespace, settings.latency_config_map)
-    metrics = Metrics()
-    metrics.serve(settings.metrics_port)
     controller = Controller(hub, settings, make_latency(data), metrics)
-    # The whole picture before the first placement: nodes (and their members), offers, jobs.
     nodes = await hub.custom.list_cluster_custom_object(GROUP, VERSION, "computenodes")
     results = await asyncio.gather(*(controller.node_changed(n) for n in nodes["items"]), return_exceptions=True)
     for node, result in zip(nodes["items"], results, strict=True):
@@ -39,9 +52,7 @@ async def start_controller(memo: kopf.Memo, **_: Any) -> None:
     for job in jobs["items"]:
         if not job["metadata"].get("deletionTimestamp"):
             await controller.job_changed(job)
-    controller.start()
-    controller.wake()
-    memo["controller"] = controller
+    return controller
 
 
 @kopf.on.cleanup()

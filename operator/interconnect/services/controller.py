@@ -48,6 +48,7 @@ from interconnect.services.translate import job_request, node_view, offer_view, 
 log = logging.getLogger(__name__)
 
 ACTIVE = (JobPhase.SCHEDULED, JobPhase.DISPATCHED, JobPhase.RUNNING)
+ACCRUAL_MARGIN_SECONDS = 1.0
 
 
 def now() -> dt.datetime:
@@ -538,6 +539,9 @@ class Controller:
         state.history = [h for h in state.history if h["attempt"] != state.attempt] + [{
             "attempt": state.attempt, "node": chosen.node, "memberJobName": state.member_job["name"],
             "offer": chosen.offer, "price": to_api(price)}]
+        # The usage series exist at 0 from placement on, before the first card-hour, so that
+        # Prometheus' increase() sees all of it.
+        self.metrics.register_usage(self._usage_labels(state, state.attempt))
         self._set(state, "Scheduled", True, "Placed",
                   f"offer {chosen.offer} on {chosen.node} ({chosen.identity_code}, {chosen.region}), "
                   f"tier {chosen.tier.value}, {chosen.effective_price} per card-hour; {decision.summary}")
@@ -643,22 +647,22 @@ class Controller:
             usage["currency"] = currency
         return usage, deltas
 
+    def _usage_labels(self, state: JobState, attempt: int) -> dict[str, str]:
+        placement = state.placement
+        assert placement is not None
+        price = _attempt_price(state, attempt) or placement["price"]
+        offer = next((h.get("offer") for h in state.history if h["attempt"] == attempt), placement["offer"])
+        return {"node": str(placement.get("identityCode") or placement["node"]), "offer": str(offer),
+                "gpu_model": placement["gpuModel"], "tenant": state.model.metadata.namespace or "",
+                "region": placement["region"], "industry": placement.get("industry") or "none",
+                "currency": price["currency"]}
+
     def _count(self, state: JobState, deltas: list[tuple[int, Decimal, Decimal]]) -> None:
         """Add usage increases to the counters, after they are durable in the job's status."""
         if not deltas or not state.placement:
             return
-        placement = state.placement
-        node = self.nodes.get(placement["node"])
         for attempt, hours, spent in deltas:
-            price = _attempt_price(state, attempt) or placement["price"]
-            offer = next((h.get("offer") for h in state.history if h["attempt"] == attempt), placement["offer"])
-            labels = {"node": str(placement.get("identityCode") or placement["node"]), "offer": str(offer),
-                      "gpu_model": placement["gpuModel"], "tenant": state.model.metadata.namespace or "",
-                      "region": placement["region"],
-                      "industry": placement.get("industry") or (
-                          str(node.model.spec.industry) if node and node.model.spec.industry else "none"),
-                      "currency": price["currency"]}
-            self.metrics.add_usage(labels, hours, spent)
+            self.metrics.add_usage(self._usage_labels(state, attempt), hours, spent)
 
     async def _metering_loop(self) -> None:
         while True:
@@ -669,14 +673,35 @@ class Controller:
                 self.metrics.reconcile_errors.labels(loop="metering").inc()
                 log.exception("metering pass failed")
 
+    def _member_clock(self, state: JobState) -> dt.datetime | None:
+        """Up to when a running pod's time can be counted without overshooting its finish.
+
+        The hub only knows a pod still runs as of the last time its member answered (and a
+        finish reaches the hub through the watch a little later): running time is counted up to
+        then, less a margin, never to the hub's own clock. A member that does not answer accrues
+        nothing until it does; its pods' real timestamps settle the figure then.
+        """
+        node = self.nodes.get(state.placement["node"]) if state.placement else None
+        if node is None or node.last_ok is None:
+            return None
+        answered = now() - dt.timedelta(seconds=time.monotonic() - node.last_ok)
+        return answered - dt.timedelta(seconds=ACCRUAL_MARGIN_SECONDS)
+
     async def meter_running(self) -> None:
-        at = now()
         for state in [s for s in self.jobs.values() if s.phase in (JobPhase.RUNNING, JobPhase.DISPATCHED)]:
+            at = self._member_clock(state)
+            if at is None:
+                continue
             _, _, pods = self._member_objects(state)
+            before = (state.usage, [dict(h) for h in state.history])
             usage, deltas = self._accrue(state, pods, at)
             if usage is None:
                 continue
-            await self._patch_job(state, {"usage": usage, "attemptHistory": state.history})
+            try:
+                await self._patch_job(state, {"usage": usage, "attemptHistory": state.history})
+            except Exception:
+                state.usage, state.history = before
+                raise
             self._count(state, deltas)
 
     # ------------------------------------------------------------------ sync from members
@@ -730,6 +755,7 @@ class Controller:
         member, mjob, pods = self._member_objects(state)
         if member is None:
             return
+        saved = (state.phase, list(state.conditions), state.usage, [dict(h) for h in state.history])
         status: dict[str, Any] = {}
         events: list[tuple[str, str, str]] = []
         started = [p.started for p in pods if p.started]
@@ -771,13 +797,18 @@ class Controller:
         if state.phase.is_terminal:
             self.ledger = self.ledger.release(uid)
             self.wake()
-            usage, deltas = self._accrue(state, pods, now(), final=True)
+            usage, deltas = self._accrue(state, pods, self._member_clock(state) or now(), final=True)
             if usage is not None:
                 status["usage"] = usage
                 status["attemptHistory"] = state.history
         if status or events:
             status["conditions"] = [to_api(c) for c in state.conditions]
-            await self._patch_job(state, status)
+            try:
+                await self._patch_job(state, status)
+            except Exception:
+                # Not durable, so not done: roll back and let the sync loop try again.
+                state.phase, state.conditions, state.usage, state.history = saved
+                raise
             self._count(state, deltas)
             for type_, reason, message in events:
                 await self.hub.event(state.ref, type_, reason, message)

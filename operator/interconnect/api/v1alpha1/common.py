@@ -251,7 +251,7 @@ LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 #: A price or budget: up to 10 integer digits and 4 decimals, no sign, no exponent, no float.
 AMOUNT_PATTERN = r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,4})?$"
 #: A measured quantity in status (card-hours, cost): more room and more decimals.
-QUANTITY_PATTERN = r"^(0|[1-9][0-9]{0,14})(\.[0-9]{1,9})?$"
+QUANTITY_PATTERN = r"^(0|[1-9][0-9]{0,14})(\.[0-9]{1,12})?$"  # card-hours to 1e-12 h (3.6 ns of one card)
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
 
 ObjectName = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)]
@@ -260,7 +260,7 @@ NamespaceName = Annotated[str, StringConstraints(min_length=1, max_length=63, pa
 GpuModelName = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=LABEL_VALUE)]
 """A GPU model as the nvidia.com/gpu.product node label spells it, e.g. NVIDIA-A100-SXM4-80GB."""
 Amount = Annotated[str, StringConstraints(max_length=15, pattern=AMOUNT_PATTERN)]
-Quantity = Annotated[str, StringConstraints(max_length=25, pattern=QUANTITY_PATTERN)]
+Quantity = Annotated[str, StringConstraints(max_length=28, pattern=QUANTITY_PATTERN)]
 Currency = Annotated[str, StringConstraints(min_length=3, max_length=3, pattern=CURRENCY_PATTERN)]
 ShortText = Annotated[str, StringConstraints(max_length=1024)]
 
