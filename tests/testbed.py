@@ -90,3 +90,11 @@ def start(members: int) -> Testbed:
 
 def stop() -> None:
     subprocess.run([REPO / "hack" / "testbed", "down"], check=True)
+
+
+def kwokctl(bed: Testbed, *args: str) -> None:
+    """Run kwokctl on the local test bed (stop or start a cluster's processes)."""
+    state_dir = Path(os.environ.get("INTERCONNECT_TESTBED_DIR", REPO / ".testbed"))
+    state = json.loads((state_dir / "testbed.json").read_text())
+    env = dict(os.environ, KWOK_WORKDIR=str(state_dir / "kwok"), KWOK_KUBECTL_BINARY=bed.kubectl)
+    subprocess.run([str(Path(state["bin"]) / "kwokctl"), *args], env=env, check=True, capture_output=True)
