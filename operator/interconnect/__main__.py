@@ -50,9 +50,22 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _crds(args: argparse.Namespace) -> int:
+    """crds/ and the hub chart's copy of it (helm installs CRDs from the chart's own crds/)."""
     from interconnect import crdgen
 
-    return crdgen.main(["--check"] if args.check else [])
+    status = crdgen.main(["--check"] if args.check else [])
+    chart = crdgen.default_output_dir().parent / "charts" / "interconnect-hub" / "crds"
+    if chart.is_dir():
+        for name, text in crdgen.render_crds().items():
+            target = chart / name
+            if args.check:
+                if not target.is_file() or target.read_text(encoding="utf-8") != text:
+                    print(f"{target} is out of date: run `python -m interconnect crds`")
+                    status = 1
+            elif not target.is_file() or target.read_text(encoding="utf-8") != text:
+                target.write_text(text, encoding="utf-8")
+                print(f"wrote {target}")
+    return status
 
 
 def _usage(args: argparse.Namespace) -> int:
@@ -74,6 +87,27 @@ def _usage(args: argparse.Namespace) -> int:
     until = when(args.until) if args.until else dt.datetime.now(dt.UTC)
     since = when(args.since) if args.since else until - dt.timedelta(days=31)
     print(render(usage_rows(jobs, since=since, until=until, group_by=args.group_by), args.output, args.group_by))
+    return 0
+
+
+def _join(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from interconnect.registration import join
+
+    name = join(kubeconfig=args.kubeconfig, member_context=args.member_context, hub_context=args.hub_context,
+                values_file=Path(args.values), namespace=args.namespace, service_account=args.service_account,
+                operator_namespace=args.operator_namespace)
+    print(f"joined: ComputeNode {name} (kubectl --context {args.hub_context} get cnode {name})")
+    return 0
+
+
+def _leave(args: argparse.Namespace) -> int:
+    from interconnect.registration import leave
+
+    leave(kubeconfig=args.kubeconfig, hub_context=args.hub_context, node=args.node,
+          operator_namespace=args.operator_namespace, timeout=args.timeout)
+    print(f"left: ComputeNode {args.node} drained and removed")
     return 0
 
 
@@ -102,6 +136,24 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_argument("--kubeconfig")
     usage.add_argument("--context")
     usage.set_defaults(func=_usage)
+
+    join = sub.add_parser("join", help="register a member cluster (member chart installed) with the hub")
+    join.add_argument("--member-context", required=True)
+    join.add_argument("--hub-context", required=True)
+    join.add_argument("--values", required=True, help="the member chart's values file (node and offers)")
+    join.add_argument("--namespace", help="dispatch namespace on the member (default: from the values)")
+    join.add_argument("--service-account", help="the hub's service account on the member (default: from values)")
+    join.add_argument("--operator-namespace", default="interconnect-system")
+    join.add_argument("--kubeconfig")
+    join.set_defaults(func=_join)
+
+    leave = sub.add_parser("leave", help="drain a member and remove it from the hub")
+    leave.add_argument("node", help="the ComputeNode")
+    leave.add_argument("--hub-context", required=True)
+    leave.add_argument("--operator-namespace", default="interconnect-system")
+    leave.add_argument("--timeout", type=float, default=3600, help="seconds to wait for its jobs to finish")
+    leave.add_argument("--kubeconfig")
+    leave.set_defaults(func=_leave)
 
     crds = sub.add_parser("crds", help="write crds/*.yaml from the API models")
     crds.add_argument("--check", action="store_true", help="exit 1 when the committed YAML differs")

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import os
 
 import kopf
+
+
+def replica_priority(pod_name: str) -> int:
+    """A priority of its own for each replica (kopf freezes replicas that share one).
+
+    Derived from the pod's name, so it is stable across restarts of the same pod and differs
+    between the replicas of a Deployment.
+    """
+    return int(hashlib.sha256(pod_name.encode()).hexdigest(), 16) % 1_000_000_000
 
 
 def run_operator(
@@ -23,10 +34,12 @@ def run_operator(
 
     # kopf pauses every watch until its peering CRD exists unless it runs standalone; peering
     # (several replicas, one active) needs ClusterKopfPeering installed by the hub chart.
+    if priority is None:
+        priority = replica_priority(os.environ.get("HOSTNAME", ""))
     if standalone:
         coro = kopf.operator(clusterwide=True, standalone=True, liveness_endpoint=liveness or None)
     else:
-        coro = kopf.operator(clusterwide=True, peering_name="interconnect", priority=priority or 0,
+        coro = kopf.operator(clusterwide=True, peering_name="interconnect", priority=priority,
                              liveness_endpoint=liveness or None)
     asyncio.run(coro)
     return 0

@@ -209,3 +209,13 @@ def test_prices_are_strings() -> None:
     assert offer["amount"]["pattern"] == r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,4})?$"
     job = schema_of("ComputeJob")["properties"]["status"]["properties"]["usage"]["properties"]
     assert job["cardHours"]["type"] == job["cost"]["type"] == "string"
+
+
+def test_the_hub_chart_ships_the_same_crds() -> None:
+    from pathlib import Path
+
+    from interconnect.crdgen import render_crds
+
+    chart = Path(__file__).resolve().parents[2] / "charts" / "interconnect-hub" / "crds"
+    for name, text in render_crds().items():
+        assert (chart / name).read_text(encoding="utf-8") == text, f"{name}: run `python -m interconnect crds`"
