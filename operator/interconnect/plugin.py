@@ -284,26 +284,31 @@ def render_topology(market: Market) -> str:
         cards.setdefault(offer.spec.node_ref, []).append(
             f"{model} {offer.status.cards_free or 0}/{offer.status.cards_total or 0}")
 
-    def line(node: ComputeNode, indent: str) -> str:
+    def lines(node: ComputeNode, first: str, rest: str) -> list[str]:
         ready = "Ready" if _condition(node, "Ready") else "NotReady"
+        name = node.metadata.name + (f" ({node.spec.industry.value})" if node.spec.industry else "")
+        head = (f"{first}{name}  {node.status.identity_code or 'no code'}  {node.spec.region}  {ready}  "
+                f"jobs: {running.get(node.metadata.name, 0)}")
         what = ", ".join(cards.get(node.metadata.name, [])) or "no offers"
-        return (f"{indent}{node.metadata.name} [{node.status.identity_code or 'no code'}] {node.spec.region} {ready}"
-                f"  cards free/total: {what}  jobs: {running.get(node.metadata.name, 0)}")
+        return [head, f"{rest}cards free/total: {what}"]
 
     regional = sorted((n for n in market.nodes if n.spec.type.value == "regional"),
                       key=lambda n: (n.spec.region, n.metadata.name))
     industry = [n for n in market.nodes if n.spec.type.value == "industry"]
     out = ["hub (national node)"]
-    for node in regional:
-        out.append(line(node, "├─ "))
-        for child in sorted((n for n in industry if n.spec.parent_node == node.metadata.name),
-                            key=lambda n: n.metadata.name):
-            sector = child.spec.industry.value if child.spec.industry else "-"
-            out.append(line(child, "│  └─ ") + f"  industry: {sector}")
-    orphans = [n for n in industry if n.spec.parent_node not in {r.metadata.name for r in regional}]
-    for node in sorted(orphans, key=lambda n: n.metadata.name):
-        out.append(line(node, "└─ ") + f"  industry: {node.spec.industry.value if node.spec.industry else '-'}"
-                   f" (parent {node.spec.parent_node} missing)")
+    for i, node in enumerate(regional):
+        last = i == len(regional) - 1
+        out += lines(node, "└─ " if last else "├─ ", "   " if last else "│  ")
+        bar = "   " if last else "│  "
+        children = sorted((n for n in industry if n.spec.parent_node == node.metadata.name),
+                          key=lambda n: n.metadata.name)
+        for j, child in enumerate(children):
+            end = j == len(children) - 1
+            out += lines(child, bar + ("└─ " if end else "├─ "), bar + ("   " if end else "│  "))
+    known = {r.metadata.name for r in regional}
+    for node in sorted((n for n in industry if n.spec.parent_node not in known), key=lambda n: n.metadata.name):
+        out += lines(node, "?─ ", "   ")
+        out[-2] += f"  (parent {node.spec.parent_node} missing)"
     return "\n".join(out)
 
 
@@ -482,3 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PluginError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -207,9 +207,15 @@ def running_market(bed: tb.Testbed, log_dir: Path, env: dict[str, str] | None = 
     operator.start()
     try:
         wait_for(lambda: all(_ready(hub, n) for n in NODES), 60, "every ComputeNode Ready")
+        wait_for(lambda: all(_selling(hub, o) for o in OFFERS), 60, "every ComputeOffer to show its cards")
         yield operator
     finally:
         operator.stop()
+
+
+def _selling(api: client.ApiClient, name: str) -> bool:
+    offer = custom(api).get_cluster_custom_object(GROUP, VERSION, "computeoffers", name)
+    return bool((offer.get("status") or {}).get("cardsTotal"))
 
 
 def _ready(api: client.ApiClient, name: str) -> bool:
