@@ -17,7 +17,7 @@ test: deps lint
 	hack/run-tests
 
 lint:
-	.venv/bin/ruff check operator tests bench hack/testbed
+	.venv/bin/ruff check operator tests bench hack/testbed hack/render-dashboards
 	.venv/bin/mypy
 	.venv/bin/lint-imports
 

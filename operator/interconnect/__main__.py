@@ -68,6 +68,23 @@ def _crds(args: argparse.Namespace) -> int:
     return status
 
 
+def _dashboards(args: argparse.Namespace) -> int:
+    """deploy/dashboards/ and the hub chart's copy (needs the `dev` or `test` extra)."""
+    try:
+        from interconnect import dashboards
+    except ImportError as exc:
+        print(f"{exc}: install the dev extra (pip install -e '.[dev]')", file=sys.stderr)
+        return 2
+    return dashboards.main(["--check"] if args.check else [])
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    """deploy/alerts/ and the hub chart's copy."""
+    from interconnect import alerts
+
+    return alerts.main(["--check"] if args.check else [])
+
+
 def _usage(args: argparse.Namespace) -> int:
     import datetime as dt
 
@@ -158,6 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     crds = sub.add_parser("crds", help="write crds/*.yaml from the API models")
     crds.add_argument("--check", action="store_true", help="exit 1 when the committed YAML differs")
     crds.set_defaults(func=_crds)
+
+    dashboards = sub.add_parser("dashboards", help="write the Grafana dashboards (deploy/dashboards, chart)")
+    dashboards.add_argument("--check", action="store_true", help="exit 1 when the committed JSON differs")
+    dashboards.set_defaults(func=_dashboards)
+
+    alerts = sub.add_parser("alerts", help="write the Prometheus alert rules (deploy/alerts, chart)")
+    alerts.add_argument("--check", action="store_true", help="exit 1 when the committed rules differ")
+    alerts.set_defaults(func=_alerts)
     return parser
 
 

@@ -27,8 +27,6 @@ RUNBOOK = "docs/runbook.md"
 # The operator's scrape job: `interconnect-hub-metrics` through the chart's ServiceMonitor (the
 # Service's name), `interconnect` in a static scrape configuration such as the e2e tests'.
 OPERATOR_JOB = 'job=~"interconnect.*"'
-# Gauges are exported by every replica (kopf peering keeps one active): `max` over instances
-# instead of `sum`, so two replicas never double a count.
 HEADER = (
     "# Generated from operator/interconnect/alerts.py by `python -m interconnect alerts`.\n"
     "# Do not edit: change the rules there and regenerate (a unit test fails when the two drift).\n"
@@ -64,6 +62,8 @@ class Alert:
         }
 
 
+# Gauges are exported by every replica (kopf peering keeps one active): the rules take `max` over
+# replicas, never `sum`, so two replicas never double a count.
 ALERTS: tuple[Alert, ...] = (
     Alert(
         name="InterconnectMemberNotReady",
@@ -90,7 +90,7 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         name="InterconnectJobsUnschedulable",
-        expr="sum(max without (instance, pod) (interconnect_unschedulable_jobs)) > 0",
+        expr="sum(max by (reason) (interconnect_unschedulable_jobs)) > 0",
         duration="30m",
         severity="warning",
         summary="{{ $value }} ComputeJobs have fit no offer for 30 minutes",

@@ -42,6 +42,11 @@ class Prometheus:
         assert body["status"] == "success", body
         return body["data"]["result"]  # type: ignore[no-any-return]
 
+    def rules(self) -> list[dict[str, Any]]:
+        with urllib.request.urlopen(f"{self.url}/api/v1/rules", timeout=10) as r:
+            body = json.loads(r.read())
+        return body["data"]["groups"]  # type: ignore[no-any-return]
+
     def scalar(self, promql: str, at: float | None = None) -> float:
         result = self.query(promql, at)
         return float(result[0]["value"][1]) if result else 0.0
@@ -56,6 +61,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory, metrics_port: int) -> I
     config = work / "prometheus.yml"
     config.write_text(json.dumps({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(m.REPO / "deploy" / "alerts" / "interconnect.rules.yaml")],
         "scrape_configs": [{"job_name": "interconnect", "static_configs": [
             {"targets": [f"127.0.0.1:{metrics_port}"]}]}],
     }))

@@ -39,13 +39,31 @@ def test_charts_lint_and_bad_values_fail_with_the_field(testbed: tb.Testbed) -> 
     bad = subprocess.run([testbed.helm, "template", "x", str(CHARTS / "interconnect-hub"), "--kube-version",
                           "1.36.3", "--set", "replicaCount=0"], capture_output=True, text=True)
     assert bad.returncode != 0 and "/replicaCount" in bad.stderr, bad.stderr
+    wrong_type = subprocess.run([testbed.helm, "template", "x", str(CHARTS / "interconnect-hub"), "--kube-version",
+                                 "1.36.3", "--set-string", "replicaCount=two"], capture_output=True, text=True)
+    assert wrong_type.returncode != 0 and "/replicaCount" in wrong_type.stderr and "integer" in wrong_type.stderr
+    missing = subprocess.run([testbed.helm, "template", "x", str(CHARTS / "interconnect-hub"), "--kube-version",
+                              "1.36.3", "--set", "image.repository=null"], capture_output=True, text=True)
+    assert missing.returncode != 0 and "repository" in missing.stderr, missing.stderr
+
+
+def test_every_rendered_manifest_is_accepted_by_a_real_api_server(testbed: tb.Testbed, operator: m.Operator) -> None:
+    for chart, cluster, extra in (("interconnect-hub", "hub", ["--set", "replicaCount=2"]),
+                                  ("interconnect-member", "member-2", ["--set", "dispatchNamespace=dry-run"])):
+        rendered = helm(testbed, cluster, "template", "x", str(CHARTS / chart), "--namespace", "default", *extra)
+        applied = subprocess.run(testbed.kubectl_cmd(cluster, "apply", "--dry-run=server", "-f", "-"),
+                                 input=rendered.stdout, capture_output=True, text=True)
+        assert applied.returncode == 0, f"{chart}: {applied.stderr}"
+        assert "created (server dry run)" in applied.stdout or "configured (server dry run)" in applied.stdout
 
 
 def test_hub_chart_installs_a_production_operator(testbed: tb.Testbed, operator: m.Operator) -> None:
     ns = "ic-chart"
     helm(testbed, "hub", "uninstall", "interconnect-hub", "-n", ns, check=False)
     out = helm(testbed, "hub", "install", "interconnect-hub", str(CHARTS / "interconnect-hub"), "-n", ns,
-               "--create-namespace", "--set", "replicaCount=3")
+               "--create-namespace", "--set", "replicaCount=2")
+    helm(testbed, "hub", "upgrade", "interconnect-hub", str(CHARTS / "interconnect-hub"), "-n", ns,
+         "--set", "replicaCount=3", "--set", "settings.heartbeatSeconds=7")
     try:
         assert "join a member cluster" in out.stdout  # NOTES.txt says what to do next
         api = testbed.api("hub")
@@ -65,8 +83,12 @@ def test_hub_chart_installs_a_production_operator(testbed: tb.Testbed, operator:
         peering = m.custom(api).get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", "interconnect")
         assert peering["metadata"]["name"] == "interconnect"
         assert client.CoreV1Api(api).read_namespaced_service("interconnect-hub-metrics", ns).spec.ports[0].port == 9090
+        env = {e.name: e.value for e in container.env if e.value}
+        assert env["INTERCONNECT_HEARTBEAT_SECONDS"] == "7", "helm upgrade reached the Deployment"
     finally:
         helm(testbed, "hub", "uninstall", "interconnect-hub", "-n", ns, check=False)
+    with pytest.raises(ApiException):
+        client.AppsV1Api(testbed.api("hub")).read_namespaced_deployment("interconnect-hub", ns)
 
 
 def merged_kubeconfig(bed: tb.Testbed, tmp_path: Path, *clusters: str) -> Path:
@@ -106,6 +128,18 @@ def test_member_joins_with_one_install_works_with_least_privilege_and_leaves(
     try:
         labels = client.CoreV1Api(testbed.api(member)).read_namespace(ns).metadata.labels
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+        sa = f"system:serviceaccount:{ns}:interconnect-hub"
+        for verb, resource, where, allowed in (
+            ("create", "jobs.batch", ns, "yes"), ("delete", "jobs.batch", ns, "yes"),
+            ("list", "nodes", None, "yes"), ("watch", "pods", None, "yes"),
+            ("get", "secrets", ns, "no"), ("list", "secrets", None, "no"),
+            ("create", "jobs.batch", "default", "no"), ("delete", "pods", "kube-system", "no"),
+            ("create", "pods", "default", "no"), ("create", "pods", ns, "no"),
+        ):
+            scope = ["-n", where] if where else ["--all-namespaces"]
+            can = subprocess.run(testbed.kubectl_cmd(member, "auth", "can-i", verb, resource, "--as", sa, *scope),
+                                 capture_output=True, text=True)
+            assert can.stdout.strip() == allowed, f"can {sa} {verb} {resource} in {where}? {can.stdout}"
         joined = interconnect("join", "--kubeconfig", str(kubeconfig), "--member-context", member,
                               "--hub-context", "hub", "--values", str(values_file))
         assert joined.returncode == 0, joined.stderr
@@ -152,6 +186,20 @@ def test_member_joins_with_one_install_works_with_least_privilege_and_leaves(
         assert all(o["spec"]["nodeRef"] != node for o in offers)
         with pytest.raises(ApiException):
             client.CoreV1Api(hub).read_namespaced_secret(f"{node}-kubeconfig", m.OPERATOR_NS)
+        # Nothing of ours remains on the member.
+        ours = "interconnect.dev/managed-by=interconnect-hub"
+        member_api = testbed.api(member)
+        m.wait_for(lambda: not client.BatchV1Api(member_api).list_namespaced_job(ns, label_selector=ours).items,
+                   60, "the member Jobs to be removed")
+        m.wait_for(lambda: not client.CoreV1Api(member_api).list_namespaced_pod(ns, label_selector=ours).items,
+                   60, "the member pods to be removed")
+        # ... and it gets no new work.
+        late = m.job_manifest("after-leave", tenant, origin="CN-GZ", tier="1ms", gpus=1, max_price="10",
+                              placement={"allowedNodes": [node]})
+        m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, tenant, "computejobs", late)
+        m.wait_for(lambda: (m.get_job(hub, tenant, "after-leave").get("status") or {}).get("unschedulable"), 30,
+                   "the job to be explained as unschedulable")
+        assert m.phase_of(hub, tenant, "after-leave") == "Pending"
     finally:
         helm(testbed, member, "uninstall", "interconnect-member", check=False)
         interconnect("leave", node, "--kubeconfig", str(kubeconfig), "--hub-context", "hub", "--timeout", "5")

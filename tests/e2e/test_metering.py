@@ -172,3 +172,35 @@ def test_member_outage_while_jobs_run_recovers_the_exact_time(testbed: tb.Testbe
         m.wait_for(lambda n=name: m.phase_of(hub, ns, n) == "Succeeded", 180, f"{name} to succeed")
         jobs[name] = m.get_job(hub, ns, name)
     check_against_member_clocks(testbed, jobs)
+
+
+# Series that exist only when something goes wrong (or is waiting): an empty answer is right there.
+ONLY_ON_TROUBLE = ("reconcile_errors", "member_api_errors", "unschedulable_jobs")
+
+
+def test_every_dashboard_panel_and_alert_evaluates_against_the_real_prometheus(
+    testbed: tb.Testbed, operator: m.Operator, prometheus: Prometheus
+) -> None:
+    from interconnect.alerts import ALERTS
+    from interconnect.dashboards import all_queries
+
+    ns = m.tenant(testbed.api("hub"))
+    run_jobs(testbed, ns, {"panels": (dict(origin="CN-GZ", tier="1ms", gpus=1, max_price="10", run_for="3s"),
+                                      "gz-a100")})
+    m.wait_for(lambda: prometheus.query(f'interconnect_card_hours_total{{tenant="{ns}"}} > 0'), 30,
+               "the usage to be scraped")
+    time.sleep(3)
+    empty = []
+    queries = all_queries(builtins={"$__range": "15m", "$__rate_interval": "1m", "$__interval": "15s"})
+    assert len(queries) > 30
+    for title, expr in queries:
+        result = prometheus.query(expr)  # raises on a parse error: every expression must be valid PromQL
+        if not result and not any(word in expr for word in ONLY_ON_TROUBLE):
+            empty.append(f"{title}: {expr}")
+    assert not empty, "panels without data:\n" + "\n".join(empty)
+    for alert in ALERTS:
+        prometheus.query(alert.expr)
+    # Prometheus itself loaded and evaluates every alert of the shipped rules file.
+    rules = [r for g in prometheus.rules() for r in g["rules"] if r["type"] == "alerting"]
+    assert sorted(r["name"] for r in rules) == sorted(a.name for a in ALERTS)
+    assert all(r["health"] == "ok" for r in rules), [(r["name"], r.get("lastError")) for r in rules]

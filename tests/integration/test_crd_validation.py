@@ -68,7 +68,7 @@ def _ensure_namespace(api: client.ApiClient, name: str) -> None:
 
 def _established(api: client.CustomObjectsApi, name: str) -> bool:
     crd = cast(dict[str, Any], api.get_cluster_custom_object(*CRD_API, name))
-    conditions = crd.get("status", {}).get("conditions", [])
+    conditions = (crd.get("status") or {}).get("conditions") or []
     return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
 

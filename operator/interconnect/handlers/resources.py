@@ -23,6 +23,9 @@ async def node_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.delete(GROUP, "computenodes")
 async def node_deleted(name: str, memo: kopf.Memo, **_: Any) -> None:
+    blocked = await _controller(memo).drain(name)
+    if blocked:
+        raise kopf.TemporaryError(blocked, delay=3)
     await _controller(memo).node_deleted(name)
 
 
@@ -33,9 +36,11 @@ async def offer_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await _controller(memo).offer_changed(dict(body))
 
 
-@kopf.on.delete(GROUP, "computeoffers", optional=True)
-async def offer_deleted(name: str, memo: kopf.Memo, **_: Any) -> None:
-    _controller(memo).offer_deleted(name)
+@kopf.on.event(GROUP, "computeoffers")
+async def offer_event(event: kopf.RawEvent, name: str, memo: kopf.Memo, **_: Any) -> None:
+    # Offers carry no finalizer (nothing to clean up), so their deletion is seen as a watch event.
+    if event["type"] == "DELETED":
+        _controller(memo).offer_deleted(name)
 
 
 @kopf.on.resume(GROUP, "computejobs")

@@ -264,10 +264,34 @@ class Controller:
         state.ready_message = "the member's API server answers" if synced else "the member's watches did not sync"
 
     async def node_deleted(self, name: str) -> None:
+        """Forget a node; call ``drain`` first when the ComputeNode itself is being deleted."""
         state = self.nodes.pop(name, None)
         if state is not None and state.member is not None:
             await state.member.close()
         self.wake()
+
+    async def drain(self, name: str) -> str | None:
+        """Clean a deleted node's member of everything of ours; what still blocks, else None.
+
+        Jobs still active there keep the node (its finalizer stays until they end); finished
+        member Jobs, already metered into their ComputeJobs' status, are deleted.
+        """
+        state = self.nodes.get(name)
+        if state is None or state.member is None:
+            return None
+        active = [s for s in self.jobs.values()
+                  if s.placement and s.placement["node"] == name and s.phase in ACTIVE]
+        if active:
+            names = ", ".join(f"{s.model.metadata.namespace}/{s.model.metadata.name}" for s in active[:5])
+            return f"{len(active)} jobs still active on {name}: {names}"
+        member = state.member
+        leftovers = list(member.jobs.items.values())
+        for job in leftovers:
+            self._deleting.add(job.name)
+            await member.delete_job(job.name)
+        if leftovers or member.pods.items:
+            return f"waiting for {len(leftovers)} Jobs and {len(member.pods.items)} pods to go from {name}"
+        return None
 
     async def _heartbeat_loop(self) -> None:
         while True:
