@@ -1,0 +1,215 @@
+"""Dispatch throughput and latency on the test bed, against the API servers' own limit.
+
+    .venv/bin/python bench/dispatch.py [--jobs 100,1000] [--json bench/results/dispatch.json]
+
+For each N: (1) the baseline, a plain asynchronous client creating N batch/v1 Jobs directly in
+the members (round robin, 64 in flight): the API servers' own limit for this work; (2) the same
+N ComputeJobs submitted to the hub as fast as it accepts them, the operator (a real process)
+placing and dispatching them. Per job it measures submit -> member Job created (dispatch
+latency) and -> pod Running, and overall jobs dispatched per second; it prints p50/p95/p99,
+throughput, the ratio to the baseline, and the operator's peak memory and CPU seconds.
+The members get enough extra fake GPU nodes to hold every job at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "operator")]
+
+from kubernetes_asyncio import client as aclient  # noqa: E402
+from kubernetes_asyncio.config import new_client_from_config  # noqa: E402
+from tests import testbed as tb  # noqa: E402
+from tests.e2e import market as m  # noqa: E402
+
+BENCH_LABEL = "interconnect.dev/bench"
+GPU_MODEL = "NVIDIA-B200-BENCH"
+
+
+def add_bench_nodes(bed: tb.Testbed, member: str, nodes: int) -> None:
+    items = []
+    for i in range(nodes):
+        capacity = {"cpu": "256", "memory": "2Ti", "pods": "500", "nvidia.com/gpu": "8"}
+        items.append({"apiVersion": "v1", "kind": "Node", "metadata": {
+            "name": f"{member}-bench-{i}", "annotations": {"kwok.x-k8s.io/node": "fake"},
+            "labels": {"type": "kwok", "nvidia.com/gpu.product": GPU_MODEL, "topology.kubernetes.io/region": "CN-GZ",
+                       BENCH_LABEL: "true"}},
+            "status": {"capacity": capacity, "allocatable": capacity}})
+    subprocess.run(bed.kubectl_cmd(member, "apply", "-f", "-"), input=json.dumps({"apiVersion": "v1",
+                   "kind": "List", "items": items}), text=True, check=True, capture_output=True)
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+    return {"p50": at(0.5), "p95": at(0.95), "p99": at(0.99), "max": ordered[-1] if ordered else float("nan")}
+
+
+def job_body(name: str) -> dict[str, Any]:
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "labels": {BENCH_LABEL: "baseline"}},
+            "spec": {"backoffLimit": 0, "template": {
+                "metadata": {"annotations": {"testbed.interconnect.dev/run-for": "5s"}},
+                "spec": {"restartPolicy": "Never", "nodeSelector": {BENCH_LABEL: "true"},
+                         "containers": [{"name": "c", "image": "x",
+                                         "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}}}
+
+
+async def baseline(bed: tb.Testbed, members: list[str], n: int) -> dict[str, Any]:
+    apis = {mm: await new_client_from_config(config_file=str(bed.clusters[mm].kubeconfig)) for mm in members}
+    sem = asyncio.Semaphore(64)
+    latencies: list[float] = []
+    run = uuid.uuid4().hex[:6]
+
+    async def one(i: int) -> None:
+        member = members[i % len(members)]
+        async with sem:
+            t0 = time.perf_counter()
+            await aclient.BatchV1Api(apis[member]).create_namespaced_job("bench", job_body(f"base-{run}-{i}"))
+            latencies.append(time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    elapsed = time.perf_counter() - t0
+    for api in apis.values():
+        await api.close()
+    return {"jobs": n, "seconds": elapsed, "throughput": n / elapsed, "create": percentiles(latencies)}
+
+
+async def ours(bed: tb.Testbed, members: list[str], n: int, operator_pid: int) -> dict[str, Any]:
+    hub = await new_client_from_config(config_file=str(bed.hub.kubeconfig))
+    member_apis = {mm: await new_client_from_config(config_file=str(bed.clusters[mm].kubeconfig))
+                   for mm in members}
+    ns = f"bench-{uuid.uuid4().hex[:6]}"
+    await aclient.CoreV1Api(hub).create_namespace({"metadata": {"name": ns}})
+    submitted: dict[str, float] = {}
+    uid_of: dict[str, str] = {}
+    created: dict[str, float] = {}
+    running: dict[str, float] = {}
+    sem = asyncio.Semaphore(64)
+    custom = aclient.CustomObjectsApi(hub)
+    cpu0 = _cpu_seconds(operator_pid)
+
+    async def submit(i: int) -> None:
+        body = m.job_manifest(f"j{i}", ns, origin="CN-HB", tier="20ms", gpus=1, max_price="10", run_for="5s",
+                              models=[GPU_MODEL])
+        async with sem:
+            t = time.perf_counter()
+            obj = await custom.create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", body)
+            submitted[obj["metadata"]["uid"]] = t
+            uid_of[f"j{i}"] = obj["metadata"]["uid"]
+
+    async def watch(member: str) -> None:
+        core = aclient.CoreV1Api(member_apis[member])
+        batch = aclient.BatchV1Api(member_apis[member])
+        selector = "interconnect.dev/managed-by=interconnect-hub"
+        while len(running) < n:
+            jobs = await batch.list_namespaced_job(m.WORK_NS, label_selector=selector, _preload_content=False)
+            for j in json.loads(await jobs.read())["items"]:
+                uid = j["metadata"]["labels"]["interconnect.dev/job-uid"]
+                created.setdefault(uid, time.perf_counter())
+            pods = await core.list_namespaced_pod(m.WORK_NS, label_selector=selector, _preload_content=False)
+            for p in json.loads(await pods.read())["items"]:
+                if (p.get("status") or {}).get("phase") in ("Running", "Succeeded"):
+                    running.setdefault(p["metadata"]["labels"]["interconnect.dev/job-uid"], time.perf_counter())
+            await asyncio.sleep(0.2)
+
+    t0 = time.perf_counter()
+    watchers = [asyncio.create_task(watch(mm)) for mm in members]
+    await asyncio.gather(*(submit(i) for i in range(n)))
+    submit_done = time.perf_counter() - t0
+    deadline = time.monotonic() + max(120, n * 0.5)
+    while len(created) < n and time.monotonic() < deadline:  # noqa: ASYNC110  (the watchers fill it)
+        await asyncio.sleep(0.2)
+    dispatched_at = max(created.values()) - t0 if created else float("nan")
+    while len(running) < n and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.2)
+    for w in watchers:
+        w.cancel()
+    dispatch = [created[u] - submitted[u] for u in created if u in submitted]
+    to_running = [running[u] - submitted[u] for u in running if u in submitted]
+    result = {
+        "jobs": n, "dispatched": len(created), "running": len(running), "submit_seconds": submit_done,
+        "dispatch_seconds": dispatched_at, "throughput": len(created) / dispatched_at,
+        "dispatch_latency": percentiles(dispatch), "to_running": percentiles(to_running),
+        "operator_peak_rss_mib": _peak_rss_mib(operator_pid),
+        "operator_cpu_seconds": _cpu_seconds(operator_pid) - cpu0,
+    }
+    await hub.close()
+    for api in member_apis.values():
+        await api.close()
+    return result
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", default="100,1000")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    sizes = [int(x) for x in args.jobs.split(",")]
+    bed = tb.start(3)
+    members = [c.name for c in bed.members]
+    # Room for the baseline's pods and ours at once, so neither waits for cards.
+    nodes_each = 2 * max(sizes) // (8 * len(members)) + 2
+    for member in members:
+        add_bench_nodes(bed, member, nodes_each)
+        subprocess.run(bed.kubectl_cmd(member, "create", "namespace", "bench"), capture_output=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as logs, m.running_market(bed, Path(logs)) as operator:
+        for member in members:
+            node = next(n for n, (mm, *_) in m.NODES.items() if mm == member)
+            offer = m.offer_manifest("gz-a100")
+            offer["metadata"]["name"] = f"bench-{member}"
+            offer["spec"].update(nodeRef=node, gpuModel=GPU_MODEL, cards=nodes_each * 8,
+                                 price={"amount": "1.00", "currency": "CNY", "unit": "card-hour"})
+            m.apply(bed, offer)
+        time.sleep(5)
+        assert operator.proc is not None
+        for n in sizes:
+            base = asyncio.run(baseline(bed, members, n))
+            time.sleep(8)  # the baseline's pods finish (they run 5 s)
+            run = asyncio.run(ours(bed, members, n, operator.proc.pid))
+            ratio = run["throughput"] / base["throughput"]
+            rows.append({"n": n, "baseline": base, "interconnect": run, "throughput_ratio": ratio})
+            d, r = run["dispatch_latency"], run["to_running"]
+            print(f"N={n}: baseline {base['throughput']:.1f} jobs/s; interconnect {run['throughput']:.1f} jobs/s "
+                  f"(ratio {ratio:.2f}); dispatch latency p50 {d['p50']:.2f}s p95 {d['p95']:.2f}s p99 {d['p99']:.2f}s;"
+                  f" to Running p50 {r['p50']:.2f}s p99 {r['p99']:.2f}s;"
+                  f" operator peak {run['operator_peak_rss_mib']:.0f} MiB, {run['operator_cpu_seconds']:.1f} CPU s;"
+                  f" {run['dispatched']}/{n} dispatched", flush=True)
+            for member in members:  # clear the member namespaces for the next size
+                subprocess.run(bed.kubectl_cmd(member, "delete", "jobs", "--all", "-n", "bench", "--wait=false"),
+                               capture_output=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
