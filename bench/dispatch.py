@@ -116,7 +116,7 @@ async def ours(bed: tb.Testbed, members: list[str], n: int, operator_pid: int) -
         core = aclient.CoreV1Api(member_apis[member])
         batch = aclient.BatchV1Api(member_apis[member])
         selector = "interconnect.dev/managed-by=interconnect-hub"
-        while len(running) < n:
+        while len(running.keys() & submitted.keys()) < n:
             jobs = await batch.list_namespaced_job(m.WORK_NS, label_selector=selector, _preload_content=False)
             for j in json.loads(await jobs.read())["items"]:
                 uid = j["metadata"]["labels"]["interconnect.dev/job-uid"]
@@ -132,18 +132,20 @@ async def ours(bed: tb.Testbed, members: list[str], n: int, operator_pid: int) -
     await asyncio.gather(*(submit(i) for i in range(n)))
     submit_done = time.perf_counter() - t0
     deadline = time.monotonic() + max(120, n * 0.5)
-    while len(created) < n and time.monotonic() < deadline:  # noqa: ASYNC110  (the watchers fill it)
+    while len(created.keys() & submitted.keys()) < n and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.2)
-    dispatched_at = max(created.values()) - t0 if created else float("nan")
-    while len(running) < n and time.monotonic() < deadline:  # noqa: ASYNC110
+    ours_created = {u: t for u, t in created.items() if u in submitted}  # earlier runs' Jobs are still there
+    dispatched_at = max(ours_created.values()) - t0 if ours_created else float("nan")
+    while len(running.keys() & submitted.keys()) < n and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.2)
     for w in watchers:
         w.cancel()
     dispatch = [created[u] - submitted[u] for u in created if u in submitted]
     to_running = [running[u] - submitted[u] for u in running if u in submitted]
     result = {
-        "jobs": n, "dispatched": len(created), "running": len(running), "submit_seconds": submit_done,
-        "dispatch_seconds": dispatched_at, "throughput": len(created) / dispatched_at,
+        "jobs": n, "dispatched": len(ours_created), "running": len(running.keys() & submitted.keys()),
+        "submit_seconds": submit_done, "dispatch_seconds": dispatched_at,
+        "throughput": len(ours_created) / dispatched_at,
         "dispatch_latency": percentiles(dispatch), "to_running": percentiles(to_running),
         "operator_peak_rss_mib": _peak_rss_mib(operator_pid),
         "operator_cpu_seconds": _cpu_seconds(operator_pid) - cpu0,
