@@ -14,13 +14,13 @@ rules``); each alert's runbook is a section of ``docs/runbook.md``.
 from __future__ import annotations
 
 import argparse
-import difflib
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from interconnect import generated
 
 RULES_FILE = "interconnect.rules.yaml"
 RUNBOOK = "docs/runbook.md"
@@ -196,45 +196,14 @@ def default_output_dirs() -> list[Path]:
     return [root / "deploy" / "alerts", root / "charts" / "interconnect-hub" / "alerts"]
 
 
-def check(output_dirs: list[Path], rendered: dict[str, str]) -> list[str]:
-    """Unified diffs between the committed files and the rendered ones (empty: up to date)."""
-    diffs: list[str] = []
-    for directory in output_dirs:
-        for name, text in rendered.items():
-            path = directory / name
-            current = path.read_text(encoding="utf-8") if path.is_file() else ""
-            if current != text:
-                diffs.append("".join(difflib.unified_diff(
-                    current.splitlines(keepends=True), text.splitlines(keepends=True),
-                    fromfile=f"{path} (committed)", tofile=f"{path} (generated)")))
-    return diffs
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="interconnect alerts", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 with a diff when the files differ")
     parser.add_argument("--output-dir", type=Path, action="append", default=None,
                         help="default: the checkout's deploy/alerts/ and charts/interconnect-hub/alerts/")
     args = parser.parse_args(argv)
-    output_dirs: list[Path] = args.output_dir or default_output_dirs()
-    rendered = render_alerts()
-    if args.check:
-        diffs = check(output_dirs, rendered)
-        for diff in diffs:
-            sys.stdout.write(diff)
-        if diffs:
-            print("alert rules are out of date: run `python -m interconnect alerts`", file=sys.stderr)
-            return 1
-        print(f"{', '.join(map(str, output_dirs))}: {len(ALERTS)} alerts up to date")
-        return 0
-    for directory in output_dirs:
-        directory.mkdir(parents=True, exist_ok=True)
-        for name, text in rendered.items():
-            path = directory / name
-            if not path.is_file() or path.read_text(encoding="utf-8") != text:
-                path.write_text(text, encoding="utf-8")
-                print(f"wrote {path}")
-    return 0
+    return generated.run("alert rules", "python -m interconnect alerts", args.output_dir or default_output_dirs(),
+                         render_alerts(), check_only=args.check)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,8 @@ real Prometheus; hack/render-dashboards draws the panels from a Prometheus into 
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import re
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +33,7 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import prometheus as pm
 
+from interconnect import generated
 from interconnect.alerts import OPERATOR_JOB
 
 DATASOURCE = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -548,23 +547,12 @@ def default_output_dirs() -> list[Path]:
     return [root / "deploy" / "dashboards", root / "charts" / "interconnect-hub" / "dashboards"]
 
 
-def _stale(directory: Path, rendered: Mapping[str, str]) -> list[Path]:
-    return sorted(p for p in directory.glob("interconnect-*.json") if p.name not in rendered)
+STALE_PATTERN = "interconnect-*.json"
 
 
 def check(output_dirs: list[Path], rendered: Mapping[str, str]) -> list[str]:
     """Unified diffs between the committed files and the rendered ones (empty: up to date)."""
-    diffs: list[str] = []
-    for directory in output_dirs:
-        for name, text in rendered.items():
-            path = directory / name
-            current = path.read_text(encoding="utf-8") if path.is_file() else ""
-            if current != text:
-                diffs.append("".join(difflib.unified_diff(
-                    current.splitlines(keepends=True), text.splitlines(keepends=True),
-                    fromfile=f"{path} (committed)", tofile=f"{path} (generated)")))
-        diffs.extend(f"{path}: not generated (remove it)\n" for path in _stale(directory, rendered))
-    return diffs
+    return generated.check(output_dirs, rendered, STALE_PATTERN)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -573,28 +561,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", type=Path, action="append", default=None,
                         help="default: the checkout's deploy/dashboards/ and charts/interconnect-hub/dashboards/")
     args = parser.parse_args(argv)
-    output_dirs: list[Path] = args.output_dir or default_output_dirs()
-    rendered = render_dashboards()
-    if args.check:
-        diffs = check(output_dirs, rendered)
-        for diff in diffs:
-            sys.stdout.write(diff)
-        if diffs:
-            print("dashboards are out of date: run `python -m interconnect dashboards`", file=sys.stderr)
-            return 1
-        print(f"{', '.join(map(str, output_dirs))}: {len(rendered)} dashboards up to date")
-        return 0
-    for directory in output_dirs:
-        directory.mkdir(parents=True, exist_ok=True)
-        for name, text in rendered.items():
-            path = directory / name
-            if not path.is_file() or path.read_text(encoding="utf-8") != text:
-                path.write_text(text, encoding="utf-8")
-                print(f"wrote {path}")
-        for path in _stale(directory, rendered):
-            path.unlink()
-            print(f"removed {path}")
-    return 0
+    return generated.run("dashboards", "python -m interconnect dashboards", args.output_dir or default_output_dirs(),
+                         render_dashboards(), check_only=args.check, pattern=STALE_PATTERN)
 
 
 if __name__ == "__main__":
