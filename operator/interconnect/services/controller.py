@@ -36,7 +36,7 @@ from interconnect.core.capacity import OfferCards, capacity_by_model, offer_card
 from interconnect.core.eligibility import eligibility_failures
 from interconnect.core.latency import LatencyTable
 from interconnect.core.metering import PodAccrual, PodRun, UsageRecord, accrue, cost
-from interconnect.core.money import Money
+from interconnect.core.money import Money, format_amount
 from interconnect.core.placement import Decision, OfferView, PlacementSnapshot, pending_order, place
 from interconnect.core.reservations import ReservationLedger
 from interconnect.core.vocabulary import API_VERSION, JobPhase
@@ -662,7 +662,8 @@ class Controller:
         for entry in state.history:
             entry["cardHours"] = _decimal_text(new.card_hours(entry["attempt"]))
         usage: dict[str, Any] = {
-            "cardHours": _decimal_text(new.card_hours()), "cost": _decimal_text(total),
+            "cardHours": _decimal_text(new.card_hours()),
+            "cost": format_amount(total, currency) if currency else _decimal_text(total),
             "accruedUntil": iso(at),
             "pods": [{"attempt": p.attempt, "pod": p.pod_uid, "gpus": p.gpus, "microseconds": p.microseconds,
                       "finished": p.finished} for p in new.pods],
