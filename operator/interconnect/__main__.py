@@ -51,14 +51,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _crds(args: argparse.Namespace) -> int:
     """crds/ and the hub chart's copy of it (helm installs CRDs from the chart's own crds/)."""
-    from interconnect import crdgen, generated
+    from interconnect import crdgen
 
-    status = crdgen.main(["--check"] if args.check else [])
-    chart = crdgen.default_output_dir().parent / "charts" / "interconnect-hub" / "crds"
-    if chart.is_dir():  # its kopf peering CRD is not generated, so no stale-file check there
-        status |= generated.run("CRDs", "python -m interconnect crds", [chart], crdgen.render_crds(),
-                                check_only=args.check)
-    return status
+    return crdgen.main(["--check"] if args.check else [])
 
 
 def _dashboards(args: argparse.Namespace) -> int:
