@@ -375,7 +375,11 @@ class PodUsage(Model):
     gpus: Annotated[int, Field(ge=0, le=64)]
     """GPUs the pod held."""
     microseconds: Annotated[int, Field(ge=0)]
-    """Microseconds the pod ran (container start to finish, or to accruedUntil while it runs)."""
+    """Microseconds the pod ran and is charged for (container start to finish, or to accruedUntil
+    while it runs; for an attempt lost with its node, up to the moment the node was declared lost)."""
+    lost_microseconds: Annotated[int, Field(ge=0)] = 0
+    """Microseconds the pod ran after its node was declared lost and the job re-placed: recorded,
+    not charged."""
     finished: bool = False
     """True once the member reported the pod finished: the figure is final."""
 
@@ -392,7 +396,8 @@ class Usage(Model):
     accrued_until: AwareDatetime | None = None
     """Usage is counted up to this time."""
     lost_card_hours: Quantity | None = None
-    """Card-hours of attempts lost with their node (not billed)."""
+    """Card-hours that attempts lost with their node ran after the node was declared lost: recorded,
+    not charged (the pods' lostMicroseconds)."""
     pods: Annotated[list[PodUsage], Field(max_length=4096)] = Field(default_factory=list)
     """Per pod and attempt, the observation the figures above are computed from."""
 
