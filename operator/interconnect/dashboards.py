@@ -443,6 +443,24 @@ def health_items() -> list[Item]:
         timeseries(Spec("Heartbeat age", "Seconds since the hub last reached each member's API server.", SECONDS, [
             Query(f"max by (node) (interconnect_member_heartbeat_age_seconds{{{NODE}}})", "{{node}}"),
         ]), thresholds=[(30, "orange"), (60, "red")]),
+        "Failover",
+        single_stat(Spec("Active replicas", "Replicas that place and dispatch: exactly 1 (0 during a takeover, "
+                         "more than 1 is a fault).", COUNT, [Query("sum(interconnect_operator_active)", "active")],
+                         width=6, height=5), no_value="0"),
+        timeseries(Spec("Jobs taken off lost nodes", "Active jobs of a lost node, re-placed elsewhere or failed "
+                        "(failurePolicy Never), per selected range step.", COUNT, [
+                            Query(f"sum by (node, outcome) (increase(interconnect_failovers_total{{{NODE}}}"
+                                  f"[$__rate_interval]))", "{{node}} {{outcome}}"),
+                        ], width=6, height=5)),
+        timeseries(Spec("Member Jobs fenced", "Jobs of superseded attempts deleted when their node answered "
+                        "again.", COUNT, [
+                            Query(f"sum by (node) (increase(interconnect_fenced_member_jobs_total{{{NODE}}}"
+                                  f"[$__rate_interval]))", "{{node}}"),
+                        ], width=6, height=5)),
+        single_stat(Spec("Lost card-hours (not charged)", "Card-hours superseded attempts ran after their node was "
+                         "declared lost, over the selected range.", CARD_HOURS, [
+                             Query("sum(increase(interconnect_lost_card_hours_total[$__range]))", "lost"),
+                         ], width=6, height=5, instant=True), no_value="0"),
     ]
 
 

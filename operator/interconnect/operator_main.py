@@ -6,8 +6,13 @@ import asyncio
 import hashlib
 import logging
 import os
+import socket
 
 import kopf
+
+from interconnect.services.config import IDENTITY_ENV, PEERING_ENV, PRIORITY_ENV
+
+PEERING_NAME = "interconnect"
 
 
 def replica_priority(pod_name: str) -> int:
@@ -36,10 +41,15 @@ def run_operator(
     # (several replicas, one active) needs ClusterKopfPeering installed by the hub chart.
     if priority is None:
         priority = replica_priority(os.environ.get("HOSTNAME", ""))
+    # kopf names this replica in the peering object after POD_ID; the controller's own loops
+    # read the same object to stay on standby exactly when kopf's handlers do.
+    os.environ.setdefault(IDENTITY_ENV, f"{socket.gethostname()}/{os.getpid()}")
+    os.environ[PEERING_ENV] = "" if standalone else PEERING_NAME
+    os.environ[PRIORITY_ENV] = str(priority)
     if standalone:
         coro = kopf.operator(clusterwide=True, standalone=True, liveness_endpoint=liveness or None)
     else:
-        coro = kopf.operator(clusterwide=True, peering_name="interconnect", priority=priority,
+        coro = kopf.operator(clusterwide=True, peering_name=PEERING_NAME, priority=priority,
                              liveness_endpoint=liveness or None)
     asyncio.run(coro)
     return 0

@@ -303,3 +303,27 @@ def test_split_loses_nothing_and_invents_nothing(runs: list[PodRun], lost: timed
     now = T0 + at
     charged, lost_part = split_at(runs, T0 + lost, now)
     assert charged + lost_part == card_time(runs, now)
+
+
+@given(pod_runs, offsets, offsets)
+def test_a_lost_attempt_is_charged_up_to_the_loss_and_records_the_rest(
+        runs: list[PodRun], lost: timedelta, at: timedelta) -> None:
+    now = T0 + at
+    record = accrue(EMPTY, runs, now, attempt=1, lost_since=T0 + lost)
+    charged, lost_part = split_at(runs, T0 + lost, now)
+    assert record.card_time(1) == charged
+    assert record.lost_card_time(1) == lost_part
+    assert record.card_time() + record.lost_card_time() == card_time(runs, now)
+
+
+def test_a_lost_attempt_observed_again_later_grows_only_its_lost_part() -> None:
+    runs = [run("a", 2, timedelta(0))]  # still running on the lost member
+    before_loss = accrue(EMPTY, runs, T0 + HOUR, attempt=1)  # metered while the member answered
+    at_fence = accrue(before_loss, runs, T0 + 3 * HOUR, attempt=1, lost_since=T0 + 2 * HOUR)
+    assert at_fence.card_hours(1) == Decimal(2 * 2)  # charged up to the declaration only
+    assert at_fence.lost_card_time(1).card_hours == Decimal(2 * 1)
+    finished = accrue(at_fence, [run("a", 2, timedelta(0), 150 * timedelta(minutes=1))], T0 + 4 * HOUR,
+                      attempt=1, lost_since=T0 + 2 * HOUR)
+    assert finished.card_hours(1) == Decimal(4)
+    assert finished.lost_card_time(1).card_hours == Decimal(1)  # the member's finish settles it
+    assert accrue(finished, runs, T0 + 5 * HOUR, attempt=1, lost_since=T0 + 2 * HOUR) == finished

@@ -78,6 +78,17 @@ class Hub:
             raise
         return dict(obj)
 
+    async def read_peering(self, name: str) -> dict[str, Any] | None:
+        """kopf's ClusterKopfPeering object (its status lists the live replicas), None if absent."""
+        try:
+            obj = await self.custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", name,
+                                                              _request_timeout=5)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(obj)
+
     async def event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         """Post a Kubernetes event about an object; never fails the caller."""
         meta = obj.get("metadata", {})

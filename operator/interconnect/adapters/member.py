@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -196,6 +197,15 @@ def project_dispatched_job(obj: Mapping[str, Any]) -> DispatchedJob | None:
 MemberChange = Change[Any]
 
 
+async def _list_json(lister: Callable[..., Any]) -> list[dict[str, Any]]:
+    response = await lister(_preload_content=False, _request_timeout=30)
+    try:
+        body = json.loads(await response.read())
+    finally:
+        response.release()
+    return list(body.get("items", []))
+
+
 class MemberCluster:
     """Client and watches of one member; `start()` once, `close()` on cleanup."""
 
@@ -297,6 +307,32 @@ class MemberCluster:
         if (existing.metadata.labels or {}).get(JOB_UID) != want:
             raise RuntimeError(f"Job {self.namespace}/{name} on {self.name} belongs to another ComputeJob")
         return str(existing.metadata.uid), False
+
+    async def list_ours(self) -> tuple[list[DispatchedJob], list[DispatchedPod]]:
+        """Our Jobs and pods as the member's API server has them now (not the watches' cache).
+
+        Fencing needs this: after an outage the watches may still be catching up.
+        """
+        try:
+            jobs = await _list_json(partial(self._batch.list_namespaced_job, self.namespace, label_selector=OURS))
+            pods = await _list_json(partial(self._core.list_namespaced_pod, self.namespace, label_selector=OURS))
+        except (TimeoutError, ApiException, OSError) as exc:
+            self._error(exc)
+            raise MemberUnavailable(str(exc) or type(exc).__name__) from exc
+        projected_jobs = [project_dispatched_job(j) for j in jobs]
+        projected_pods = [project_dispatched_pod(p) for p in pods]
+        return ([j for j in projected_jobs if j is not None], [p for p in projected_pods if p is not None])
+
+    async def delete_pod(self, name: str) -> bool:
+        """Delete a pod of ours left behind by a deleted Job; False when it was already gone."""
+        try:
+            await self._core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0, _request_timeout=30)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            self._error(exc)
+            raise
+        return True
 
     async def delete_job(self, name: str) -> bool:
         """Delete a dispatched Job and its pods; False when it was already gone."""

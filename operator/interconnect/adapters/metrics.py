@@ -47,6 +47,16 @@ class Metrics:
         self.watch_restarts = Gauge("interconnect_watch_restarts", "Restarts of the watches on a member.",
                                     ("node",), registry=r)
         self.queue_depth = Gauge("interconnect_pending_queue_depth", "Jobs waiting for placement.", registry=r)
+        self.lost_card_hours = Counter("interconnect_lost_card_hours", "Card-hours that superseded attempts ran "
+                                       "after their node was declared lost: recorded, not charged.",
+                                       USAGE_LABELS, registry=r)
+        self.failovers = Counter("interconnect_failovers", "Active jobs taken off a lost node, by outcome "
+                                 "(replaced: a new attempt elsewhere; failed: failurePolicy Never).",
+                                 ("node", "outcome"), registry=r)
+        self.active = Gauge("interconnect_operator_active", "1 in the replica that places and dispatches (kopf "
+                            "peering), 0 in a standby.", registry=r)
+        self.fenced_jobs = Counter("interconnect_fenced_member_jobs", "Member Jobs of superseded attempts deleted "
+                                   "when their node answered again.", ("node",), registry=r)
 
     def register_usage(self, labels: dict[str, str]) -> None:
         self.card_hours.labels(**labels)
@@ -57,6 +67,10 @@ class Metrics:
             self.card_hours.labels(**labels).inc(float(card_hours))
         if cost > 0:
             self.cost.labels(**labels).inc(float(cost))
+
+    def add_lost(self, labels: dict[str, str], card_hours: Decimal) -> None:
+        if card_hours > 0:
+            self.lost_card_hours.labels(**labels).inc(float(card_hours))
 
     def serve(self, port: int, address: str = "0.0.0.0") -> None:
         start_http_server(port, addr=address, registry=self.registry)

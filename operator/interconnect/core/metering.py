@@ -97,6 +97,13 @@ class PodRun:
     def card_time(self, now: datetime) -> CardTime:
         return CardTime(self.gpus * self.microseconds(now))
 
+    def split_microseconds(self, lost_since: datetime, now: datetime) -> tuple[int, int]:
+        """Running time before `lost_since` and after it (running pods count up to `now`)."""
+        end = now if self.finished is None else self.finished
+        before = max(0, (min(end, lost_since) - self.started) // _ONE_MICROSECOND)
+        after = max(0, (end - max(self.started, lost_since)) // _ONE_MICROSECOND)
+        return before, after
+
 
 def _observation_key(run: PodRun, now: datetime) -> tuple[bool, int, int]:
     return (run.finished is not None, run.microseconds(now), run.gpus)
@@ -131,19 +138,27 @@ class PodAccrual:
     pod_uid: str
     gpus: int
     microseconds: int
+    """Charged running time."""
     finished: bool
     """The member reported the pod finished: its figure is final."""
+    lost_microseconds: int = 0
+    """Running time after the pod's node was declared lost (its attempt superseded): not charged."""
 
     @property
     def card_time(self) -> CardTime:
         return CardTime(self.gpus * self.microseconds)
 
     @property
+    def lost_card_time(self) -> CardTime:
+        return CardTime(self.gpus * self.lost_microseconds)
+
+    @property
     def seconds(self) -> Decimal:
         return Decimal(self.microseconds).scaleb(-6)
 
     def _rank(self) -> tuple[bool, int, int]:
-        return (self.finished, self.microseconds, self.gpus)
+        # One observation gives both parts, so the whole running time decides which one is kept.
+        return (self.finished, self.microseconds + self.lost_microseconds, self.gpus)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,24 +186,38 @@ class UsageRecord:
     def card_hours(self, attempt: int | None = None) -> Decimal:
         return self.card_time(attempt).card_hours
 
+    def lost_card_time(self, attempt: int | None = None) -> CardTime:
+        """Usage after a node was declared lost: recorded, never charged."""
+        return CardTime(sum(p.gpus * p.lost_microseconds for p in self.pods
+                            if attempt is None or p.attempt == attempt))
+
     def seconds(self, attempt: int | None = None) -> Decimal:
         """Pod-seconds (not card-seconds) accrued: how long the job's pods ran."""
         micro = sum(p.microseconds for p in self.pods if attempt is None or p.attempt == attempt)
         return Decimal(micro).scaleb(-6)
 
 
-def accrue(previous: UsageRecord, runs: Iterable[PodRun], now: datetime, attempt: int) -> UsageRecord:
+def accrue(previous: UsageRecord, runs: Iterable[PodRun], now: datetime, attempt: int,
+           lost_since: datetime | None = None) -> UsageRecord:
     """The record once the pods of `attempt`, as the member reports them at `now`, are taken in.
 
     Pods of other attempts, and pods no longer reported (deleted after finishing), keep what
-    they accrued. Calling it again with the same or older observations changes nothing.
+    they accrued. Calling it again with the same or older observations changes nothing. With
+    `lost_since` (the attempt was superseded when its node was declared lost), running time up to
+    that instant is charged and the rest recorded as lost.
     """
     _require_aware(now, "now")
+    if lost_since is not None:
+        _require_aware(lost_since, "lost_since")
     if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
         raise ValueError(f"attempt must be a non-negative int, not {attempt!r}")
     merged = {(p.attempt, p.pod_uid): p for p in previous.pods}
     for run in _latest(runs, now).values():
-        observed = PodAccrual(attempt, run.pod_uid, run.gpus, run.microseconds(now), run.finished is not None)
+        if lost_since is None:
+            charged, lost = run.microseconds(now), 0
+        else:
+            charged, lost = run.split_microseconds(lost_since, now)
+        observed = PodAccrual(attempt, run.pod_uid, run.gpus, charged, run.finished is not None, lost)
         held = merged.get((attempt, run.pod_uid))
         if held is None or observed._rank() > held._rank():
             merged[(attempt, run.pod_uid)] = observed
@@ -250,9 +279,7 @@ def split_at(runs: Iterable[PodRun], lost_since: datetime, now: datetime) -> Los
     _require_aware(now, "now")
     charged = lost = 0
     for run in _latest(runs, now).values():
-        end = now if run.finished is None else run.finished
-        before = max(0, (min(end, lost_since) - run.started) // _ONE_MICROSECOND)
-        after = max(0, (end - max(run.started, lost_since)) // _ONE_MICROSECOND)
+        before, after = run.split_microseconds(lost_since, now)
         charged += run.gpus * before
         lost += run.gpus * after
     return LostTimeSplit(CardTime(charged), CardTime(lost))

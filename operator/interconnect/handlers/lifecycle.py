@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import kopf
@@ -18,3 +19,5 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = 20  # INFO and above become Kubernetes events
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    # How long a standby waits for a replica that stopped renewing (kill -9, node loss).
+    settings.peering.lifetime = int(os.environ.get("INTERCONNECT_PEERING_LIFETIME_SECONDS", "20"))

@@ -11,7 +11,10 @@ from interconnect.services.controller import Controller
 
 
 def _controller(memo: kopf.Memo) -> Controller:
-    return memo["controller"]  # type: ignore[no-any-return]
+    controller: Controller | None = memo.get("controller")
+    if controller is None:  # a standby between kopf's unfreeze and its controller's start
+        raise kopf.TemporaryError("this replica is not the active one yet", delay=1)
+    return controller
 
 
 @kopf.on.resume(GROUP, "computenodes")

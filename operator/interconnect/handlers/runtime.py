@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
 import logging
+import time
 from typing import Any
 
 import kopf
 
 from interconnect.adapters import hub as hub_adapter
 from interconnect.adapters.metrics import Metrics
+from interconnect.core.peering import is_active, peers_from_status
 from interconnect.core.vocabulary import GROUP, VERSION
 from interconnect.services.config import Settings
 from interconnect.services.controller import Controller, make_latency
@@ -23,17 +27,63 @@ async def start_controller(memo: kopf.Memo, **_: Any) -> None:
     if "metrics" not in memo:
         memo["metrics"] = Metrics()
         memo["metrics"].serve(settings.metrics_port)
-    api = await hub_adapter.connect()
-    hub = hub_adapter.Hub(api)
+    memo["controller"] = None
+    if settings.peering:
+        # kopf keeps a standby's handlers frozen; the controller's own loops follow the same rule.
+        memo["leadership"] = asyncio.create_task(_follow_peering(settings, memo), name="leadership")
+        return
     try:
-        controller = await _load(hub, settings, memo["metrics"])
+        memo["controller"] = await _activate(settings, memo["metrics"])
     except Exception as exc:
-        await hub.close()
         # The hub may still be starting (429, connection refused): retry soon, not in a minute.
         raise kopf.TemporaryError(f"cannot load the hub's state yet: {exc}", delay=2) from exc
+    memo["metrics"].active.set(1)
+
+
+async def _activate(settings: Settings, metrics: Metrics) -> Controller:
+    hub = hub_adapter.Hub(await hub_adapter.connect())
+    try:
+        controller = await _load(hub, settings, metrics)
+    except Exception:
+        await hub.close()
+        raise
     controller.start()
     controller.wake()
-    memo["controller"] = controller
+    return controller
+
+
+async def _follow_peering(settings: Settings, memo: kopf.Memo) -> None:
+    """Start the controller when this replica becomes the active one; stop it when it is not."""
+    hub = hub_adapter.Hub(await hub_adapter.connect())
+    metrics: Metrics = memo["metrics"]
+    try:
+        while True:
+            controller: Controller | None = memo.get("controller")
+            try:
+                peering = await hub.read_peering(settings.peering)
+                peers = peers_from_status((peering or {}).get("status"))
+                active = is_active(settings.identity, settings.priority, peers, dt.datetime.now(dt.UTC))
+            except Exception as exc:  # the hub does not answer: nobody can take over either
+                log.warning("cannot read peering %s: %s", settings.peering, exc)
+                active = controller is not None
+            if active and controller is None:
+                started = time.monotonic()
+                try:
+                    memo["controller"] = await _activate(settings, metrics)
+                except Exception as exc:
+                    log.warning("cannot load the hub's state yet: %s", exc)
+                else:
+                    metrics.active.set(1)
+                    log.info("replica %s (priority %d) is now active; state loaded in %.1fs",
+                             settings.identity, settings.priority, time.monotonic() - started)
+            elif not active and controller is not None:
+                memo["controller"] = None
+                metrics.active.set(0)
+                await controller.stop()
+                log.info("replica %s is on standby: a peer of higher priority is active", settings.identity)
+            await asyncio.sleep(1.0)
+    finally:
+        await hub.close()
 
 
 async def _load(hub: hub_adapter.Hub, settings: Settings, metrics: Metrics) -> Controller:
@@ -52,11 +102,19 @@ async def _load(hub: hub_adapter.Hub, settings: Settings, metrics: Metrics) -> C
     for job in jobs["items"]:
         if not job["metadata"].get("deletionTimestamp"):
             await controller.job_changed(job)
+    # Every job is known now, so what superseded attempts left on the members can be told apart.
+    await controller.fence_all()
     return controller
 
 
 @kopf.on.cleanup()
 async def stop_controller(memo: kopf.Memo, **_: Any) -> None:
+    leadership: asyncio.Task[None] | None = memo.get("leadership")
+    if leadership is not None:
+        leadership.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await leadership
     controller: Controller | None = memo.get("controller")
+    memo["controller"] = None
     if controller is not None:
         await controller.stop()

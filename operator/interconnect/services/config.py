@@ -5,6 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+PEERING_ENV = "INTERCONNECT_PEERING"
+"""The ClusterKopfPeering the replica takes part in; empty when it runs standalone (set by `run`)."""
+PRIORITY_ENV = "INTERCONNECT_PEERING_PRIORITY"
+IDENTITY_ENV = "POD_ID"
+"""kopf's name for this replica in the peering object."""
+
 
 def _float(name: str, default: float) -> float:
     value = os.environ.get(name)
@@ -29,10 +35,17 @@ class Settings:
     """Seconds between two pings of a member."""
     not_ready_after: float
     """A member whose API server has not answered for this long is Ready=False."""
+    re_place_after: float
+    """Default grace period before the jobs of a lost member are re-placed (or, with failurePolicy
+    rePlace: Never, failed)."""
     metering_interval: float
     """Seconds between two accruals of running jobs' usage into status."""
     member_sync_timeout: float
     metrics_port: int
+    peering: str = ""
+    """kopf peering object's name; empty: standalone, always active."""
+    priority: int = 0
+    identity: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -44,7 +57,11 @@ class Settings:
             identity_config_map=os.environ.get("INTERCONNECT_IDENTITY_CONFIGMAP", "interconnect-identities"),
             heartbeat_interval=_float("INTERCONNECT_HEARTBEAT_SECONDS", 5.0),
             not_ready_after=_float("INTERCONNECT_NOT_READY_AFTER_SECONDS", 30.0),
+            re_place_after=_float("INTERCONNECT_RE_PLACE_AFTER_SECONDS", 120.0),
             metering_interval=_float("INTERCONNECT_METERING_INTERVAL_SECONDS", 15.0),
             member_sync_timeout=_float("INTERCONNECT_MEMBER_SYNC_TIMEOUT_SECONDS", 30.0),
             metrics_port=int(os.environ.get("INTERCONNECT_METRICS_PORT", "9090")),
+            peering=os.environ.get(PEERING_ENV, ""),
+            priority=int(os.environ.get(PRIORITY_ENV, "0")),
+            identity=os.environ.get(IDENTITY_ENV, ""),
         )

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 ACTIVE = (JobPhase.SCHEDULED, JobPhase.DISPATCHED, JobPhase.RUNNING)
 ACCRUAL_MARGIN_SECONDS = 1.0
+NODE_LOST = "NodeLost"
+"""Outcome of an attempt superseded because its node was lost, and the reason shown for it."""
 
 
 def now() -> dt.datetime:
@@ -57,6 +59,16 @@ def now() -> dt.datetime:
 
 def iso(t: dt.datetime | None) -> str | None:
     return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if t else None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageDelta:
+    """What one accrual added to one attempt: what the counters must add, once it is durable."""
+
+    attempt: int
+    card_hours: Decimal
+    cost: Decimal
+    lost_card_hours: Decimal
 
 
 @dataclass
@@ -71,6 +83,10 @@ class NodeState:
     last_ok: float | None = None
     last_status_write: float = 0.0
     connect_error: str | None = None
+    lost_since: dt.datetime | None = None
+    """When the node was declared lost (its Ready condition's transition, whole seconds)."""
+    fencing: bool = False
+    """Superseded attempts may still run on the member: nothing new goes there until they are gone."""
 
     @property
     def name(self) -> str:
@@ -87,7 +103,9 @@ class JobState:
     member_job: dict[str, Any] | None = None
     last_summary: str | None = None
     member_job_deleted: bool = False
-    dispatching: bool = False
+    dispatching: int | None = None
+    """The attempt a dispatch task is working on (a superseded attempt's task just stops)."""
+    attempt_labels: dict[int, dict[str, str]] = field(default_factory=dict)
     status_patch: dict[str, Any] = field(default_factory=dict)
     usage: UsageRecord = field(default_factory=UsageRecord)
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -95,6 +113,13 @@ class JobState:
     @property
     def uid(self) -> str:
         return self.model.metadata.uid or ""
+
+    def lost_at(self, attempt: int) -> dt.datetime | None:
+        """When ``attempt``'s node was declared lost, if the attempt was superseded for it."""
+        for entry in self.history:
+            if entry["attempt"] == attempt and entry.get("outcome") == NODE_LOST and entry.get("finishedAt"):
+                return dt.datetime.fromisoformat(str(entry["finishedAt"]).replace("Z", "+00:00"))
+        return None
 
     @property
     def ref(self) -> dict[str, Any]:
@@ -106,7 +131,7 @@ class JobState:
 def _job_state(job: ComputeJob) -> JobState:
     status = job.status
     phase = status.phase or JobPhase.PENDING
-    usage = UsageRecord(tuple(PodAccrual(p.attempt, p.pod, p.gpus, p.microseconds, p.finished)
+    usage = UsageRecord(tuple(PodAccrual(p.attempt, p.pod, p.gpus, p.microseconds, p.finished, p.lost_microseconds)
                               for p in (status.usage.pods if status.usage else [])))
     history = [to_api(a) for a in status.attempt_history]
     return JobState(
@@ -226,6 +251,11 @@ class Controller:
         conditions = set_condition(conditions, "Registered", True, "Eligible",
                                    f"identity code {code}; operating entity {entity.name} is eligible", gen, now())
         await self._connect(state)
+        if self.started.is_set() and state.ready:
+            await self._fence(state)
+            if state.fencing:
+                state.ready, state.ready_reason = False, "Fencing"
+                state.ready_message = "deleting the Jobs of superseded attempts before new work"
         conditions = set_condition(conditions, "Ready", state.ready, state.ready_reason, state.ready_message, gen,
                                    now())
         status["conditions"] = [to_api(c) for c in conditions]
@@ -256,6 +286,7 @@ class Controller:
             await member.ping()
         except MemberUnavailable as exc:
             state.ready, state.ready_reason, state.ready_message = False, "MemberUnavailable", str(exc)
+            state.lost_since = _declared_lost_at(state.model) or now().replace(microsecond=0)
             return
         synced = await member.synced(self.settings.member_sync_timeout)
         state.last_ok = time.monotonic()
@@ -298,6 +329,11 @@ class Controller:
             await asyncio.sleep(self.settings.heartbeat_interval)
             await asyncio.gather(*(self._heartbeat(s) for s in list(self.nodes.values()) if s.registered),
                                  return_exceptions=True)
+            try:
+                await self.fail_over()
+            except Exception:
+                self.metrics.reconcile_errors.labels(loop="failover").inc()
+                log.exception("failover pass failed")
             self._refresh_gauges()
 
     def _refresh_gauges(self) -> None:
@@ -333,11 +369,21 @@ class Controller:
             try:
                 await member.ping()
                 state.last_ok = time.monotonic()
-                state.ready, state.ready_reason, state.ready_message = True, "MemberReady", \
-                    "the member's API server answers"
+                state.lost_since = None
+                if state.fencing:
+                    await self._fence(state)
+                if state.fencing:
+                    state.ready, state.ready_reason = False, "Fencing"
+                    state.ready_message = ("the member answers again; deleting the Jobs of attempts superseded "
+                                           "while it was lost before sending it new work")
+                else:
+                    state.ready, state.ready_reason, state.ready_message = True, "MemberReady", \
+                        "the member's API server answers"
             except MemberUnavailable as exc:
                 silent = time.monotonic() - (state.last_ok or 0)
                 if silent >= self.settings.not_ready_after:
+                    if state.lost_since is None:
+                        state.lost_since = now().replace(microsecond=0)
                     state.ready, state.ready_reason = False, "MemberUnavailable"
                     state.ready_message = f"no answer for {silent:.0f}s: {exc}"
         due = time.monotonic() - state.last_status_write >= max(15.0, self.settings.heartbeat_interval)
@@ -348,8 +394,10 @@ class Controller:
 
     async def _write_node_status(self, state: NodeState) -> None:
         gen = state.model.metadata.generation
+        # A lost node's Ready=False transition is the instant its jobs' usage is split at.
+        at = state.lost_since if not state.ready and state.lost_since else now()
         conditions = set_condition(state.model.status.conditions, "Ready", state.ready, state.ready_reason,
-                                   state.ready_message, gen, now())
+                                   state.ready_message, gen, at)
         state.model.status.conditions = conditions
         status: dict[str, Any] = {"conditions": [to_api(c) for c in conditions]}
         if state.member is not None and state.last_ok is not None:
@@ -360,6 +408,138 @@ class Controller:
                                    "inUse": c.in_use} for c in caps]
         state.last_status_write = time.monotonic()
         await self.hub.patch_status("computenodes", state.name, {"status": status})
+
+    # ------------------------------------------------------------------ failover and fencing
+
+    def _grace(self, state: JobState) -> float | None:
+        """Seconds a job waits for its lost node before it is re-placed; None: it must not be."""
+        policy = state.model.spec.failure_policy
+        if policy is not None and policy.re_place == "Never":
+            return None
+        if policy is not None and policy.re_place_after_seconds is not None:
+            return float(policy.re_place_after_seconds)
+        return self.settings.re_place_after
+
+    async def fail_over(self) -> None:
+        """Re-place (or, with rePlace: Never, fail) the active jobs of nodes lost past their grace."""
+        at = now()
+        for node in list(self.nodes.values()):
+            if node.lost_since is None or node.ready:
+                continue
+            lost_for = (at - node.lost_since).total_seconds()
+            for state in [s for s in self.jobs.values()
+                          if s.phase in ACTIVE and s.placement and s.placement["node"] == node.name]:
+                grace = self._grace(state)
+                if lost_for >= (self.settings.re_place_after if grace is None else grace):
+                    await self._supersede(state, node, re_place=grace is not None)
+
+    async def _supersede(self, state: JobState, node: NodeState, *, re_place: bool) -> None:
+        """End the attempt on a lost node: durable first, then the new attempt or the failure."""
+        assert node.lost_since is not None
+        attempt, lost_since = state.attempt, node.lost_since
+        saved = (state.phase, list(state.conditions), [dict(h) for h in state.history], state.placement,
+                 state.member_job, state.dispatching)
+        waited = self.settings.re_place_after if self._grace(state) is None else self._grace(state)
+        lost = (f"node {node.name} was declared lost at {iso(lost_since)} ({node.ready_message}) and did not "
+                f"come back within {waited:.0f}s")
+        for entry in state.history:
+            if entry["attempt"] == attempt:
+                entry["outcome"], entry["finishedAt"] = NODE_LOST, iso(lost_since)
+        status: dict[str, Any] = {"attemptHistory": state.history}
+        if re_place:
+            message = f"attempt {attempt} superseded: {lost}; placing attempt {attempt + 1} elsewhere"
+            state.phase, state.placement, state.member_job, state.dispatching = JobPhase.PENDING, None, None, None
+            self._set(state, "Scheduled", False, NODE_LOST, message)
+            for type_ in ("Dispatched", "Running"):
+                if any(c.type == type_ for c in state.conditions):
+                    self._set(state, type_, False, NODE_LOST, message)
+            status.update(placement=None, memberJob=None)
+        else:
+            message = f"{lost}; failurePolicy.rePlace is Never, so the job is not run again"
+            state.phase = JobPhase.FAILED
+            self._set(state, "Failed", True, NODE_LOST, message)
+            status["completionTime"] = iso(now())
+        status.update(phase=state.phase.value, conditions=[to_api(c) for c in state.conditions])
+        try:
+            await self._patch_job(state, status)
+        except Exception:
+            (state.phase, state.conditions, state.history, state.placement, state.member_job,
+             state.dispatching) = saved
+            raise
+        self.ledger = self.ledger.release(state.uid)
+        node.fencing = True
+        self.metrics.failovers.labels(node=node.name, outcome="replaced" if re_place else "failed").inc()
+        await self.hub.event(state.ref, "Warning", NODE_LOST, message)
+        self.wake()
+
+    def _superseded(self, job_uid: str, attempt: int) -> bool:
+        """A member Job or pod that must not run: its attempt is not the job's live one."""
+        state = self.jobs.get(job_uid)
+        return state is None or attempt != state.attempt or state.lost_at(attempt) is not None
+
+    async def fence_all(self) -> None:
+        """At start-up, once every job is known: clean each member of superseded attempts."""
+        await asyncio.gather(*(self._fence(n) for n in self.nodes.values() if n.member is not None and n.ready),
+                             return_exceptions=True)
+
+    async def _fence(self, node: NodeState) -> None:
+        """Meter and delete what superseded attempts left on a member; fenced until none is left.
+
+        Lists from the member's API server, not the watches, which may lag after an outage.
+        """
+        member = node.member
+        if member is None:
+            return
+        jobs, pods = await member.list_ours()
+        stale_jobs = [j for j in jobs if self._superseded(j.job_uid, j.attempt)]
+        stale_pods = [p for p in pods if self._superseded(p.job_uid, p.attempt)]
+        await self._meter_superseded(stale_pods)
+        stale_names = {j.name for j in stale_jobs}
+        for job in stale_jobs:
+            if not job.deleting:
+                self._deleting.add(job.name)
+                if await member.delete_job(job.name):
+                    self.metrics.fenced_jobs.labels(node=node.name).inc()
+                    log.info("fence %s: deleted Job %s of superseded attempt %d", node.name, job.name, job.attempt)
+        for pod in stale_pods:
+            if not pod.deleted and pod.member_job not in stale_names:
+                await member.delete_pod(pod.name)
+        node.fencing = bool(stale_jobs or stale_pods)
+        if not node.fencing:
+            self.wake()
+
+    async def _meter_superseded(self, pods: list[DispatchedPod]) -> None:
+        """Record what superseded attempts ran: charged up to the loss, the rest apart."""
+        by_attempt: dict[tuple[str, int], list[DispatchedPod]] = {}
+        for pod in pods:
+            by_attempt.setdefault((pod.job_uid, pod.attempt), []).append(pod)
+        at = now() - dt.timedelta(seconds=ACCRUAL_MARGIN_SECONDS)
+        for (uid, attempt), group in by_attempt.items():
+            state = self.jobs.get(uid)
+            if state is None or not any(h["attempt"] == attempt for h in state.history):
+                continue
+            before = (state.usage, [dict(h) for h in state.history])
+            usage, deltas = self._accrue(state, group, at, attempt=attempt)
+            if usage is None:
+                continue
+            try:
+                await self._patch_job(state, {"usage": usage, "attemptHistory": state.history})
+            except Exception:
+                state.usage, state.history = before
+                raise
+            self._count(state, deltas)
+
+    async def _delete_superseded(self, node_name: str, job: DispatchedJob) -> None:
+        node = self.nodes.get(node_name)
+        if node is None or node.member is None:
+            return
+        self._deleting.add(job.name)
+        with contextlib.suppress(MemberUnavailable):
+            _, pods = await node.member.list_ours()
+            await self._meter_superseded([p for p in pods if p.member_job == job.name])
+        if await node.member.delete_job(job.name):
+            self.metrics.fenced_jobs.labels(node=node_name).inc()
+            log.info("deleted Job %s of superseded attempt %d on %s", job.name, job.attempt, node_name)
 
     # ------------------------------------------------------------------ offers
 
@@ -473,7 +653,8 @@ class Controller:
 
     def snapshot(self, at: dt.datetime) -> tuple[PlacementSnapshot, dict[str, OfferView]]:
         views = {
-            name: node_view(s.model, registered=s.registered, ready=s.ready and s.member is not None)
+            name: node_view(s.model, registered=s.registered, ready=s.ready and s.member is not None,
+                             fenced=s.fencing)
             for name, s in self.nodes.items()
         }
         offers: dict[str, OfferView] = {}
@@ -494,7 +675,7 @@ class Controller:
                 self.wake()
 
     async def schedule_once(self) -> None:
-        pending = [s for s in self.jobs.values() if s.phase is JobPhase.PENDING and not s.dispatching]
+        pending = [s for s in self.jobs.values() if s.phase is JobPhase.PENDING and s.dispatching is None]
         if not pending:
             return
         at = now()
@@ -565,21 +746,26 @@ class Controller:
             "offer": chosen.offer, "price": to_api(price)}]
         # The usage series exist at 0 from placement on, before the first card-hour, so that
         # Prometheus' increase() sees all of it.
-        self.metrics.register_usage(self._usage_labels(state, state.attempt))
+        state.attempt_labels[state.attempt] = self._usage_labels(state, state.attempt)
+        self.metrics.register_usage(state.attempt_labels[state.attempt])
         self._set(state, "Scheduled", True, "Placed",
                   f"offer {chosen.offer} on {chosen.node} ({chosen.identity_code}, {chosen.region}), "
                   f"tier {chosen.tier.value}, {chosen.effective_price} per card-hour; {decision.summary}")
 
     def _dispatch_soon(self, state: JobState) -> None:
-        state.dispatching = True
-        self._spawn(self._dispatch(state.uid), name=f"dispatch-{state.uid}")
+        state.dispatching = state.attempt
+        self._spawn(self._dispatch(state.uid, state.attempt), name=f"dispatch-{state.uid}-{state.attempt}")
 
-    async def _dispatch(self, uid: str) -> None:
-        """Persist the placement, then create (or adopt) the member Job; retry until it exists."""
+    async def _dispatch(self, uid: str, attempt: int) -> None:
+        """Persist the placement, then create (or adopt) the member Job; retry until it exists.
+
+        Stops as soon as the attempt is superseded (its node was lost): a member Job it still
+        manages to create is deleted by the fence.
+        """
         backoff = 0.5
         state = self.jobs.get(uid)
         persisted = False
-        while state is not None and state.phase is JobPhase.SCHEDULED:
+        while state is not None and state.phase is JobPhase.SCHEDULED and state.attempt == attempt:
             assert state.placement is not None and state.member_job is not None
             try:
                 if not persisted:
@@ -594,6 +780,8 @@ class Controller:
                 node = self.nodes.get(state.placement["node"])
                 if node is None or node.member is None:
                     raise MemberUnavailable(f"member {state.placement['node']} is not connected")
+                if node.fencing or node.lost_since is not None:
+                    raise MemberUnavailable(f"member {node.name} is {node.ready_reason}: {node.ready_message}")
                 offer = self.offers.get(state.placement["offer"])
                 selector = offer.spec.node_selector.match_labels if offer and offer.spec.node_selector else {}
                 manifest = build_member_job(
@@ -603,6 +791,8 @@ class Controller:
                            "price": f"{state.placement['price']['amount']} {state.placement['price']['currency']}"
                                     f"/{state.placement['price']['unit']}"})
                 member_uid, created = await node.member.create_job(manifest)
+                if state.attempt != attempt or state.phase is not JobPhase.SCHEDULED:
+                    break  # superseded meanwhile: the fence deletes what was just created
                 if created:
                     self._observe_latency(state, "created")
                 state.member_job = {**state.member_job, "uid": member_uid}
@@ -620,8 +810,8 @@ class Controller:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 state = self.jobs.get(uid)
-        if state is not None:
-            state.dispatching = False
+        if state is not None and state.dispatching == attempt:
+            state.dispatching = None
 
     # ------------------------------------------------------------------ metering
 
@@ -641,21 +831,27 @@ class Controller:
                                 spec.replicas)
         return out
 
-    def _accrue(self, state: JobState, pods: list[DispatchedPod], at: dt.datetime,
-                final: bool = False) -> tuple[dict[str, Any] | None, list[tuple[int, Decimal, Decimal]]]:
-        """The new usage status and, per attempt, the increase of card-hours and cost."""
+    def _accrue(self, state: JobState, pods: list[DispatchedPod], at: dt.datetime, final: bool = False,
+                attempt: int | None = None) -> tuple[dict[str, Any] | None, list[UsageDelta]]:
+        """The new usage status and, per attempt, the increase of card-hours, cost and lost card-hours.
+
+        ``pods`` belong to ``attempt`` (default: the current one); a superseded attempt's time
+        after its node was declared lost is recorded apart and not charged.
+        """
+        attempt = state.attempt if attempt is None else attempt
         runs = [PodRun(p.uid, p.gpus, p.started, p.finished) for p in pods if p.started is not None]
         old = state.usage
-        new = accrue(old, runs, at, state.attempt) if runs else old
+        new = accrue(old, runs, at, attempt, lost_since=state.lost_at(attempt)) if runs else old
         if new == old and not final:
             return None, []
         old_costs, new_costs = self._costs(state, old), self._costs(state, new)
         deltas = []
-        for attempt in new.attempts:
-            hours = new.card_time(attempt).increase_over(old.card_time(attempt)).card_hours
-            zero = Money(Decimal(0), new_costs[attempt].currency) if attempt in new_costs else None
-            spent = (new_costs[attempt] - old_costs.get(attempt, zero)).amount if zero is not None else Decimal(0)
-            deltas.append((attempt, hours, max(Decimal(0), spent)))
+        for each in new.attempts:
+            hours = new.card_time(each).increase_over(old.card_time(each)).card_hours
+            lost = new.lost_card_time(each).increase_over(old.lost_card_time(each)).card_hours
+            zero = Money(Decimal(0), new_costs[each].currency) if each in new_costs else None
+            spent = (new_costs[each] - old_costs.get(each, zero)).amount if zero is not None else Decimal(0)
+            deltas.append(UsageDelta(each, hours, max(Decimal(0), spent), lost))
         state.usage = new
         total = sum((c.amount for c in new_costs.values()), Decimal(0))
         currency = next(iter(new_costs.values())).currency if new_costs else None
@@ -666,28 +862,45 @@ class Controller:
             "cost": format_amount(total, currency) if currency else _decimal_text(total),
             "accruedUntil": iso(at),
             "pods": [{"attempt": p.attempt, "pod": p.pod_uid, "gpus": p.gpus, "microseconds": p.microseconds,
-                      "finished": p.finished} for p in new.pods],
+                      "finished": p.finished, **({"lostMicroseconds": p.lost_microseconds}
+                                                 if p.lost_microseconds else {})} for p in new.pods],
         }
         if currency:
             usage["currency"] = currency
+        lost_time = new.lost_card_time()
+        if lost_time.card_microseconds:
+            usage["lostCardHours"] = _decimal_text(lost_time.card_hours)
         return usage, deltas
 
     def _usage_labels(self, state: JobState, attempt: int) -> dict[str, str]:
-        placement = state.placement
-        assert placement is not None
-        price = _attempt_price(state, attempt) or placement["price"]
-        offer = next((h.get("offer") for h in state.history if h["attempt"] == attempt), placement["offer"])
-        return {"node": str(placement.get("identityCode") or placement["node"]), "offer": str(offer),
-                "gpu_model": placement["gpuModel"], "tenant": state.model.metadata.namespace or "",
-                "region": placement["region"], "industry": placement.get("industry") or "none",
-                "currency": price["currency"]}
+        """The counters' labels of one attempt: where it ran, at which offer and currency."""
+        if attempt in state.attempt_labels:
+            return state.attempt_labels[attempt]
+        entry = next((h for h in state.history if h["attempt"] == attempt), {})
+        placement = state.placement if attempt == state.attempt and state.placement else None
+        node_name = str(entry.get("node") or (placement or {}).get("node") or "unknown")
+        node = self.nodes.get(node_name)
+        offer_name = str(entry.get("offer") or (placement or {}).get("offer") or "unknown")
+        offer = self.offers.get(offer_name)
+        price = _attempt_price(state, attempt) or {}
+        if placement is not None:
+            code, region = placement.get("identityCode"), placement["region"]
+            gpu_model, industry = placement["gpuModel"], placement.get("industry")
+        else:  # an earlier attempt, after a restart: from its node and offer as they are now
+            code = node.model.status.identity_code if node else None
+            region = node.model.spec.region if node else "unknown"
+            gpu_model = offer.spec.gpu_model if offer else "unknown"
+            industry = node.model.spec.industry.value if node and node.model.spec.industry else None
+        return {"node": str(code or node_name), "offer": offer_name, "gpu_model": str(gpu_model),
+                "tenant": state.model.metadata.namespace or "", "region": str(region),
+                "industry": str(industry or "none"), "currency": str(price.get("currency", "CNY"))}
 
-    def _count(self, state: JobState, deltas: list[tuple[int, Decimal, Decimal]]) -> None:
+    def _count(self, state: JobState, deltas: list[UsageDelta]) -> None:
         """Add usage increases to the counters, after they are durable in the job's status."""
-        if not deltas or not state.placement:
-            return
-        for attempt, hours, spent in deltas:
-            self.metrics.add_usage(self._usage_labels(state, attempt), hours, spent)
+        for delta in deltas:
+            labels = self._usage_labels(state, delta.attempt)
+            self.metrics.add_usage(labels, delta.card_hours, delta.cost)
+            self.metrics.add_lost(labels, delta.lost_card_hours)
 
     async def _metering_loop(self) -> None:
         while True:
@@ -734,6 +947,12 @@ class Controller:
     def _member_changed(self, member: str, change: MemberChange) -> None:
         value = change.new if change.new is not None else change.old
         if isinstance(value, DispatchedJob | DispatchedPod):
+            if (isinstance(value, DispatchedJob) and change.new is not None and not value.deleting
+                    and self.started.is_set() and value.name not in self._deleting
+                    and self._superseded(value.job_uid, value.attempt)):
+                # e.g. a create sent before the member froze, carried out after it came back
+                self._deleting.add(value.name)
+                self._spawn(self._delete_superseded(member, value), name=f"fence-{value.name}")
             if isinstance(value, DispatchedJob) and change.new is None and value.name not in self._deleting:
                 state = self.jobs.get(value.job_uid)
                 if state is not None and state.attempt == value.attempt:
@@ -818,7 +1037,7 @@ class Controller:
         if started and "startTime" not in (state.status_patch or {}):
             status["startTime"] = iso(min(started))
             state.status_patch["startTime"] = status["startTime"]
-        deltas: list[tuple[int, Decimal, Decimal]] = []
+        deltas: list[UsageDelta] = []
         if state.phase.is_terminal:
             self.ledger = self.ledger.release(uid)
             self.wake()
@@ -844,6 +1063,14 @@ def _attempt_price(state: JobState, attempt: int) -> dict[str, Any] | None:
         if entry["attempt"] == attempt and entry.get("price"):
             return entry["price"]  # type: ignore[no-any-return]
     return state.placement["price"] if state.placement else None
+
+
+def _declared_lost_at(node: ComputeNode) -> dt.datetime | None:
+    """When a node was declared lost, from its own status (it survives an operator restart)."""
+    ready = next((c for c in node.status.conditions if c.type == "Ready"), None)
+    if ready is None or ready.status != "False" or ready.reason != "MemberUnavailable":
+        return None
+    return ready.last_transition_time
 
 
 def _validation_message(exc: pydantic.ValidationError) -> str:
