@@ -113,6 +113,24 @@ def job(name: str = "job-under-test") -> dict[str, Any]:
     }
 
 
+def quota(name: str = "quota-under-test") -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ComputeQuota",
+        "metadata": {"name": name},
+        "spec": {
+            "namespace": name,
+            "weight": 2,
+            "limits": {
+                "cards": 32,
+                "cardsPerModel": [{"model": "NVIDIA-H800", "cards": 16}],
+                "pendingJobs": 50,
+                "monthlySpend": {"amount": "100000", "currency": "CNY"},
+            },
+        },
+    }
+
+
 def _set(obj: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     """A copy of ``obj`` with the dotted ``path`` set to ``value`` (intermediate objects created)."""
     out = copy.deepcopy(obj)
@@ -344,6 +362,48 @@ BAD_MANIFESTS: list[Bad] = [
         _set(job(), "spec.failurePolicy", {"rePlace": "Always"}),
         "spec.failurePolicy.rePlace",
     ),
+    # ComputeQuota
+    Bad("quota-missing-namespace", _del(quota(), "spec.namespace"), "spec.namespace"),
+    Bad("quota-name-not-namespace", _set(quota(), "spec.namespace", "another-tenant"), "spec.namespace"),
+    Bad("quota-namespace-not-a-label", _set(quota(), "spec.namespace", "Team.A"), "spec.namespace"),
+    Bad("quota-weight-zero", _set(quota(), "spec.weight", 0), "spec.weight"),
+    Bad("quota-weight-too-high", _set(quota(), "spec.weight", 10001), "spec.weight"),
+    Bad("quota-cards-negative", _set(quota(), "spec.limits.cards", -1), "spec.limits.cards"),
+    Bad("quota-pending-negative", _set(quota(), "spec.limits.pendingJobs", -5), "spec.limits.pendingJobs"),
+    Bad(
+        "quota-model-over-total",
+        _set(quota(), "spec.limits.cardsPerModel", [{"model": "NVIDIA-H800", "cards": 64}]),
+        "spec.limits.cardsPerModel",
+    ),
+    Bad(
+        "quota-model-duplicate",
+        _set(
+            quota(),
+            "spec.limits.cardsPerModel",
+            [{"model": "NVIDIA-H800", "cards": 8}, {"model": "NVIDIA-H800", "cards": 4}],
+        ),
+        "spec.limits.cardsPerModel[1]",
+    ),
+    Bad(
+        "quota-model-missing-cards",
+        _set(quota(), "spec.limits.cardsPerModel", [{"model": "NVIDIA-H800"}]),
+        "spec.limits.cardsPerModel[0].cards",
+    ),
+    Bad(
+        "quota-spend-float",
+        _set(quota(), "spec.limits.monthlySpend", {"amount": 1000.0, "currency": "CNY"}),
+        "spec.limits.monthlySpend.amount",
+    ),
+    Bad(
+        "quota-spend-missing-currency",
+        _set(quota(), "spec.limits.monthlySpend", {"amount": "1000"}),
+        "spec.limits.monthlySpend.currency",
+    ),
+    Bad(
+        "quota-spend-currency-lowercase",
+        _set(quota(), "spec.limits.monthlySpend", {"amount": "1000", "currency": "cny"}),
+        "spec.limits.monthlySpend.currency",
+    ),
 ]
 
 IMMUTABLE_CHANGES: list[Change] = [
@@ -363,6 +423,7 @@ IMMUTABLE_CHANGES: list[Change] = [
         "node-industry", industry_node("immutable-node-industry"), {"spec": {"industry": "healthcare"}}, "spec.industry"
     ),
     Change("offer-node-ref", offer("immutable-offer-node"), {"spec": {"nodeRef": "sh-regional"}}, "spec.nodeRef"),
+    Change("quota-namespace", quota("immutable-quota"), {"spec": {"namespace": "another-tenant"}}, "spec.namespace"),
 ]
 
 STATUS_IMMUTABLE_CHANGES: list[StatusChange] = [
@@ -387,4 +448,5 @@ __all__ = [
     "machine_offer",
     "node",
     "offer",
+    "quota",
 ]

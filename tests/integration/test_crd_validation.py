@@ -27,6 +27,7 @@ from tests.integration.bad_manifests import (
     job,
     node,
     offer,
+    quota,
 )
 
 pytestmark = pytest.mark.integration
@@ -35,7 +36,12 @@ ROOT = Path(__file__).resolve().parents[2]
 CRDS_DIR = ROOT / "crds"
 EXAMPLES_DIR = ROOT / "deploy" / "examples"
 GROUP, VERSION = "interconnect.dev", "v1alpha1"
-PLURALS = {"ComputeNode": "computenodes", "ComputeOffer": "computeoffers", "ComputeJob": "computejobs"}
+PLURALS = {
+    "ComputeNode": "computenodes",
+    "ComputeOffer": "computeoffers",
+    "ComputeJob": "computejobs",
+    "ComputeQuota": "computequotas",
+}
 NAMESPACE = "crd-validation"
 MERGE_PATCH = "application/merge-patch+json"
 # CRDs go through the generic custom-objects calls so that the YAML is sent as written, without a
@@ -167,7 +173,7 @@ def crds(hub_api: client.ApiClient) -> Iterator[None]:
         else:
             body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             crd_api.replace_cluster_custom_object(*CRD_API, name, body)
-    assert len(names) == 3
+    assert len(names) == len(PLURALS)
     for name in names:
         _eventually(functools.partial(_established, crd_api, name), f"CRD {name} to be Established")
     _ensure_namespace(hub_api, NAMESPACE)
@@ -253,8 +259,9 @@ def test_identity_code_never_changes(
         (node("mutable-node"), {"spec": {"cordoned": True}}),
         (offer("mutable-offer"), {"spec": {"cards": 32, "price": {"amount": "9.25"}}}),
         (job("mutable-job"), {"spec": {"priority": 10, "replicas": 3, "maxPrice": {"amount": "30"}}}),
+        (quota("mutable-quota"), {"spec": {"weight": 3, "limits": {"cards": 64, "pendingJobs": 10}}}),
     ],
-    ids=["node-cordon", "offer-cards-and-price", "job-priority-replicas-price"],
+    ids=["node-cordon", "offer-cards-and-price", "job-priority-replicas-price", "quota-weight-and-limits"],
 )
 def test_mutable_fields_can_change(
     objects: Objects, created: Callable[[dict[str, Any]], dict[str, Any]], obj: dict[str, Any], patch: dict[str, Any]

@@ -128,6 +128,7 @@ def test_names_scopes_categories_and_subresources() -> None:
         "ComputeNode": ("Cluster", ["cnode"], "computenodes"),
         "ComputeOffer": ("Cluster", ["coffer"], "computeoffers"),
         "ComputeJob": ("Namespaced", ["cjob"], "computejobs"),
+        "ComputeQuota": ("Cluster", ["cq"], "computequotas"),
     }
     assert set(BY_KIND) == set(expected)
     for kind, (scope, short, plural) in expected.items():
@@ -170,6 +171,14 @@ def test_printer_columns() -> None:
         ".status.cardsTotal",
         ".spec.price.amount",
     )
+    quota = columns("ComputeQuota")
+    assert (quota["Namespace"], quota["Cards"], quota["Card-Limit"], quota["Pending"]) == (
+        ".spec.namespace",
+        ".status.cardsInUse",
+        ".spec.limits.cards",
+        ".status.pendingJobs",
+    )
+    assert (quota["Spent"], quota["Budget"]) == (".status.spentThisMonth.amount", ".spec.limits.monthlySpend.amount")
 
 
 def test_printer_column_paths_exist() -> None:
@@ -219,3 +228,19 @@ def test_the_hub_chart_ships_the_same_crds() -> None:
     chart = Path(__file__).resolve().parents[2] / "charts" / "interconnect-hub" / "crds"
     for name, text in render_crds().items():
         assert (chart / name).read_text(encoding="utf-8") == text, f"{name}: run `python -m interconnect crds`"
+
+
+def test_a_quota_is_named_after_its_namespace_and_its_limits_are_optional() -> None:
+    schema = schema_of("ComputeQuota")
+    [root_rule] = schema["x-kubernetes-validations"]
+    assert root_rule["rule"] == "self.metadata.name == self.spec.namespace"
+    spec = schema["properties"]["spec"]
+    assert spec["required"] == ["namespace"]
+    assert "self == oldSelf" in [r["rule"] for r in spec["properties"]["namespace"]["x-kubernetes-validations"]]
+    limits = spec["properties"]["limits"]
+    assert "required" not in limits
+    assert limits["properties"]["monthlySpend"]["properties"]["amount"]["type"] == "string"
+    per_model = limits["properties"]["cardsPerModel"]
+    assert (per_model["x-kubernetes-list-type"], per_model["x-kubernetes-list-map-keys"]) == ("map", ["model"])
+    month = schema["properties"]["status"]["properties"]["spentThisMonth"]["properties"]["month"]
+    assert month["pattern"] == r"^[0-9]{4}-(0[1-9]|1[0-2])$"

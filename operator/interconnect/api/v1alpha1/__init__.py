@@ -1,4 +1,4 @@
-"""interconnect.dev/v1alpha1: ComputeNode, ComputeOffer and ComputeJob.
+"""interconnect.dev/v1alpha1: ComputeNode, ComputeOffer, ComputeJob and ComputeQuota.
 
 kube-custom-resource reads the version from this package's name.
 """
@@ -16,9 +16,10 @@ from .common import (
 from .job import ComputeJob, ComputeJobSpec, ComputeJobStatus
 from .node import ComputeNode, ComputeNodeSpec, ComputeNodeStatus
 from .offer import ComputeOffer, ComputeOfferSpec, ComputeOfferStatus
+from .quota import ComputeQuota, ComputeQuotaSpec, ComputeQuotaStatus
 
 #: The kinds of this version, in the order the CRDs are written.
-KINDS: tuple[type[Resource], ...] = (ComputeNode, ComputeOffer, ComputeJob)
+KINDS: tuple[type[Resource], ...] = (ComputeNode, ComputeOffer, ComputeJob, ComputeQuota)
 
 __all__ = [
     "KINDS",
@@ -31,6 +32,9 @@ __all__ = [
     "ComputeOffer",
     "ComputeOfferSpec",
     "ComputeOfferStatus",
+    "ComputeQuota",
+    "ComputeQuotaSpec",
+    "ComputeQuotaStatus",
     "Condition",
     "MonetaryAmount",
     "Price",
