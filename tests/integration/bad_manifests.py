@@ -162,6 +162,133 @@ def _gpu_limit(obj: dict[str, Any], value: Any, where: str = "limits", list_name
 _init = _set(job(), "spec.template.spec.initContainers", [{"name": "fetch", "image": "busybox"}])
 _A100 = "NVIDIA-A100-SXM4-80GB"
 
+# The workload policy: pod templates that escape their container (issue 10), and offers' registries.
+_POD = "spec.template.spec"
+_C0 = "spec.template.spec.containers[0]"
+_I0 = "spec.template.spec.initContainers[0]"
+
+
+def _sc(obj: dict[str, Any], key: str, value: Any, list_name: str = "containers") -> dict[str, Any]:
+    """``obj`` with ``securityContext.<key>`` of the first container of ``list_name`` set to ``value``."""
+    return _set(obj, f"{_POD}.{list_name}.0.securityContext.{key}", value)
+
+
+WORKLOAD_ESCAPES: list[Bad] = [
+    Bad("job-privileged", _sc(job(), "privileged", True), f"{_C0}.securityContext.privileged"),
+    Bad(
+        "job-privilege-escalation",
+        _sc(job(), "allowPrivilegeEscalation", True),
+        f"{_C0}.securityContext.allowPrivilegeEscalation",
+    ),
+    Bad("job-init-privileged", _sc(_init, "privileged", True, "initContainers"), f"{_I0}.securityContext.privileged"),
+    Bad("job-host-network", _set(job(), f"{_POD}.hostNetwork", True), f"{_POD}.hostNetwork"),
+    Bad("job-host-pid", _set(job(), f"{_POD}.hostPID", True), f"{_POD}.hostPID"),
+    Bad("job-host-ipc", _set(job(), f"{_POD}.hostIPC", True), f"{_POD}.hostIPC"),
+    Bad(
+        "job-host-path",
+        _set(job(), f"{_POD}.volumes", [{"name": "root", "hostPath": {"path": "/"}}]),
+        f"{_POD}.volumes[0].hostPath",
+    ),
+    Bad(
+        "job-host-port",
+        _set(job(), f"{_POD}.containers.0.ports", [{"containerPort": 22}, {"containerPort": 80, "hostPort": 80}]),
+        f"{_C0}.ports[1].hostPort",
+    ),
+    Bad(
+        "job-capability-sys-admin",
+        _sc(job(), "capabilities", {"add": ["SYS_ADMIN"], "drop": ["ALL"]}),
+        f"{_C0}.securityContext.capabilities.add[0]",
+    ),
+    Bad(
+        "job-init-capability-net-admin",
+        _sc(_init, "capabilities", {"add": ["NET_BIND_SERVICE", "NET_ADMIN"]}, "initContainers"),
+        f"{_I0}.securityContext.capabilities.add[1]",
+    ),
+    Bad("job-container-run-as-root", _sc(job(), "runAsUser", 0), f"{_C0}.securityContext.runAsUser"),
+    Bad(
+        "job-pod-run-as-root",
+        _set(job(), f"{_POD}.securityContext", {"runAsUser": 0, "fsGroup": 0}),
+        f"{_POD}.securityContext.runAsUser",
+    ),
+    Bad(
+        "job-pod-run-as-non-root-false",
+        _set(job(), f"{_POD}.securityContext", {"runAsNonRoot": False}),
+        f"{_POD}.securityContext.runAsNonRoot",
+    ),
+    Bad("job-service-account-name", _set(job(), f"{_POD}.serviceAccountName", "default"), f"{_POD}.serviceAccountName"),
+    Bad("job-service-account-deprecated", _set(job(), f"{_POD}.serviceAccount", "admin"), f"{_POD}.serviceAccount"),
+    Bad(
+        "job-automount-token",
+        _set(job(), f"{_POD}.automountServiceAccountToken", True),
+        f"{_POD}.automountServiceAccountToken",
+    ),
+    Bad(
+        "job-projected-token",
+        _set(
+            job(),
+            f"{_POD}.volumes",
+            [{"name": "token", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}],
+        ),
+        f"{_POD}.volumes[0].projected.sources[0].serviceAccountToken",
+    ),
+    Bad("job-proc-mount-unmasked", _sc(job(), "procMount", "Unmasked"), f"{_C0}.securityContext.procMount"),
+    Bad(
+        "job-selinux-type",
+        _set(job(), f"{_POD}.securityContext", {"seLinuxOptions": {"type": "spc_t"}}),
+        f"{_POD}.securityContext.seLinuxOptions.type",
+    ),
+    Bad(
+        "job-selinux-user",
+        _sc(job(), "seLinuxOptions", {"user": "system_u", "level": "s0"}),
+        f"{_C0}.securityContext.seLinuxOptions.user",
+    ),
+    Bad(
+        "job-seccomp-unconfined",
+        _sc(job(), "seccompProfile", {"type": "Unconfined"}),
+        f"{_C0}.securityContext.seccompProfile.type",
+    ),
+    Bad(
+        "job-apparmor-unconfined",
+        _set(job(), f"{_POD}.securityContext", {"appArmorProfile": {"type": "Unconfined"}}),
+        f"{_POD}.securityContext.appArmorProfile.type",
+    ),
+    Bad(
+        "job-unsafe-sysctl",
+        _set(job(), f"{_POD}.securityContext", {"sysctls": [{"name": "kernel.msgmax", "value": "65536"}]}),
+        f"{_POD}.securityContext.sysctls[0].name",
+    ),
+    Bad(
+        "job-host-process",
+        _sc(job(), "windowsOptions", {"hostProcess": True}),
+        f"{_C0}.securityContext.windowsOptions.hostProcess",
+    ),
+    Bad(
+        "job-ephemeral-containers",
+        _set(job(), f"{_POD}.ephemeralContainers", [{"name": "debug", "image": "busybox"}]),
+        f"{_POD}.ephemeralContainers",
+    ),
+    Bad(
+        "offer-registry-with-path",
+        _set(offer(), "spec.allowedRegistries", ["registry.example.cn/ml"]),
+        "spec.allowedRegistries[0]",
+    ),
+    Bad(
+        "offer-registry-with-scheme",
+        _set(offer(), "spec.allowedRegistries", ["https://registry.example.cn"]),
+        "spec.allowedRegistries[0]",
+    ),
+    Bad(
+        "offer-registry-without-dot",
+        _set(offer(), "spec.allowedRegistries", ["docker.io", "registry"]),
+        "spec.allowedRegistries[1]",
+    ),
+    Bad(
+        "offer-registry-duplicate",
+        _set(offer(), "spec.allowedRegistries", ["registry.example.cn", "registry.example.cn"]),
+        "spec.allowedRegistries[1]",
+    ),
+]
+
 BAD_MANIFESTS: list[Bad] = [
     # --- ComputeNode -----------------------------------------------------------------------
     Bad("node-missing-spec", _del(node(), "spec"), "spec: Required value"),
@@ -405,6 +532,7 @@ BAD_MANIFESTS: list[Bad] = [
         "spec.limits.monthlySpend.currency",
     ),
 ]
+BAD_MANIFESTS += WORKLOAD_ESCAPES
 
 IMMUTABLE_CHANGES: list[Change] = [
     Change("job-gpus-count", job("immutable-job-count"), {"spec": {"gpus": {"count": 4}}}, "spec.gpus"),
@@ -440,6 +568,7 @@ __all__ = [
     "BAD_MANIFESTS",
     "IMMUTABLE_CHANGES",
     "STATUS_IMMUTABLE_CHANGES",
+    "WORKLOAD_ESCAPES",
     "Bad",
     "Change",
     "StatusChange",

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from interconnect.api.v1alpha1 import ComputeJob, ComputeOffer, to_api
 from interconnect.core.workload_policy import (
     ALLOWED_VOLUME_TYPES,
     SAFE_SYSCTLS,
@@ -23,6 +25,7 @@ from interconnect.core.workload_policy import (
     template_images,
     template_violations,
 )
+from tests.integration.bad_manifests import WORKLOAD_ESCAPES, Bad, job, offer
 
 C0 = "spec.template.spec.containers[0]"
 POD = "spec.template.spec"
@@ -324,3 +327,52 @@ def test_disallowed_images() -> None:
         "spec.template.spec.initContainers[0].image",
     ]
     assert not registry_allowed("", ["docker.io"])
+
+
+# --------------------------------------------------------------------------------------------
+# The API models re-check the template (the operator never takes an escaping template for valid)
+# --------------------------------------------------------------------------------------------
+
+JOB_ESCAPES = [c for c in WORKLOAD_ESCAPES if c.manifest["kind"] == "ComputeJob"]
+
+
+def test_there_are_at_least_twenty_escapes() -> None:
+    assert len(WORKLOAD_ESCAPES) >= 20
+    assert len(JOB_ESCAPES) >= 20
+
+
+@pytest.mark.parametrize("case", JOB_ESCAPES, ids=lambda c: c.id)
+def test_the_operator_names_the_same_field_as_the_api_server(case: Bad) -> None:
+    """core.workload_policy reports each escaping template at the field the CRD's rule names."""
+    fields = [v.field for v in template_violations(case.manifest["spec"]["template"])]
+    assert fields == [case.expected]
+    with pytest.raises(ValidationError) as caught:
+        ComputeJob.model_validate(case.manifest)
+    assert case.expected in str(caught.value)
+
+
+def test_a_harmless_template_round_trips_through_the_model() -> None:
+    """Typed fields keep their API spelling (hostPID, seLinuxOptions, ...), other fields are kept."""
+    manifest = job()
+    manifest["spec"]["template"] = template(hostPID=False, hostIPC=False, hostNetwork=False, priorityClassName="x")
+    parsed = ComputeJob.model_validate(manifest)
+    assert to_api(parsed.spec.template) == manifest["spec"]["template"]
+    assert parsed.spec.template.images() == ["registry.example.cn/ml/train:1.0", "busybox:1.36"]
+
+
+def test_snake_case_spellings_are_caught_too() -> None:
+    """The models accept field names as well as aliases: the re-check sees what the operator would send."""
+    manifest = job()
+    manifest["spec"]["template"]["spec"]["host_network"] = True
+    with pytest.raises(ValidationError, match=r"spec\.template\.spec\.hostNetwork"):
+        ComputeJob.model_validate(manifest)
+
+
+@pytest.mark.parametrize(
+    "registries",
+    [["registry.example.cn"], ["docker.io", "localhost", "localhost:5000", "myhost:5000", "10.0.0.7:5000"], []],
+)
+def test_offer_allowed_registries(registries: list[str]) -> None:
+    manifest = offer()
+    manifest["spec"]["allowedRegistries"] = registries
+    assert ComputeOffer.model_validate(manifest).spec.allowed_registries == registries

@@ -11,6 +11,14 @@ from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, StringCon
 
 from interconnect.core import identity
 from interconnect.core.vocabulary import API_VERSION, GPU_RESOURCE, Industry, JobPhase, LatencyTier
+from interconnect.core.workload_policy import (
+    ALLOWED_CAPABILITIES,
+    ALLOWED_SELINUX_TYPES,
+    SAFE_SYSCTLS,
+    UNCONFINED,
+    Rule,
+    check_template,
+)
 
 from .common import (
     AMOUNT_PATTERN,
@@ -32,6 +40,7 @@ from .common import (
     must_be_positive,
     positive_decimal_rule,
     rule,
+    to_api,
 )
 
 T = TypeVar("T")
@@ -123,6 +132,234 @@ class ResourceRequirements(Model):
     """Resource requests. nvidia.com/gpu, if given, must equal spec.gpus.count."""
 
 
+# ---------------------------------------------------------------------------------------------
+# The workload and its policy: the security-relevant parts of a pod template are typed here, each
+# with the CEL rule the API server applies at admission; PodTemplate re-checks the whole template
+# with core.workload_policy (which also knows the rules CEL cannot see, e.g. other volume types).
+# ---------------------------------------------------------------------------------------------
+
+
+def _must(expression: str, message: str) -> SchemaExtra:
+    """A CEL rule on the field itself: the API server names the field and gives ``message``."""
+    return SchemaExtra(**cel(rule(expression, message)))
+
+
+def _absent(field: str, message: str) -> dict[str, str]:
+    """A CEL rule on an object: ``field`` may not be set (or only to an empty string)."""
+    return rule(
+        f"!has(self.{field}) || self.{field} == ''",
+        message,
+        field_path=f".{field}",
+        reason="FieldValueForbidden",
+    )
+
+
+ShortName = Annotated[str, StringConstraints(max_length=253)]
+
+
+class SeccompProfile(Model):
+    """The seccomp profile (corev1.SeccompProfile): RuntimeDefault or Localhost; Unconfined is refused."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Annotated[str, StringConstraints(max_length=32), _must(f"self != '{UNCONFINED}'", Rule.SECCOMP)] | None = None
+    """RuntimeDefault (the operator's default) or Localhost. Unconfined is not allowed."""
+
+
+class AppArmorProfile(Model):
+    """The AppArmor profile (corev1.AppArmorProfile): RuntimeDefault or Localhost; Unconfined is refused."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Annotated[str, StringConstraints(max_length=32), _must(f"self != '{UNCONFINED}'", Rule.APPARMOR)] | None = (
+        None
+    )
+    """RuntimeDefault or Localhost. Unconfined is not allowed."""
+
+
+class SELinuxOptions(Model):
+    """SELinux labels (corev1.SELinuxOptions): a container type and a level; no user or role."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra=cel(_absent("user", Rule.SELINUX_USER), _absent("role", Rule.SELINUX_ROLE)),
+    )
+
+    type: (
+        Annotated[
+            str,
+            StringConstraints(max_length=64),
+            _must(f"self in {list(ALLOWED_SELINUX_TYPES)!r}", Rule.SELINUX_TYPE),
+        ]
+        | None
+    ) = None
+    """container_t, container_init_t, container_kvm_t or container_engine_t."""
+    user: ShortName | None = None
+    """Not allowed."""
+    role: ShortName | None = None
+    """Not allowed."""
+    level: ShortName | None = None
+    """The SELinux level (MCS categories), e.g. s0:c123,c456."""
+
+
+class WindowsOptions(Model):
+    """Windows-specific options (corev1.WindowsSecurityContextOptions); host processes are refused."""
+
+    model_config = ConfigDict(extra="allow")
+
+    host_process: Annotated[bool, _must("!self", Rule.HOST_PROCESS)] | None = None
+    """Must be false or unset."""
+
+
+class Capabilities(Model):
+    """Linux capabilities (corev1.Capabilities): drop any, add NET_BIND_SERVICE at most."""
+
+    model_config = ConfigDict(extra="allow")
+
+    add: (
+        Annotated[
+            list[
+                Annotated[
+                    str,
+                    StringConstraints(max_length=64),
+                    _must(f"self in {sorted(ALLOWED_CAPABILITIES)!r}", Rule.CAPABILITY),
+                ]
+            ],
+            Field(max_length=32),
+        ]
+        | None
+    ) = None
+    """Capabilities to add: NET_BIND_SERVICE only."""
+    drop: Annotated[list[Annotated[str, StringConstraints(max_length=64)]], Field(max_length=64)] | None = None
+    """Capabilities to drop. The operator drops ALL when the container does not say."""
+
+
+_RunAsUser = Annotated[int, Field(ge=0, le=2147483647), _must("self != 0", Rule.RUN_AS_ROOT)]
+_RunAsNonRoot = Annotated[bool, _must("self", Rule.RUN_AS_NON_ROOT)]
+
+
+class SecurityContext(Model):
+    """A container's security context (corev1.SecurityContext; fields not listed here are kept).
+
+    The Pod Security Standards' restricted profile applies: the operator fills in
+    runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities.drop [ALL] and the
+    RuntimeDefault seccomp profile where they are left out."""
+
+    model_config = ConfigDict(extra="allow")
+
+    privileged: Annotated[bool, _must("!self", Rule.PRIVILEGED)] | None = None
+    """Must be false or unset."""
+    allow_privilege_escalation: Annotated[bool, _must("!self", Rule.PRIVILEGE_ESCALATION)] | None = None
+    """Must be false or unset (the operator sets false)."""
+    capabilities: Capabilities | None = None
+    """Capabilities to add (NET_BIND_SERVICE at most) and drop."""
+    run_as_user: _RunAsUser | None = None
+    """UID to run as; 0 (root) is not allowed."""
+    run_as_non_root: _RunAsNonRoot | None = None
+    """Must be true or unset (the operator sets true)."""
+    proc_mount: Annotated[str, StringConstraints(max_length=16), _must("self == 'Default'", Rule.PROC_MOUNT)] | None = (
+        None
+    )
+    """Default only."""
+    se_linux_options: SELinuxOptions | None = None
+    """SELinux labels."""
+    seccomp_profile: SeccompProfile | None = None
+    """The seccomp profile."""
+    app_armor_profile: AppArmorProfile | None = None
+    """The AppArmor profile."""
+    windows_options: WindowsOptions | None = None
+    """Windows options."""
+
+
+class Sysctl(Model):
+    """A namespaced sysctl (corev1.Sysctl): only the safe set is allowed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: Annotated[str, StringConstraints(max_length=253), _must(f"self in {list(SAFE_SYSCTLS)!r}", Rule.SYSCTL)]
+    """One of the safe sysctls, e.g. net.ipv4.tcp_keepalive_time."""
+    value: Annotated[str, StringConstraints(max_length=1024)]
+    """Its value."""
+
+
+class PodSecurityContext(Model):
+    """The pod's security context (corev1.PodSecurityContext; fields not listed here are kept)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    run_as_user: _RunAsUser | None = None
+    """UID to run as; 0 (root) is not allowed."""
+    run_as_non_root: _RunAsNonRoot | None = None
+    """Must be true or unset."""
+    se_linux_options: SELinuxOptions | None = None
+    """SELinux labels."""
+    seccomp_profile: SeccompProfile | None = None
+    """The seccomp profile."""
+    app_armor_profile: AppArmorProfile | None = None
+    """The AppArmor profile."""
+    windows_options: WindowsOptions | None = None
+    """Windows options."""
+    sysctls: Annotated[list[Sysctl], Field(max_length=32)] | None = None
+    """Sysctls: the safe set only."""
+
+
+class ContainerPort(Model):
+    """A port of a container (corev1.ContainerPort; fields not listed here are kept)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    host_port: Annotated[int, Field(ge=0, le=65535), _must("self == 0", Rule.HOST_PORT)] | None = None
+    """Not allowed (0 or unset): pods do not bind the member's host ports."""
+
+
+class VolumeProjection(Model):
+    """One source of a projected volume (corev1.VolumeProjection; fields not listed here are kept)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra=cel(
+            rule(
+                "!has(self.serviceAccountToken)",
+                Rule.TOKEN_PROJECTION,
+                field_path=".serviceAccountToken",
+                reason="FieldValueForbidden",
+            )
+        ),
+    )
+
+    service_account_token: schema.Dict[str, Any] | None = None
+    """Not allowed: pods get no service-account token of the member."""
+
+
+class ProjectedVolume(Model):
+    """A projected volume (corev1.ProjectedVolumeSource; fields not listed here are kept)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    sources: Annotated[list[VolumeProjection], Field(max_length=32)] | None = None
+    """The projected sources: configMap, secret, downwardAPI, clusterTrustBundle; no serviceAccountToken."""
+
+
+class Volume(Model):
+    """A volume of the pod (corev1.Volume; fields not listed here are kept). Only the restricted
+    profile's types are allowed: configMap, csi, downwardAPI, emptyDir, ephemeral,
+    persistentVolumeClaim, projected, secret."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra=cel(
+            rule("!has(self.hostPath)", Rule.HOST_PATH, field_path=".hostPath", reason="FieldValueForbidden")
+        ),
+    )
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=63)]
+    """Volume name (DNS label)."""
+    host_path: schema.Dict[str, Any] | None = None
+    """Not allowed: pods do not mount the member's host paths."""
+    projected: ProjectedVolume | None = None
+    """A projected volume (no serviceAccountToken source)."""
+
+
 class Container(Model):
     """A container of the pod template (corev1.Container; fields not listed here are kept as written)."""
 
@@ -130,29 +367,82 @@ class Container(Model):
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
     """Container name (DNS label)."""
+    image: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    """The image reference, e.g. registry.example.cn/ml/train:1.0 (an offer may restrict the registries)."""
     resources: ResourceRequirements | None = None
     """Compute resources. The operator sets nvidia.com/gpu from spec.gpus.count."""
+    security_context: SecurityContext | None = None
+    """The container's security context (the restricted profile applies)."""
+    ports: Annotated[list[ContainerPort], Field(max_length=64)] | None = None
+    """Ports the container exposes (no hostPort)."""
 
 
 class PodSpecTemplate(Model):
-    """The pod spec (corev1.PodSpec; fields not listed here are kept as written)."""
+    """The pod spec (corev1.PodSpec; fields not listed here are kept as written).
 
-    model_config = ConfigDict(extra="allow")
+    The pod runs on someone else's cluster under the Pod Security Standards' restricted profile:
+    no privileged mode, host namespaces, hostPath volumes, host ports, added capabilities beyond
+    NET_BIND_SERVICE, root user, or service-account token."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra=cel(
+            _absent("serviceAccountName", Rule.SERVICE_ACCOUNT),
+            _absent("serviceAccount", Rule.SERVICE_ACCOUNT_DEPRECATED),
+            rule(
+                "!has(self.ephemeralContainers) || size(self.ephemeralContainers) == 0",
+                Rule.EPHEMERAL_CONTAINERS,
+                field_path=".ephemeralContainers",
+                reason="FieldValueForbidden",
+            ),
+        ),
+    )
 
     containers: Annotated[list[Container], Field(min_length=1, max_length=16)]
     """The containers (at least one)."""
     init_containers: Annotated[list[Container], Field(max_length=16)] | None = None
     """Init containers."""
+    host_network: Annotated[bool, _must("!self", Rule.HOST_NETWORK)] | None = None
+    """Must be false or unset."""
+    host_pid: Annotated[bool, _must("!self", Rule.HOST_PID)] | None = Field(default=None, alias="hostPID")
+    """Must be false or unset."""
+    host_ipc: Annotated[bool, _must("!self", Rule.HOST_IPC)] | None = Field(default=None, alias="hostIPC")
+    """Must be false or unset."""
+    service_account_name: ShortName | None = None
+    """Not allowed: pods run without a service account of the member."""
+    service_account: ShortName | None = None
+    """Not allowed (the deprecated spelling of serviceAccountName)."""
+    automount_service_account_token: Annotated[bool, _must("!self", Rule.AUTOMOUNT_TOKEN)] | None = None
+    """Must be false or unset: the operator sets false."""
+    security_context: PodSecurityContext | None = None
+    """The pod's security context."""
+    volumes: Annotated[list[Volume], Field(max_length=64)] | None = None
+    """Volumes (the restricted profile's types only; no hostPath)."""
+    ephemeral_containers: Annotated[list[schema.Dict[str, Any]], Field(max_length=16)] | None = None
+    """Not allowed."""
 
 
 class PodTemplate(Model):
-    """The workload: a pod template (corev1.PodTemplateSpec). The member Job runs one pod per replica."""
+    """The workload: a pod template (corev1.PodTemplateSpec). The member Job runs one pod per replica.
+
+    The operator re-checks the whole template against the workload policy (the restricted Pod
+    Security Standard, no service-account token) before it is placed or dispatched."""
 
     metadata: schema.Dict[str, Any] | None = None
     """Labels and annotations for the pods (kept as written)."""
     spec: PodSpecTemplate
     """The pod spec. Its containers' nvidia.com/gpu limits are set by the operator from spec.gpus;
     an explicit different value is rejected."""
+
+    @model_validator(mode="after")
+    def _workload_policy(self) -> PodTemplate:
+        check_template(to_api(self))
+        return self
+
+    def images(self) -> list[str]:
+        """The images of the containers and init containers, in order."""
+        containers = [*self.spec.containers, *(self.spec.init_containers or [])]
+        return [c.image or "" for c in containers]
 
 
 class FailurePolicy(Model):

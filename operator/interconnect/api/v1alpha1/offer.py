@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, ClassVar
 
 from kube_custom_resource.custom_resource import Scope
-from pydantic import AwareDatetime, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, model_validator
 
 from interconnect.core.vocabulary import API_VERSION
 
@@ -20,12 +20,21 @@ from .common import (
     immutable,
     rule,
 )
+from .job import SetOf
 
 #: Condition type of a ComputeOffer: valid now, its node Ready, and capacity backing it.
 AVAILABLE = "Available"
 
 
 LabelValue = Annotated[str, Field(max_length=63)]
+
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_PORT = r"(:[0-9]{1,5})?"
+#: A registry as the first component of an image reference names it (Docker's rules): a host
+#: name with a dot, or localhost, or any host with a port; lower case; no scheme, no path.
+REGISTRY_PATTERN = rf"^(localhost{_PORT}|{_LABEL}(\.{_LABEL})+{_PORT}|{_LABEL}:[0-9]{{1,5}})$"
+RegistryHost = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=REGISTRY_PATTERN)]
+"""An image registry host, with its port if any, e.g. registry.example.cn or localhost:5000."""
 
 
 class NodeSelector(Model):
@@ -71,6 +80,10 @@ class ComputeOfferSpec(Model):
     """End of the validity window (RFC 3339), after validFrom. Omitted: no end."""
     node_selector: NodeSelector | None = None
     """Which of the member's nodes back the offer."""
+    allowed_registries: Annotated[SetOf[RegistryHost], Field(max_length=32)] = Field(default_factory=list)
+    """Image registries the offer runs images from, e.g. [registry.example.cn] (nodes with compliance
+    needs): a job with an image from any other registry is not placed here. A host name with a dot,
+    localhost, or a host with its port; lower case; Docker Hub is docker.io. Empty: any registry."""
 
     @model_validator(mode="after")
     def _cross_field(self) -> ComputeOfferSpec:
