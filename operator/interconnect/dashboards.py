@@ -5,8 +5,8 @@ python -m interconnect dashboards --check    # exit 1, with a diff, when either 
 
 Three dashboards: Overview (the 1+M+N topology, capacity, jobs and placements), Metering
 (card-hours and revenue by node, tenant, region, industry and GPU model; price per card-hour by
-offer) and Operator health (placement time, dispatch latency, errors, watches, queue). The chart
-ships the JSON as ConfigMaps for the Grafana sidecar (templates/dashboards.yaml).
+offer; tenant quotas and fair share) and Operator health (placement time, dispatch latency,
+errors, watches, queue). The chart ships the JSON as ConfigMaps for the Grafana sidecar (templates/dashboards.yaml).
 
 grafana-foundation-sdk is needed only to generate the JSON: it is in the `test` and `dev`
 extras, not in the operator's runtime dependencies. ``all_queries()`` lists every PromQL
@@ -392,6 +392,64 @@ def metering_items() -> list[Item]:
     ]
 
 
+TENANT = 'tenant=~"$tenant"'
+
+
+def tenancy_items() -> list[Item]:
+    """ComputeQuota usage against its limits, fair share, and jobs held over quota (issue 10)."""
+
+    def per_tenant(metric: str, by: str = "tenant") -> str:
+        return f"max by ({by}) ({metric}{{{TENANT}}})"
+
+    return [
+        "Tenants: quotas and fair share",
+        grid(Spec("Quota by tenant", "Now: cards held by active jobs and pending jobs, next to the ComputeQuota's "
+                  "limits (empty: no limit); fair-share weight and dominant share (cards in use / weight; among "
+                  "equal priorities the lowest share is placed first).", COUNT, [
+                      Query(per_tenant("interconnect_quota_cards_in_use")),
+                      Query(per_tenant("interconnect_quota_cards_limit")),
+                      Query(per_tenant("interconnect_quota_pending_jobs")),
+                      Query(per_tenant("interconnect_quota_pending_jobs_limit")),
+                      Query(per_tenant("interconnect_quota_weight")),
+                      Query(per_tenant("interconnect_fair_share")),
+                  ], width=14, instant=True),
+             rename={"tenant": "Tenant", "Value #A": "Cards in use", "Value #B": "Card limit",
+                     "Value #C": "Pending", "Value #D": "Pending limit", "Value #E": "Weight",
+                     "Value #F": "Share"},
+             order=["tenant", "Value #A", "Value #B", "Value #C", "Value #D", "Value #E", "Value #F"]),
+        grid(Spec("Spend this month by tenant", "Metered spend in the current calendar month (UTC) and the "
+                  "ComputeQuota's monthly budget: once reached, the tenant's new jobs are held.", COUNT, [
+                      Query(per_tenant("interconnect_quota_spend_month", "tenant, currency")),
+                      Query(per_tenant("interconnect_quota_spend_month_limit", "tenant, currency")),
+                  ], width=10, instant=True),
+             rename={"tenant": "Tenant", "currency": "Currency", "Value #A": "Spent", "Value #B": "Budget"},
+             order=["tenant", "currency", "Value #A", "Value #B"]),
+        timeseries(Spec("Cards in use by tenant", "Cards held by each tenant's active jobs (solid) and its "
+                        "ComputeQuota's card limit.", CARDS, [
+                            Query(per_tenant("interconnect_quota_cards_in_use"), "{{tenant}}"),
+                            Query(per_tenant("interconnect_quota_cards_limit"), "{{tenant}} limit"),
+                        ], width=8)),
+        timeseries(Spec("Fair share by tenant", "Dominant share: cards in use divided by the tenant's weight. A "
+                        "tenant whose share stays far above the others' while they wait is not being throttled: "
+                        "running jobs are never preempted.", COUNT, [
+                            Query(per_tenant("interconnect_fair_share"), "{{tenant}}"),
+                        ], width=8)),
+        bars(Spec("Jobs held over quota, by limit", "Pending jobs held with reason QuotaExceeded in the last "
+                  "placement pass, by the limit that holds them (summed over the selected tenants).", COUNT, [
+                      Query("sum by (limit) (max by (tenant, limit) "
+                            f"(interconnect_quota_held_jobs{{{TENANT}}}))", "{{limit}}"),
+                  ], width=8, instant=True)),
+        grid(Spec("Cards per GPU model by tenant", "Cards of each GPU model held by the tenant's active jobs, and "
+                  "the ComputeQuota's per-model limit.", COUNT, [
+                      Query(per_tenant("interconnect_quota_model_cards_in_use", "tenant, gpu_model")),
+                      Query(per_tenant("interconnect_quota_model_cards_limit", "tenant, gpu_model")),
+                  ], width=24, height=6, instant=True),
+             rename={"tenant": "Tenant", "gpu_model": "GPU model", "Value #A": "Cards in use",
+                     "Value #B": "Limit"},
+             order=["tenant", "gpu_model", "Value #A", "Value #B"]),
+    ]
+
+
 def _quantiles(metric: str, selector: str = "") -> list[Query]:
     return [Query(f"histogram_quantile({q}, sum by (le) (rate({metric}_bucket{selector}[$__rate_interval])))",
                   f"p{round(q * 100)}") for q in (0.5, 0.95, 0.99)]
@@ -469,8 +527,9 @@ BOARDS = (
           "The 1+M+N topology, capacity by node and GPU model, jobs and placements.", "now-6h",
           member_variables, overview_items),
     Board("interconnect-metering.json", "interconnect-metering", "Compute Interconnect / Metering",
-          "Card-hours and revenue by node, tenant, region, industry and GPU model; price per card-hour by offer.",
-          "now-24h", usage_variables, metering_items),
+          "Card-hours and revenue by node, tenant, region, industry and GPU model; price per card-hour by offer; "
+          "tenant quotas and fair share.",
+          "now-24h", usage_variables, lambda: [*metering_items(), *tenancy_items()]),
     Board("interconnect-operator-health.json", "interconnect-operator-health",
           "Compute Interconnect / Operator health",
           "Placement time, dispatch latency, errors, watch restarts and the pending queue.", "now-6h",

@@ -1,4 +1,4 @@
-"""The Prometheus exporter: metered usage, capacity, placements and member health.
+"""The Prometheus exporter: metered usage, capacity, placements, member health and tenant quotas.
 
 Counters are incremented by deltas of the durable usage record, after that record is written
 to the ComputeJob's status, so a restart never counts the same card-hour twice. Labels are
@@ -7,9 +7,13 @@ bounded (node, offer, model, tenant, region, industry, currency): never a job UI
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping
 from decimal import Decimal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from interconnect.core.quota import QuotaLimit, TenantQuota, TenantUsage
 
 USAGE_LABELS = ("node", "offer", "gpu_model", "tenant", "region", "industry", "currency")
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -57,6 +61,34 @@ class Metrics:
                             "peering), 0 in a standby.", registry=r)
         self.fenced_jobs = Counter("interconnect_fenced_member_jobs", "Member Jobs of superseded attempts deleted "
                                    "when their node answered again.", ("node",), registry=r)
+        # Tenancy (ComputeQuota): usage next to its limit; a limit the quota leaves out has no series.
+        self.quota_cards_in_use = Gauge("interconnect_quota_cards_in_use", "Cards held by the tenant's active "
+                                        "ComputeJobs (Scheduled, Dispatched, Running).", ("tenant",), registry=r)
+        self.quota_cards_limit = Gauge("interconnect_quota_cards_limit", "The tenant's ComputeQuota "
+                                       "spec.limits.cards.", ("tenant",), registry=r)
+        self.quota_model_cards_in_use = Gauge("interconnect_quota_model_cards_in_use", "Cards of one GPU model held "
+                                              "by the tenant's active ComputeJobs.", ("tenant", "gpu_model"),
+                                              registry=r)
+        self.quota_model_cards_limit = Gauge("interconnect_quota_model_cards_limit", "The tenant's ComputeQuota "
+                                             "spec.limits.cardsPerModel for one GPU model.", ("tenant", "gpu_model"),
+                                             registry=r)
+        self.quota_pending_jobs = Gauge("interconnect_quota_pending_jobs", "The tenant's Pending ComputeJobs, held "
+                                        "ones included.", ("tenant",), registry=r)
+        self.quota_pending_jobs_limit = Gauge("interconnect_quota_pending_jobs_limit", "The tenant's ComputeQuota "
+                                              "spec.limits.pendingJobs.", ("tenant",), registry=r)
+        self.quota_spend_month = Gauge("interconnect_quota_spend_month", "The tenant's metered spend in the current "
+                                       "calendar month (UTC), by currency.", ("tenant", "currency"), registry=r)
+        self.quota_spend_month_limit = Gauge("interconnect_quota_spend_month_limit", "The tenant's ComputeQuota "
+                                             "spec.limits.monthlySpend.", ("tenant", "currency"), registry=r)
+        self.quota_held_jobs = Gauge("interconnect_quota_held_jobs", "The tenant's Pending ComputeJobs held by a "
+                                     "quota limit (reason QuotaExceeded) in the last placement pass, by limit.",
+                                     ("tenant", "limit"), registry=r)
+        self.quota_weight = Gauge("interconnect_quota_weight", "The tenant's fair-share weight (1 without a "
+                                  "ComputeQuota).", ("tenant",), registry=r)
+        self.fair_share = Gauge("interconnect_fair_share", "The tenant's dominant share: cards in use divided by its "
+                                "weight (among equal priorities, the lowest is placed first).", ("tenant",),
+                                registry=r)
+        self._quota_series: dict[str, set[tuple[Gauge, tuple[str, ...]]]] = {}
 
     def register_usage(self, labels: dict[str, str]) -> None:
         self.card_hours.labels(**labels)
@@ -71,6 +103,59 @@ class Metrics:
     def add_lost(self, labels: dict[str, str], card_hours: Decimal) -> None:
         if card_hours > 0:
             self.lost_card_hours.labels(**labels).inc(float(card_hours))
+
+    def set_quota(
+        self,
+        tenant: str,
+        quota: TenantQuota | None,
+        usage: TenantUsage,
+        *,
+        share: float,
+        held: Mapping[QuotaLimit, int] | None = None,
+    ) -> None:
+        """Export one tenant's usage, limits, weight and share; series of limits it no longer has go."""
+        series: set[tuple[Gauge, tuple[str, ...]]] = set()
+
+        def put(gauge: Gauge, value: float, *labels: str) -> None:
+            gauge.labels(*labels).set(value)
+            series.add((gauge, labels))
+
+        put(self.quota_cards_in_use, usage.cards, tenant)
+        put(self.quota_pending_jobs, usage.pending, tenant)
+        put(self.quota_weight, 1 if quota is None else quota.weight, tenant)
+        put(self.fair_share, share, tenant)
+        for model, cards in usage.cards_by_model.items():
+            put(self.quota_model_cards_in_use, cards, tenant, model)
+        for currency, spent in usage.spent.items():
+            put(self.quota_spend_month, float(spent.amount), tenant, currency)
+        if quota is not None:
+            if quota.cards is not None:
+                put(self.quota_cards_limit, quota.cards, tenant)
+            if quota.pending_jobs is not None:
+                put(self.quota_pending_jobs_limit, quota.pending_jobs, tenant)
+            for model, cards in quota.cards_per_model.items():
+                put(self.quota_model_cards_limit, cards, tenant, model)
+                if model not in usage.cards_by_model:
+                    put(self.quota_model_cards_in_use, 0, tenant, model)
+            budget = quota.monthly_spend
+            if budget is not None:
+                put(self.quota_spend_month_limit, float(budget.amount), tenant, budget.currency)
+                if budget.currency not in usage.spent:
+                    put(self.quota_spend_month, 0, tenant, budget.currency)
+        for limit in QuotaLimit:
+            put(self.quota_held_jobs, (held or {}).get(limit, 0), tenant, limit.value)
+        self._drop(self._quota_series.get(tenant, set()) - series)
+        self._quota_series[tenant] = series
+
+    def forget_quota(self, tenant: str) -> None:
+        """Remove every tenancy series of `tenant` (its last job and its ComputeQuota are gone)."""
+        self._drop(self._quota_series.pop(tenant, set()))
+
+    @staticmethod
+    def _drop(series: set[tuple[Gauge, tuple[str, ...]]]) -> None:
+        for gauge, labels in series:
+            with contextlib.suppress(KeyError):
+                gauge.remove(*labels)
 
     def serve(self, port: int, address: str = "0.0.0.0") -> None:
         start_http_server(port, addr=address, registry=self.registry)
