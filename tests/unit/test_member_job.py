@@ -1,0 +1,211 @@
+"""The member Job: restricted defaults on every pod, and the workload policy re-checked before dispatch."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from interconnect.api.v1alpha1 import ComputeJob
+from interconnect.api.v1alpha1.job import SecurityContext
+from interconnect.core.workload_policy import Rule, WorkloadPolicyError, template_violations
+from interconnect.services.member_job import build_member_job, member_job_name
+from tests.integration.bad_manifests import job
+
+UID = "7d1f0c7e-0000-4000-8000-000000000001"
+
+
+def compute_job(template_spec: dict[str, Any] | None = None, **spec: Any) -> ComputeJob:
+    manifest = job("train")
+    manifest["metadata"].update(namespace="tenant-a", uid=UID)
+    if template_spec is not None:
+        manifest["spec"]["template"]["spec"] = template_spec
+    manifest["spec"].update(spec)
+    return ComputeJob.model_validate(manifest)
+
+
+def build(cj: ComputeJob) -> dict[str, Any]:
+    return build_member_job(
+        cj,
+        attempt=2,
+        namespace="interconnect-work",
+        offer="gz-a100",
+        gpu_model="NVIDIA-A100-SXM4-80GB",
+        node_selector={"pool": "a100"},
+        trace={"node": "gz-regional"},
+    )
+
+
+def pod_spec(cj: ComputeJob) -> dict[str, Any]:
+    spec: dict[str, Any] = build(cj)["spec"]["template"]["spec"]
+    return spec
+
+
+def restricted_problems(spec: dict[str, Any]) -> list[str]:
+    """What the Pod Security Standard `restricted` would refuse in a pod spec (the parts the operator defaults)."""
+    problems: list[str] = []
+    pod = spec.get("securityContext") or {}
+    if spec.get("automountServiceAccountToken") is not False:
+        problems.append("automountServiceAccountToken")
+    for list_name in ("initContainers", "containers"):
+        for container in spec.get(list_name) or []:
+            context = container.get("securityContext") or {}
+            name = f"{list_name}/{container['name']}"
+            if not context.get("runAsNonRoot", pod.get("runAsNonRoot")):
+                problems.append(f"{name}: runAsNonRoot")
+            if context.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{name}: allowPrivilegeEscalation")
+            if "ALL" not in ((context.get("capabilities") or {}).get("drop") or []):
+                problems.append(f"{name}: capabilities.drop")
+            seccomp = context.get("seccompProfile") or pod.get("seccompProfile") or {}
+            if seccomp.get("type") not in ("RuntimeDefault", "Localhost"):
+                problems.append(f"{name}: seccompProfile")
+    return problems
+
+
+def test_a_bare_template_gets_the_restricted_defaults() -> None:
+    cj = compute_job(
+        {
+            "containers": [{"name": "main", "image": "registry.example.cn/ml/train:1.0"}],
+            "initContainers": [{"name": "fetch", "image": "busybox"}],
+        }
+    )
+    spec = pod_spec(cj)
+    assert spec["automountServiceAccountToken"] is False
+    for container in [*spec["containers"], *spec["initContainers"]]:
+        assert container["securityContext"] == {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+    assert restricted_problems(spec) == []
+    assert template_violations(build(cj)["spec"]["template"]) == []
+
+
+def test_what_the_template_says_is_kept() -> None:
+    cj = compute_job(
+        {
+            "automountServiceAccountToken": False,
+            "securityContext": {"runAsUser": 1000, "seccompProfile": {"type": "Localhost", "localhostProfile": "p"}},
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "registry.example.cn/ml/train:1.0",
+                    "securityContext": {
+                        "runAsUser": 2000,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["NET_RAW"]},
+                    },
+                },
+                {
+                    "name": "side",
+                    "image": "registry.example.cn/ml/side:1.0",
+                    "securityContext": {
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                        "allowPrivilegeEscalation": False,
+                    },
+                },
+            ],
+        }
+    )
+    spec = pod_spec(cj)
+    main, side = spec["containers"]
+    assert spec["securityContext"] == {
+        "runAsUser": 1000,
+        "seccompProfile": {"type": "Localhost", "localhostProfile": "p"},
+    }
+    assert main["securityContext"] == {
+        "runAsUser": 2000,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["NET_RAW", "ALL"]},
+    }
+    assert side["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert restricted_problems(spec) == []
+
+
+def test_the_job_itself_is_not_modified() -> None:
+    cj = compute_job()
+    before = cj.model_dump()
+    build(cj)
+    assert cj.model_dump() == before
+    assert cj.spec.template.spec.containers[0].security_context is None
+
+
+def test_the_rest_of_the_member_job_is_unchanged() -> None:
+    manifest = build(compute_job())
+    assert manifest["metadata"]["name"] == member_job_name(UID, 2)
+    assert manifest["metadata"]["namespace"] == "interconnect-work"
+    spec = manifest["spec"]["template"]["spec"]
+    assert spec["restartPolicy"] == "Never"
+    assert spec["nodeSelector"] == {"pool": "a100", "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
+    assert spec["containers"][0]["resources"] == {"limits": {"nvidia.com/gpu": "2"}}
+
+
+def test_an_escaping_template_is_refused_before_dispatch() -> None:
+    """Defence in depth: a model changed after parsing (assignment skips the template's check) is refused."""
+    cj = compute_job()
+    cj.spec.template.spec.containers[0].security_context = SecurityContext(privileged=True)
+    cj.spec.template.spec.host_network = True
+    with pytest.raises(WorkloadPolicyError) as caught:
+        build(cj)
+    assert [str(v) for v in caught.value.violations] == [
+        f"spec.template.spec.hostNetwork: {Rule.HOST_NETWORK}",
+        f"spec.template.spec.containers[0].securityContext.privileged: {Rule.PRIVILEGED}",
+    ]
+
+
+@st.composite
+def harmless_contexts(draw: st.DrawFn) -> dict[str, Any]:
+    context: dict[str, Any] = {}
+    if draw(st.booleans()):
+        context["runAsNonRoot"] = True
+    if draw(st.booleans()):
+        context["runAsUser"] = draw(st.integers(1, 65534))
+    if draw(st.booleans()):
+        context["allowPrivilegeEscalation"] = False
+    if draw(st.booleans()):
+        context["capabilities"] = {
+            "add": draw(st.lists(st.just("NET_BIND_SERVICE"), max_size=1)),
+            "drop": draw(st.lists(st.sampled_from(["ALL", "NET_RAW", "CHOWN"]), unique=True, max_size=2)),
+        }
+    if draw(st.booleans()):
+        context["seccompProfile"] = {"type": draw(st.sampled_from(["RuntimeDefault", "Localhost"]))}
+    return context
+
+
+@st.composite
+def harmless_specs(draw: st.DrawFn) -> dict[str, Any]:
+    def containers(prefix: str, least: int) -> list[dict[str, Any]]:
+        count = draw(st.integers(least, 3))
+        out = []
+        for i in range(count):
+            container: dict[str, Any] = {"name": f"{prefix}{i}", "image": "registry.example.cn/x:1"}
+            context = draw(harmless_contexts())
+            if context or draw(st.booleans()):
+                container["securityContext"] = context
+            out.append(container)
+        return out
+
+    spec: dict[str, Any] = {"containers": containers("c", 1)}
+    init = containers("i", 0)
+    if init:
+        spec["initContainers"] = init
+    if draw(st.booleans()):
+        spec["securityContext"] = copy.deepcopy(draw(harmless_contexts().filter(lambda c: "capabilities" not in c)))
+    if draw(st.booleans()):
+        spec["automountServiceAccountToken"] = False
+    return spec
+
+
+@given(harmless_specs())
+def test_every_dispatched_pod_meets_the_restricted_profile(spec: dict[str, Any]) -> None:
+    cj = compute_job(spec)
+    manifest = build(cj)
+    assert restricted_problems(manifest["spec"]["template"]["spec"]) == []
+    assert template_violations(manifest["spec"]["template"]) == []
