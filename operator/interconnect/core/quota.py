@@ -194,9 +194,19 @@ class QuotaVerdict:
     limit: QuotaLimit | None
     message: str = ""
     """Empty when within quota; else names the tenant, the figures, the quota and the field."""
-    request: JobRequest | None = None
-    """The request to place: the job's own, or with `models` narrowed to the GPU models that
-    are still within their per-model limits. None when the job may not be placed."""
+    job: JobRequest | None = None
+    """The job checked (None when refused)."""
+    models: frozenset[str] | None = None
+    """The GPU models the job may use now, when per-model limits narrow them; None: the job's own."""
+
+    @property
+    def request(self) -> JobRequest | None:
+        """The request to place: the job's own, or with its models narrowed to those still within
+        their per-model limits. None when the job may not be placed. (Built when asked for: a pass
+        checks thousands of jobs and places few of them.)"""
+        if self.job is None or self.models is None:
+            return self.job
+        return replace(self.job, models=self.models)
 
     @property
     def allowed(self) -> bool:
@@ -244,7 +254,7 @@ def check(
     to `known_models` minus the full ones: pass the GPU models on offer). Place that request.
     """
     if quota is None:
-        return QuotaVerdict(None, request=request)
+        return QuotaVerdict(None, job=request)
     tenant = quota.tenant
     budget = quota.monthly_spend
     if budget is not None:
@@ -269,16 +279,16 @@ def check(
         )
     per_model = quota.cards_per_model
     if not per_model:
-        return QuotaVerdict(None, request=request)
+        return QuotaVerdict(None, job=request)
     full = {m for m, limit in per_model.items() if usage.cards_by_model.get(m, 0) + cards > limit}
     if not full:
-        return QuotaVerdict(None, request=request)
+        return QuotaVerdict(None, job=request)
     acceptable = request.models or frozenset(known_models)
     if not full & acceptable:
-        return QuotaVerdict(None, request=request)
+        return QuotaVerdict(None, job=request)
     room = acceptable - full
     if room:
-        return QuotaVerdict(None, request=replace(request, models=frozenset(room)))
+        return QuotaVerdict(None, job=request, models=frozenset(room))
     # Name the model closest to fitting: the one the tenant would overshoot the least.
     model = min(full & acceptable, key=lambda m: (usage.cards_by_model.get(m, 0) + cards - per_model[m], m))
     used = usage.cards_by_model.get(model, 0)
