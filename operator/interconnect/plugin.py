@@ -157,7 +157,8 @@ SHORT = {
     "NodeNotReady": "not-ready", "NodeCordoned": "cordoned", "NodeFenced": "fenced", "RegionDenied": "region",
     "RegionNotAllowed": "region", "IndustryDenied": "industry", "IndustryNotAllowed": "industry",
     "NodeDenied": "node", "NodeNotAllowed": "node", "LatencyTierNotMet": "latency", "OfferNotYetValid": "not-yet",
-    "OfferExpired": "expired", "GPUModelNotAccepted": "model", "GPUMemoryTooSmall": "memory",
+    "OfferExpired": "expired", "ImageRegistryNotAllowed": "registry", "GPUModelNotAccepted": "model",
+    "GPUMemoryTooSmall": "memory",
     "ReplicaLargerThanMachine": "machine", "InsufficientFreeCards": "cards", "CurrencyMismatch": "currency",
     "PriceAboveMax": "price", "BudgetExceeded": "budget",
 }

@@ -28,6 +28,7 @@ from interconnect.core.placement import (
     what_would_fit,
 )
 from interconnect.core.vocabulary import BillingUnit, Industry, LatencyTier, NodeType
+from interconnect.core.workload_policy import image_registry
 
 NOW = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -153,6 +154,22 @@ FILTER_CASES: list[tuple[str, RejectReason, str, JobRequest, NodeView, OfferView
     ("not yet valid", R.OFFER_NOT_YET_VALID, "offer not yet valid", job(), node(), offer(valid_from=NOW + HOUR)),
     ("expired", R.OFFER_EXPIRED, "offer expired", job(), node(), offer(valid_until=NOW)),
     (
+        "registry",
+        R.IMAGE_REGISTRY_NOT_ALLOWED,
+        "image registry not allowed",
+        job(images=("registry.example.cn/ml/train:1", "busybox")),
+        node(),
+        offer(allowed_registries=frozenset({"registry.example.cn"})),
+    ),
+    (
+        "image without a registry",
+        R.IMAGE_REGISTRY_NOT_ALLOWED,
+        "image registry not allowed",
+        job(images=("",)),
+        node(),
+        offer(allowed_registries=frozenset({"docker.io"})),
+    ),
+    (
         "model",
         R.GPU_MODEL_NOT_ACCEPTED,
         "GPU model not accepted",
@@ -244,6 +261,13 @@ def test_every_reason_is_covered_by_a_case() -> None:
             offer(),
         ),
         (job(max_price=Money(Decimal(3), "USD")), node(), offer(price=per_card("2.5", "USD"))),
+        (job(images=("busybox", "nvcr.io/nvidia/pytorch:24.01")), node(), offer()),  # no restriction
+        (
+            job(images=("Registry.Example.CN/ml/train", "registry.example.cn:5000/x", "index.docker.io/library/x")),
+            node(),
+            offer(allowed_registries=frozenset({"registry.example.cn", "registry.example.cn:5000", "docker.io"})),
+        ),
+        (job(), node(), offer(allowed_registries=frozenset({"registry.example.cn"}))),  # no images to check
     ],
 )
 def test_boundaries_that_fit(j: JobRequest, n: NodeView, o: OfferView) -> None:
@@ -270,6 +294,39 @@ def test_messages_explain() -> None:
     )
     assert message(job(), node(ready=False), offer()) == "node sh-1 is not Ready"
     assert message(job(), node(), offer(valid_until=NOW)) == "offer expired at 2025-03-01T08:00:00+00:00"
+    compliant = offer(allowed_registries=frozenset({"registry.example.cn", "harbor.example.cn:8443"}))
+    assert message(job(images=("registry.example.cn/a:1", "busybox:1.36")), node(), compliant) == (
+        "image busybox:1.36 is from registry docker.io; the offer allows only harbor.example.cn:8443, "
+        "registry.example.cn"
+    )
+    assert message(job(images=("ghcr.io/a/b", "ghcr.io/a/c", "quay.io/x", "alpine")), node(), compliant) == (
+        "image ghcr.io/a/b is from registry ghcr.io (and 2 more); the offer allows only harbor.example.cn:8443, "
+        "registry.example.cn"
+    )
+    assert message(job(images=("",)), node(), compliant).startswith("image (none) is from no registry;")
+
+
+def test_registry_rule_comes_after_the_offer_window_and_before_what_it_holds() -> None:
+    restricted = frozenset({"registry.example.cn"})
+    decision = single(job(images=("busybox",)), node(), offer(allowed_registries=restricted, valid_until=NOW))
+    assert decision.rejected[0].reason is R.OFFER_EXPIRED
+    decision = single(
+        job(images=("busybox",), models=frozenset({"H100"})), node(), offer(allowed_registries=restricted)
+    )
+    assert decision.rejected[0].reason is R.IMAGE_REGISTRY_NOT_ALLOWED
+    assert FILTER_ORDER.index(R.OFFER_EXPIRED) + 1 == FILTER_ORDER.index(R.IMAGE_REGISTRY_NOT_ALLOWED)
+
+
+def test_a_restricted_offer_loses_the_job_to_an_open_one() -> None:
+    cheap = offer("cheap", price=per_card("1"), allowed_registries=frozenset({"registry.example.cn"}))
+    dear = offer("dear", price=per_card("3"))
+    j = job(images=("registry.example.cn/ml/train:1", "docker.io/library/busybox"))
+    decision = place(j, snapshot([node()], [cheap, dear]))
+    assert decision.chosen is not None and decision.chosen.offer == "dear"
+    assert decision.summary == "1/2 offers fit: 1 image registry not allowed"
+    only_cn = job(images=("registry.example.cn/ml/train:1",))
+    chosen = place(only_cn, snapshot([node()], [cheap, dear])).chosen
+    assert chosen is not None and chosen.offer == "cheap"
 
 
 def test_first_failing_filter_wins() -> None:
@@ -465,6 +522,8 @@ def test_inputs_are_validated() -> None:
 
 REGIONS = ["CN-SH", "CN-ZJ", "CN-JS", "CN-BJ", "CN-GD", "CN-XJ"]
 NODE_NAMES = ["n0", "n1", "n2", "n3"]
+REGISTRIES = ["registry.example.cn", "docker.io", "nvcr.io"]
+IMAGES = ["registry.example.cn/ml/train:1", "busybox", "nvcr.io/nvidia/pytorch:24.01", "ghcr.io/x/y"]
 TIER_RANK = {t: i for i, t in enumerate(LatencyTier.ordered())}
 
 
@@ -488,6 +547,8 @@ def oracle_failures(j: JobRequest, snap: PlacementSnapshot, o: OfferView) -> lis
     fails += [R.LATENCY_TIER_NOT_MET] * (tier is None or TIER_RANK[tier] > TIER_RANK[j.tier])
     fails += [R.OFFER_NOT_YET_VALID] * (o.valid_from is not None and snap.now < o.valid_from)
     fails += [R.OFFER_EXPIRED] * (o.valid_until is not None and snap.now >= o.valid_until)
+    registries = {image_registry(i) for i in j.images}
+    fails += [R.IMAGE_REGISTRY_NOT_ALLOWED] * bool(o.allowed_registries and not registries <= o.allowed_registries)
     fails += [R.GPU_MODEL_NOT_ACCEPTED] * bool(j.models and o.gpu_model not in j.models)
     fails += [R.GPU_MEMORY_TOO_SMALL] * (o.gpu_memory_gib < j.min_memory_gib)
     machine = o.price.cards_per_machine
@@ -576,7 +637,7 @@ def offers_on(draw: st.DrawFn, nodes: list[NodeView]) -> list[OfferView]:
     offers = draw(
         st.lists(
             st.builds(
-                lambda i, node_name, model, memory, free, price, start, end: OfferView(
+                lambda i, node_name, model, memory, free, price, start, end, registries: OfferView(
                     name=f"o{i}",
                     node=node_name,
                     gpu_model=model,
@@ -586,6 +647,7 @@ def offers_on(draw: st.DrawFn, nodes: list[NodeView]) -> list[OfferView]:
                     price=price,
                     valid_from=start,
                     valid_until=end,
+                    allowed_registries=registries,
                 ),
                 st.integers(0, 99),
                 mostly(None, st.just("ghost")).flatmap(
@@ -597,6 +659,7 @@ def offers_on(draw: st.DrawFn, nodes: list[NodeView]) -> list[OfferView]:
                 prices,
                 windows,
                 mostly(None, st.sampled_from([NOW - HOUR, NOW, NOW + HOUR])),
+                some(REGISTRIES),
             ),
             min_size=1,
             max_size=12,
@@ -607,24 +670,27 @@ def offers_on(draw: st.DrawFn, nodes: list[NodeView]) -> list[OfferView]:
 
 
 jobs_strategy = st.builds(
-    lambda gpus, replicas, models, memory, origin, tier, cap, budget, hours, regions, deny, inds, nodes_: JobRequest(
-        namespace="t",
-        name="j",
-        uid="u",
-        gpus_per_replica=gpus,
-        replicas=replicas,
-        models=models,
-        min_memory_gib=memory,
-        origin=origin,
-        tier=tier,
-        max_price=None if cap is None else cny(str(cap)),
-        budget=None if budget is None else cny(str(budget)),
-        expected_hours=hours,
-        allowed_regions=regions,
-        denied_regions=deny,
-        allowed_industries=inds,
-        denied_nodes=nodes_,
-        created=NOW,
+    lambda gpus, replicas, models, memory, origin, tier, cap, budget, hours, regions, deny, inds, nodes_, images: (
+        JobRequest(
+            namespace="t",
+            name="j",
+            uid="u",
+            gpus_per_replica=gpus,
+            replicas=replicas,
+            models=models,
+            min_memory_gib=memory,
+            origin=origin,
+            tier=tier,
+            max_price=None if cap is None else cny(str(cap)),
+            budget=None if budget is None else cny(str(budget)),
+            expected_hours=hours,
+            allowed_regions=regions,
+            denied_regions=deny,
+            allowed_industries=inds,
+            denied_nodes=nodes_,
+            created=NOW,
+            images=images,
+        )
     ),
     st.integers(1, 4),
     st.integers(1, 2),
@@ -639,6 +705,7 @@ jobs_strategy = st.builds(
     some(REGIONS),
     mostly(frozenset(), st.frozensets(st.sampled_from([Industry.FINANCE, Industry.HEALTHCARE]), min_size=1)),
     some(NODE_NAMES),
+    st.lists(st.sampled_from(IMAGES), max_size=3).map(tuple),
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -10,7 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from interconnect.api.v1alpha1 import ComputeJob, ComputeOffer, to_api
+from interconnect.api.v1alpha1 import ComputeJob, ComputeNode, ComputeOffer, to_api
+from interconnect.core.latency import LatencyTable
+from interconnect.core.placement import PlacementSnapshot, RejectReason, place
 from interconnect.core.workload_policy import (
     ALLOWED_VOLUME_TYPES,
     SAFE_SYSCTLS,
@@ -25,7 +28,8 @@ from interconnect.core.workload_policy import (
     template_images,
     template_violations,
 )
-from tests.integration.bad_manifests import WORKLOAD_ESCAPES, Bad, job, offer
+from interconnect.services.translate import job_request, node_view, offer_view
+from tests.integration.bad_manifests import WORKLOAD_ESCAPES, Bad, job, node, offer
 
 C0 = "spec.template.spec.containers[0]"
 POD = "spec.template.spec"
@@ -376,3 +380,33 @@ def test_offer_allowed_registries(registries: list[str]) -> None:
     manifest = offer()
     manifest["spec"]["allowedRegistries"] = registries
     assert ComputeOffer.model_validate(manifest).spec.allowed_registries == registries
+
+
+def test_an_offer_restricted_to_other_registries_does_not_get_the_job() -> None:
+    """From the API objects through translate to placement: the reason names the image and the registries."""
+    hub_node = ComputeNode.model_validate(node("gz-regional"))
+    cn_only = offer("gz-cn-only")
+    cn_only["spec"]["allowedRegistries"] = ["registry.example.cn"]
+    cn_only["spec"]["price"]["amount"] = "1"
+    anywhere = offer("gz-anywhere")
+    manifest = job("train")
+    manifest["metadata"].update(namespace="tenant-a", uid="u-1", creationTimestamp="2026-03-01T08:00:00Z")
+    manifest["spec"].update(origin="CN-GZ", latencyTier="20ms")
+    manifest["spec"]["template"]["spec"]["initContainers"] = [{"name": "fetch", "image": "busybox:1.36"}]
+    request = job_request(ComputeJob.model_validate(manifest))
+    assert request.images == ("registry.example.cn/ml/train:1.0", "busybox:1.36")
+    offers = [offer_view(ComputeOffer.model_validate(o), cards_total=16, cards_free=16) for o in (cn_only, anywhere)]
+    assert offers[0].allowed_registries == frozenset({"registry.example.cn"})
+    snapshot = PlacementSnapshot.of(
+        [node_view(hub_node, registered=True, ready=True)],
+        offers,
+        LatencyTable.default(),
+        dt.datetime(2026, 3, 1, 9, tzinfo=dt.UTC),
+    )
+    decision = place(request, snapshot)
+    assert decision.chosen is not None and decision.chosen.offer == "gz-anywhere"
+    (rejection,) = decision.rejected
+    assert (rejection.offer, rejection.reason) == ("gz-cn-only", RejectReason.IMAGE_REGISTRY_NOT_ALLOWED)
+    assert rejection.message == (
+        "image busybox:1.36 is from registry docker.io; the offer allows only registry.example.cn"
+    )

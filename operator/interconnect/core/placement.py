@@ -6,7 +6,8 @@ the first one each offer fails (`FILTER_ORDER`, the order of `RejectReason`):
  1. node missing, not registered, not Ready, cordoned, fenced        (is the node usable)
  2. region, industry, node: denied, then not allowed                (the tenant's policy)
  3. latency tier not met, from the job's origin to the node's region (where the node is)
- 4. offer not yet valid / expired                                    (the offer's window)
+ 4. offer not yet valid / expired; an image from a registry the offer does not allow
+                                                                     (the offer's window and terms)
  5. GPU model not accepted, GPU memory below the minimum, a replica larger than one machine,
     not enough free cards for all replicas                           (what the offer holds)
  6. currency mismatch, price above maxPrice, budget exceeded for the expected hours
@@ -51,6 +52,7 @@ from interconnect.core.money import (
     round_to_minor_unit,
 )
 from interconnect.core.vocabulary import BillingUnit, Industry, LatencyTier, NodeType
+from interconnect.core.workload_policy import image_registry, normal_registry
 
 DEFAULT_CURRENCY = "CNY"
 
@@ -86,6 +88,8 @@ class JobRequest:
     denied_nodes: frozenset[str] = frozenset()
     priority: int = 0
     created: datetime
+    images: tuple[str, ...] = ()
+    """The images of the job's containers and init containers (offers may restrict registries)."""
 
     def __post_init__(self) -> None:
         if self.gpus_per_replica < 1 or self.replicas < 1:
@@ -145,10 +149,13 @@ class OfferView:
     valid_from: datetime | None = None
     valid_until: datetime | None = None
     """Exclusive: the offer is no longer valid at `valid_until`."""
+    allowed_registries: frozenset[str] = frozenset()
+    """Image registries the offer runs images from (host[:port], docker.io for Docker Hub); empty: any."""
 
     def __post_init__(self) -> None:
         _require_aware(self.valid_from, "valid_from")
         _require_aware(self.valid_until, "valid_until")
+        object.__setattr__(self, "allowed_registries", frozenset(map(normal_registry, self.allowed_registries)))
 
 
 class RejectReason(enum.StrEnum):
@@ -168,6 +175,7 @@ class RejectReason(enum.StrEnum):
     LATENCY_TIER_NOT_MET = "LatencyTierNotMet"
     OFFER_NOT_YET_VALID = "OfferNotYetValid"
     OFFER_EXPIRED = "OfferExpired"
+    IMAGE_REGISTRY_NOT_ALLOWED = "ImageRegistryNotAllowed"
     GPU_MODEL_NOT_ACCEPTED = "GPUModelNotAccepted"
     GPU_MEMORY_TOO_SMALL = "GPUMemoryTooSmall"
     REPLICA_LARGER_THAN_MACHINE = "ReplicaLargerThanMachine"
@@ -191,6 +199,7 @@ _LABELS: Mapping[RejectReason, str] = MappingProxyType(
         RejectReason.NODE_FENCED: "node fenced",
         RejectReason.OFFER_NOT_YET_VALID: "offer not yet valid",
         RejectReason.OFFER_EXPIRED: "offer expired",
+        RejectReason.IMAGE_REGISTRY_NOT_ALLOWED: "image registry not allowed",
         RejectReason.REGION_DENIED: "region denied",
         RejectReason.REGION_NOT_ALLOWED: "region not allowed",
         RejectReason.INDUSTRY_DENIED: "industry denied",
@@ -214,8 +223,10 @@ FILTER_ORDER: tuple[RejectReason, ...] = tuple(RejectReason)
 
 # One offer, flattened once per snapshot for the hot loop:
 # (offer, name, gpu model, GPU memory, cards free, price amount, currency, billed per card,
-#  cards per machine, validity verdict at `now`, its message, its label).
-_Row = tuple[OfferView, str, str, int, int, Decimal, str, bool, int | None, RejectReason | None, str, str]
+#  cards per machine, validity verdict at `now`, its message, its label, allowed registries).
+_Row = tuple[
+    OfferView, str, str, int, int, Decimal, str, bool, int | None, RejectReason | None, str, str, frozenset[str]
+]
 
 
 def _row(offer: OfferView, now: datetime) -> _Row:
@@ -240,6 +251,7 @@ def _row(offer: OfferView, now: datetime) -> _Row:
         validity,
         message,
         label,
+        offer.allowed_registries,
     )
 
 
@@ -509,6 +521,14 @@ def _budget_message(estimate: Decimal, hours: Decimal, budget: Money) -> str:
     return f"estimated cost {Money(estimate, budget.currency)} for {hours} h > budget {budget}"
 
 
+def _registry_message(registries: Mapping[str, str], allowed: frozenset[str]) -> str:
+    outside = [(registry, image) for registry, image in registries.items() if registry not in allowed]
+    registry, image = outside[0]
+    more = f" (and {len(outside) - 1} more)" if len(outside) > 1 else ""
+    where = f"registry {registry}" if registry else "no registry"
+    return f"image {image or '(none)'} is from {where}{more}; the offer allows only {', '.join(sorted(allowed))}"
+
+
 def _evaluate(job: JobRequest, snapshot: PlacementSnapshot, *, required: LatencyTier, cap_price: bool) -> _Outcome:
     """Run every filter over every offer (see the module docstring for the order).
 
@@ -528,6 +548,10 @@ def _evaluate(job: JobRequest, snapshot: PlacementSnapshot, *, required: Latency
     budget = job.budget
     hours = job.expected_hours if budget is not None else None
     budget_amount = None if budget is None else budget.amount
+    registries: dict[str, str] = {}  # registry -> the first image from it, once per job
+    for image in job.images:
+        registries.setdefault(image_registry(image), image)
+    job_registries = frozenset(registries)
 
     rows: list[_RejectionRow] = []
     add = rows.append
@@ -537,6 +561,7 @@ def _evaluate(job: JobRequest, snapshot: PlacementSnapshot, *, required: Latency
     machine_messages: dict[int, str] = {}
     free_messages: dict[int, str] = {}
     currency_messages: dict[str, str] = {}
+    registry_messages: dict[frozenset[str], str] = {}
     machines: dict[int, Decimal] = {}
     reaches: dict[str, _Reach] = {}
     best: _Best | None = None
@@ -550,6 +575,8 @@ def _evaluate(job: JobRequest, snapshot: PlacementSnapshot, *, required: Latency
     cards_reason, cards_label = RejectReason.INSUFFICIENT_FREE_CARDS, _LABELS[RejectReason.INSUFFICIENT_FREE_CARDS]
     latency_reason = RejectReason.LATENCY_TIER_NOT_MET
     currency_reason, currency_label = RejectReason.CURRENCY_MISMATCH, _LABELS[RejectReason.CURRENCY_MISMATCH]
+    registry_reason = RejectReason.IMAGE_REGISTRY_NOT_ALLOWED
+    registry_label = _LABELS[registry_reason]
     price_reason, price_label = RejectReason.PRICE_ABOVE_MAX, _LABELS[RejectReason.PRICE_ABOVE_MAX]
     budget_reason, budget_label = RejectReason.BUDGET_EXCEEDED, _LABELS[RejectReason.BUDGET_EXCEEDED]
 
@@ -593,9 +620,15 @@ def _evaluate(job: JobRequest, snapshot: PlacementSnapshot, *, required: Latency
             validity,
             why,
             why_label,
+            allowed,
         ) in group:
             if validity is not None:
                 add((name, node_name, validity, why, why_label))
+            elif allowed and not job_registries <= allowed:
+                text = registry_messages.get(allowed)
+                if text is None:
+                    text = registry_messages[allowed] = _registry_message(registries, allowed)
+                add((name, node_name, registry_reason, text, registry_label))
             elif models and model not in models:
                 text = model_messages.get(model)
                 if text is None:

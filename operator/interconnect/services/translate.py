@@ -42,6 +42,7 @@ def job_request(job: ComputeJob) -> JobRequest:
         denied_nodes=frozenset(policy.denied_nodes) if policy else frozenset(),
         priority=spec.priority,
         created=created,
+        images=tuple(spec.template.images()),
     )
 
 
@@ -72,6 +73,7 @@ def offer_view(offer: ComputeOffer, *, cards_total: int, cards_free: int) -> Off
         price=price_of(spec.price),
         valid_from=spec.valid_from,
         valid_until=spec.valid_until,
+        allowed_registries=frozenset(spec.allowed_registries),
     )
 
 
