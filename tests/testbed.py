@@ -92,6 +92,12 @@ def stop() -> None:
     subprocess.run([REPO / "hack" / "testbed", "down"], check=True)
 
 
+def component_pid(cluster: str, component: str) -> int:
+    """The process id of one control-plane component of a local test bed cluster (e.g. kube-apiserver)."""
+    state_dir = Path(os.environ.get("INTERCONNECT_TESTBED_DIR", REPO / ".testbed"))
+    return int((state_dir / "kwok" / "clusters" / cluster / "pids" / f"{component}.pid").read_text().strip())
+
+
 def kwokctl(bed: Testbed, *args: str) -> None:
     """Run kwokctl on the local test bed (stop or start a cluster's processes)."""
     state_dir = Path(os.environ.get("INTERCONNECT_TESTBED_DIR", REPO / ".testbed"))

@@ -126,20 +126,26 @@ def job_manifest(name: str, namespace: str, *, gpus: int, origin: str, tier: str
 class Operator:
     """The operator as a child process, with its log kept for post-mortems."""
 
-    def __init__(self, bed: tb.Testbed, log_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, bed: tb.Testbed, log_dir: Path, env: dict[str, str] | None = None,
+                 priority: int | None = None, name: str = "operator") -> None:
         self.bed = bed
         self.log_dir = log_dir
         self.extra_env = env or {}
+        self.priority = priority
+        """None: standalone; else a replica in kopf peering with this priority."""
+        self.name = name
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
     def start(self) -> None:
         self.starts += 1
-        log = open(self.log_dir / f"operator-{self.starts}.log", "wb")  # noqa: SIM115
+        log = open(self.log_dir / f"{self.name}-{self.starts}.log", "wb")  # noqa: SIM115
         env = dict(os.environ, INTERCONNECT_NAMESPACE=OPERATOR_NS, INTERCONNECT_HEARTBEAT_SECONDS="2",
-                   INTERCONNECT_METERING_INTERVAL_SECONDS="2", PYTHONUNBUFFERED="1", **self.extra_env)
+                   INTERCONNECT_METERING_INTERVAL_SECONDS="2", INTERCONNECT_NOT_READY_AFTER_SECONDS="8",
+                   INTERCONNECT_RE_PLACE_AFTER_SECONDS="15", PYTHONUNBUFFERED="1", **self.extra_env)
+        mode = ["--standalone"] if self.priority is None else ["--priority", str(self.priority)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "interconnect", "run", "--standalone", "--kubeconfig",
+            [sys.executable, "-m", "interconnect", "run", *mode, "--kubeconfig",
              str(self.bed.hub.kubeconfig), "--context", self.bed.hub.context, "--liveness", ""],
             cwd=REPO, env={**env, "PYTHONPATH": str(REPO / "operator")}, stdout=log, stderr=subprocess.STDOUT)
 
@@ -157,7 +163,7 @@ class Operator:
                 self.kill()
 
     def log_tail(self, lines: int = 60) -> str:
-        path = self.log_dir / f"operator-{self.starts}.log"
+        path = self.log_dir / f"{self.name}-{self.starts}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 

@@ -152,8 +152,13 @@ def test_member_outage_while_jobs_run_recovers_the_exact_time(testbed: tb.Testbe
         pytest.skip("stopping a member's control plane needs the local test bed (kwokctl)")
     hub = testbed.api("hub")
     ns = m.tenant(hub)
-    names = {"outage-1": (dict(origin="CN-BJ", tier="1ms", gpus=1, max_price="10", run_for="20s"), "bj-l40s"),
-             "outage-2": (dict(origin="CN-BJ", tier="1ms", gpus=2, max_price="10", run_for="20s"), "bj-l40s")}
+    # The member is declared lost after a few seconds; a grace longer than the outage keeps the
+    # jobs where they are (a member that recovers within the grace period is left alone).
+    patient = {"failurePolicy": {"rePlaceAfterSeconds": 600}}
+    names = {"outage-1": (dict(origin="CN-BJ", tier="1ms", gpus=1, max_price="10", run_for="20s", **patient),
+                          "bj-l40s"),
+             "outage-2": (dict(origin="CN-BJ", tier="1ms", gpus=2, max_price="10", run_for="20s", **patient),
+                          "bj-l40s")}
     for name, (spec, _) in names.items():
         m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs",
                                                       m.job_manifest(name, ns, **spec))
@@ -165,12 +170,16 @@ def test_member_outage_while_jobs_run_recovers_the_exact_time(testbed: tb.Testbe
         time.sleep(60)
         for name in names:
             assert m.phase_of(hub, ns, name) == "Running", "the hub must not invent an outcome it cannot see"
+        ready = next(c for c in m.custom(hub).get_cluster_custom_object(
+            m.GROUP, m.VERSION, "computenodes", "bj-regional")["status"]["conditions"] if c["type"] == "Ready")
+        assert (ready["status"], ready["reason"]) == ("False", "MemberUnavailable"), ready
     finally:
         tb.kwokctl(testbed, "start", "cluster", "--name", "member-3")
     jobs = {}
     for name in names:
         m.wait_for(lambda n=name: m.phase_of(hub, ns, n) == "Succeeded", 180, f"{name} to succeed")
         jobs[name] = m.get_job(hub, ns, name)
+        assert jobs[name]["status"]["attempts"] == 1, "recovered within the grace period: not re-placed"
     check_against_member_clocks(testbed, jobs)
 
 

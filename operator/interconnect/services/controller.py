@@ -327,8 +327,12 @@ class Controller:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval)
-            await asyncio.gather(*(self._heartbeat(s) for s in list(self.nodes.values()) if s.registered),
-                                 return_exceptions=True)
+            nodes = [s for s in list(self.nodes.values()) if s.registered]
+            results = await asyncio.gather(*(self._heartbeat(s) for s in nodes), return_exceptions=True)
+            for node, result in zip(nodes, results, strict=True):
+                if isinstance(result, Exception):
+                    self.metrics.reconcile_errors.labels(loop="heartbeat").inc()
+                    log.warning("heartbeat of %s failed: %r", node.name, result)
             try:
                 await self.fail_over()
             except Exception:
@@ -434,38 +438,40 @@ class Controller:
                     await self._supersede(state, node, re_place=grace is not None)
 
     async def _supersede(self, state: JobState, node: NodeState, *, re_place: bool) -> None:
-        """End the attempt on a lost node: durable first, then the new attempt or the failure."""
+        """End the attempt on a lost node: durable first, then the new attempt or the failure.
+
+        Nothing in memory changes before the status is written, so the placement loop cannot
+        place the next attempt (and write it) before this attempt's end is recorded.
+        """
         assert node.lost_since is not None
         attempt, lost_since = state.attempt, node.lost_since
-        saved = (state.phase, list(state.conditions), [dict(h) for h in state.history], state.placement,
-                 state.member_job, state.dispatching)
-        waited = self.settings.re_place_after if self._grace(state) is None else self._grace(state)
+        grace = self._grace(state)
+        waited = self.settings.re_place_after if grace is None else grace
         lost = (f"node {node.name} was declared lost at {iso(lost_since)} ({node.ready_message}) and did not "
                 f"come back within {waited:.0f}s")
-        for entry in state.history:
-            if entry["attempt"] == attempt:
-                entry["outcome"], entry["finishedAt"] = NODE_LOST, iso(lost_since)
-        status: dict[str, Any] = {"attemptHistory": state.history}
+        history = [dict(h, outcome=NODE_LOST, finishedAt=iso(lost_since)) if h["attempt"] == attempt else dict(h)
+                   for h in state.history]
+        gen, at = state.model.metadata.generation, now()
+        conditions = list(state.conditions)
+        status: dict[str, Any] = {"attemptHistory": history}
         if re_place:
+            phase = JobPhase.PENDING
             message = f"attempt {attempt} superseded: {lost}; placing attempt {attempt + 1} elsewhere"
-            state.phase, state.placement, state.member_job, state.dispatching = JobPhase.PENDING, None, None, None
-            self._set(state, "Scheduled", False, NODE_LOST, message)
-            for type_ in ("Dispatched", "Running"):
-                if any(c.type == type_ for c in state.conditions):
-                    self._set(state, type_, False, NODE_LOST, message)
+            for type_ in ("Scheduled", "Dispatched", "Running"):
+                if type_ == "Scheduled" or any(c.type == type_ for c in conditions):
+                    conditions = set_condition(conditions, type_, False, NODE_LOST, message, gen, at)
             status.update(placement=None, memberJob=None)
         else:
+            phase = JobPhase.FAILED
             message = f"{lost}; failurePolicy.rePlace is Never, so the job is not run again"
-            state.phase = JobPhase.FAILED
-            self._set(state, "Failed", True, NODE_LOST, message)
-            status["completionTime"] = iso(now())
-        status.update(phase=state.phase.value, conditions=[to_api(c) for c in state.conditions])
-        try:
-            await self._patch_job(state, status)
-        except Exception:
-            (state.phase, state.conditions, state.history, state.placement, state.member_job,
-             state.dispatching) = saved
-            raise
+            conditions = set_condition(conditions, "Failed", True, NODE_LOST, message, gen, at)
+            status["completionTime"] = iso(at)
+        status.update(phase=phase.value, conditions=[to_api(c) for c in conditions])
+        await self._patch_job(state, status)
+        state.history, state.conditions, state.phase = history, conditions, phase
+        state.dispatching = None
+        if re_place:
+            state.placement, state.member_job = None, None
         self.ledger = self.ledger.release(state.uid)
         node.fencing = True
         self.metrics.failovers.labels(node=node.name, outcome="replaced" if re_place else "failed").inc()
@@ -504,7 +510,8 @@ class Controller:
         for pod in stale_pods:
             if not pod.deleted and pod.member_job not in stale_names:
                 await member.delete_pod(pod.name)
-        node.fencing = bool(stale_jobs or stale_pods)
+        # A finished pod runs nothing, even while the member's Job controller still holds its object.
+        node.fencing = bool(stale_jobs or [p for p in stale_pods if p.phase not in ("Succeeded", "Failed")])
         if not node.fencing:
             self.wake()
 

@@ -1,0 +1,233 @@
+"""Member loss and operator failover on the test bed: re-placement, fencing, lost time, takeover.
+
+A member is "lost" the way it happens in production: its API server stops answering (SIGSTOP
+freezes the process; TCP connections stay open and silent), and comes back (SIGCONT) with its
+old pods still there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests import testbed as tb
+from tests.e2e import market as m
+
+pytestmark = pytest.mark.e2e
+
+MICRO = dt.timedelta(microseconds=1)
+# A100 or H800 from Hubei within 20 ms: gz-a100 (8.00) first; when member-1 is lost, sh-h800 (28.00).
+MOVABLE = dict(origin="CN-HB", tier="20ms", gpus=1, max_price="30", models=[m.A100, m.H800])
+
+
+@pytest.fixture()
+def local_testbed() -> None:
+    if os.environ.get("INTERCONNECT_KUBECONFIG_DIR"):
+        pytest.skip("freezing a member's API server needs the local test bed (its process ids)")
+
+
+@pytest.fixture()
+def frozen_member_1(local_testbed: None) -> Iterator[Any]:
+    """A function that freezes member-1's kube-apiserver; it is always thawed at the end."""
+    pid = tb.component_pid("member-1", "kube-apiserver")
+    frozen = []
+
+    def freeze() -> float:
+        os.kill(pid, signal.SIGSTOP)
+        frozen.append(True)
+        return time.monotonic()
+
+    yield freeze
+    if frozen:
+        os.kill(pid, signal.SIGCONT)
+
+
+def _pods(bed: tb.Testbed, member: str, uid: str) -> list[client.V1Pod]:
+    return client.CoreV1Api(bed.api(member)).list_namespaced_pod(
+        m.WORK_NS, label_selector=f"interconnect.dev/job-uid={uid}").items
+
+
+def _jobs(bed: tb.Testbed, member: str, uid: str) -> list[client.V1Job]:
+    return client.BatchV1Api(bed.api(member)).list_namespaced_job(
+        m.WORK_NS, label_selector=f"interconnect.dev/job-uid={uid}").items
+
+
+def _start(pod: client.V1Pod) -> dt.datetime:
+    state = pod.status.container_statuses[0].state
+    return (state.running or state.terminated).started_at  # type: ignore[no-any-return]
+
+
+def _gpus(pod: client.V1Pod) -> int:
+    return sum(int((c.resources.limits or {}).get("nvidia.com/gpu", 0)) for c in pod.spec.containers)
+
+
+def _finished_micro(pods: list[client.V1Pod]) -> int:
+    micro = 0
+    for pod in pods:
+        term = pod.status.container_statuses[0].state.terminated
+        micro += _gpus(pod) * ((term.finished_at - term.started_at) // MICRO)
+    return micro
+
+
+def _hours(micro: int) -> Decimal:
+    return Decimal(micro) / Decimal(3_600_000_000)
+
+
+def test_a_frozen_member_s_jobs_are_re_placed_fenced_and_billed_up_to_the_loss(
+        testbed: tb.Testbed, operator: m.Operator, frozen_member_1: Any) -> None:
+    hub = testbed.api("hub")
+    ns = m.tenant(hub)
+    names = [f"move-{i}" for i in range(10)]
+    for name in names:
+        m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", m.job_manifest(
+            name, ns, run_for="40s", failurePolicy={"rePlaceAfterSeconds": 4}, **MOVABLE))
+    m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", m.job_manifest(
+        "run-once", ns, origin="CN-HB", tier="20ms", gpus=1, max_price="30", models=[m.A100], run_for="40s",
+        failurePolicy={"rePlace": "Never"}))
+    everything = [*names, "run-once"]
+    for name in everything:
+        m.wait_for(lambda n=name: m.phase_of(hub, ns, n) == "Running", 90, f"{name} running")
+    uids = {n: m.get_job(hub, ns, n)["metadata"]["uid"] for n in everything}
+    for name in everything:
+        assert m.get_job(hub, ns, name)["status"]["placement"]["node"] == "gz-regional"
+    # The pods' start times on member-1, as its own API server reports them before it freezes.
+    first_starts = {n: {p.metadata.uid: (_start(p), _gpus(p)) for p in _pods(testbed, "member-1", uids[n])}
+                    for n in everything}
+    assert all(len(s) == 1 for s in first_starts.values())
+
+    frozen_at = frozen_member_1()
+
+    def re_placed() -> bool:
+        return all((m.get_job(hub, ns, n).get("status") or {}).get("attempts") == 2 for n in names)
+
+    m.wait_for(re_placed, 120, "the 10 jobs to be re-placed")
+    re_placement_seconds = time.monotonic() - frozen_at
+    print(f"\nfreeze -> all 10 re-placed: {re_placement_seconds:.1f}s")
+    for name in names:
+        status = m.get_job(hub, ns, name)["status"]
+        assert status["placement"]["node"] == "sh-finance", status["placement"]
+        first = status["attemptHistory"][0]
+        assert (first["node"], first["outcome"]) == ("gz-regional", "NodeLost"), first
+    m.wait_for(lambda: m.phase_of(hub, ns, "run-once") == "Failed", 60, "the rePlace: Never job to fail")
+    once = m.get_job(hub, ns, "run-once")["status"]
+    failed = next(c for c in once["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "NodeLost" and "Never" in failed["message"], failed
+    assert once["attempts"] == 1
+    node = m.custom(hub).get_cluster_custom_object(m.GROUP, m.VERSION, "computenodes", "gz-regional")
+    ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "MemberUnavailable"), ready
+    events = client.CoreV1Api(hub).list_namespaced_event(ns).items
+    assert {e.involved_object.name for e in events if e.reason == "NodeLost"} == set(everything)
+
+    os.kill(tb.component_pid("member-1", "kube-apiserver"), signal.SIGCONT)
+    thawed_at = time.monotonic()
+    # Fencing: every superseded attempt's Job and pod is gone from member-1.
+    m.wait_for(lambda: not any(_jobs(testbed, "member-1", u) or _pods(testbed, "member-1", u)
+                               for u in uids.values()), 90, "member-1 to be fenced")
+    print(f"thaw -> member-1 fenced: {time.monotonic() - thawed_at:.1f}s")
+    m.wait_for(lambda: next(c for c in m.custom(hub).get_cluster_custom_object(
+        m.GROUP, m.VERSION, "computenodes", "gz-regional")["status"]["conditions"]
+        if c["type"] == "Ready")["status"] == "True", 60, "gz-regional Ready again")
+
+    for name in names:
+        m.wait_for(lambda n=name: m.phase_of(hub, ns, n) == "Succeeded", 120, f"{name} to succeed")
+    for name in names:
+        job = m.get_job(hub, ns, name)
+        status, uid = job["status"], uids[name]
+        assert not _jobs(testbed, "member-1", uid), "no superseded Job came back after the fence"
+        second = _pods(testbed, "member-2", uid)
+        assert len(second) == 1 and len(_jobs(testbed, "member-2", uid)) == 1
+        lost_since = dt.datetime.fromisoformat(status["attemptHistory"][0]["finishedAt"].replace("Z", "+00:00"))
+        charged_first = sum(gpus * max(0, (lost_since - start) // MICRO)
+                            for start, gpus in first_starts[name].values())
+        expected = charged_first + _finished_micro(second)
+        charged = sum(p["gpus"] * p["microseconds"] for p in status["usage"]["pods"])
+        assert charged == expected, (name, status["usage"], expected)
+        assert Decimal(status["usage"]["cardHours"]) == _hours(expected).quantize(Decimal("1e-12"))
+        lost = Decimal(status["usage"]["lostCardHours"])
+        assert Decimal(0) < lost <= _hours(int((time.monotonic() - frozen_at) * 1e6)), status["usage"]
+        by_attempt = {p["attempt"]: p for p in status["usage"]["pods"]}
+        assert by_attempt[1]["microseconds"] == charged_first and by_attempt[1]["lostMicroseconds"] > 0
+    # The run-once job's Job is gone too, its time split the same way and never re-run.
+    assert not _jobs(testbed, "member-1", uids["run-once"])
+    assert not any(_jobs(testbed, member, uids["run-once"]) for member in ("member-2", "member-3"))
+    assert Decimal(m.get_job(hub, ns, "run-once")["status"]["usage"]["lostCardHours"]) > 0
+
+
+def _metric(port: int, name: str) -> float | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    values = [float(line.split()[-1]) for line in text.splitlines()
+              if line.startswith(name) and not line.startswith("#")]
+    return sum(values) if values else 0.0
+
+
+def _ensure_peering(bed: tb.Testbed) -> None:
+    crd = next((m.REPO / "charts" / "interconnect-hub" / "crds").glob("*kopfpeering*"))
+    subprocess.run(bed.kubectl_cmd("hub", "apply", "--server-side", "-f", str(crd)), check=True, capture_output=True)
+    subprocess.run(bed.kubectl_cmd("hub", "wait", "--for=condition=Established", "--timeout=60s",
+                                   "crd/clusterkopfpeerings.kopf.dev"), check=True, capture_output=True)
+    m.apply(bed, {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "interconnect"}})
+
+
+def test_the_standby_takes_over_when_the_active_replica_is_killed_and_nothing_runs_twice(
+        testbed: tb.Testbed, operator: m.Operator, tmp_path: Any) -> None:
+    hub = testbed.api("hub")
+    _ensure_peering(testbed)
+    operator.stop()
+    env = {"INTERCONNECT_PEERING_LIFETIME_SECONDS": "12"}
+    ports = {"active": m.free_port(), "standby": m.free_port()}
+    first = m.Operator(testbed, tmp_path, {**env, "INTERCONNECT_METRICS_PORT": str(ports["active"])},
+                       priority=200, name="replica-a")
+    second = m.Operator(testbed, tmp_path, {**env, "INTERCONNECT_METRICS_PORT": str(ports["standby"])},
+                        priority=100, name="replica-b")
+    try:
+        first.start()
+        m.wait_for(lambda: _metric(ports["active"], "interconnect_operator_active") == 1, 60, "replica A active")
+        second.start()
+        m.wait_for(lambda: _metric(ports["standby"], "interconnect_operator_active") == 0, 60,
+                   "replica B up, on standby")
+        ns = m.tenant(hub)
+        names = [f"burst-{i:02d}" for i in range(30)]
+        killed_at = 0.0
+        for i, name in enumerate(names):
+            if i == 12:
+                assert _metric(ports["standby"], "interconnect_placements_total") == 0, "the standby placed work"
+                first.kill()
+                killed_at = time.monotonic()
+            m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", m.job_manifest(
+                name, ns, origin="CN-GZ", tier="1ms", gpus=1, max_price="10", run_for="2s"))
+        m.wait_for(lambda: _metric(ports["standby"], "interconnect_operator_active") == 1, 60, "replica B active")
+        takeover = time.monotonic() - killed_at
+        for name in names:
+            m.wait_for(lambda n=name: m.phase_of(hub, ns, n) == "Succeeded", 120, f"{name} to succeed")
+        first_after = min(dt.datetime.fromisoformat(m.get_job(hub, ns, n)["status"]["placement"]["placedAt"]
+                                                    .replace("Z", "+00:00")) for n in names[12:])
+        print(f"\nSIGKILL of the active replica -> standby active: {takeover:.1f}s "
+              f"(peering lifetime 12s); first placement after the kill at {first_after.isoformat()}")
+        for name in names:
+            job = m.get_job(hub, ns, name)
+            assert job["status"]["attempts"] == 1, job["status"]
+            uid = job["metadata"]["uid"]
+            jobs = [j.metadata.name for member in ("member-1", "member-2", "member-3")
+                    for j in _jobs(testbed, member, uid)]
+            assert jobs == [f"ic-{uid}-1"], f"{name}: member Jobs {jobs}"
+    finally:
+        for replica in (first, second):
+            replica.stop()
+        operator.start()
+        m.wait_for(lambda: _metric(int(operator.extra_env.get("INTERCONNECT_METRICS_PORT", "0")),
+                                   "interconnect_operator_active") == 1, 60, "the session operator back")
