@@ -231,3 +231,34 @@ def test_the_standby_takes_over_when_the_active_replica_is_killed_and_nothing_ru
         operator.start()
         m.wait_for(lambda: _metric(int(operator.extra_env.get("INTERCONNECT_METRICS_PORT", "0")),
                                    "interconnect_operator_active") == 1, 60, "the session operator back")
+
+
+def test_a_cordoned_node_gets_no_new_work_and_its_running_jobs_finish(testbed: tb.Testbed, operator: m.Operator) -> None:
+    hub = testbed.api("hub")
+    ns = m.tenant(hub)
+    a100_only = dict(origin="CN-HB", tier="20ms", gpus=1, max_price="30", models=[m.A100])
+    m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", m.job_manifest(
+        "before", ns, run_for="15s", **a100_only))
+    m.wait_for(lambda: m.phase_of(hub, ns, "before") == "Running", 60, "before running")
+
+    def cordon(value: bool) -> None:
+        m.custom(hub).patch_cluster_custom_object(m.GROUP, m.VERSION, "computenodes", "gz-regional",
+                                                  {"spec": {"cordoned": value}})
+
+    cordon(True)
+    try:
+        m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", m.job_manifest(
+            "after", ns, run_for="1s", **a100_only))
+
+        def waits_for_cordon() -> str | None:
+            status = m.get_job(hub, ns, "after").get("status") or {}
+            summary = (status.get("unschedulable") or {}).get("summary", "")
+            return summary if status.get("phase") == "Pending" and "cordoned" in summary else None
+
+        print("\n" + m.wait_for(waits_for_cordon, 30, "the new job to wait, naming the cordon"))
+        m.wait_for(lambda: m.phase_of(hub, ns, "before") == "Succeeded", 60, "the running job to finish there")
+        assert m.phase_of(hub, ns, "after") == "Pending"
+    finally:
+        cordon(False)
+    m.wait_for(lambda: m.phase_of(hub, ns, "after") == "Succeeded", 60, "the job placed once uncordoned")
+    assert m.get_job(hub, ns, "after")["status"]["placement"]["node"] == "gz-regional"
