@@ -233,7 +233,8 @@ def test_the_standby_takes_over_when_the_active_replica_is_killed_and_nothing_ru
                                    "interconnect_operator_active") == 1, 60, "the session operator back")
 
 
-def test_a_cordoned_node_gets_no_new_work_and_its_running_jobs_finish(testbed: tb.Testbed, operator: m.Operator) -> None:
+def test_a_cordoned_node_gets_no_new_work_and_its_running_jobs_finish(
+        testbed: tb.Testbed, operator: m.Operator) -> None:
     hub = testbed.api("hub")
     ns = m.tenant(hub)
     a100_only = dict(origin="CN-HB", tier="20ms", gpus=1, max_price="30", models=[m.A100])

@@ -56,3 +56,17 @@ async def job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.delete(GROUP, "computejobs")
 async def job_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await _controller(memo).job_deleted(dict(body))
+
+
+@kopf.on.resume(GROUP, "computequotas")
+@kopf.on.create(GROUP, "computequotas")
+@kopf.on.update(GROUP, "computequotas", field="spec")
+async def quota_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await _controller(memo).quota_changed(dict(body))
+
+
+@kopf.on.event(GROUP, "computequotas")
+async def quota_event(event: kopf.RawEvent, name: str, memo: kopf.Memo, **_: Any) -> None:
+    # Like offers, quotas hold nothing to clean up: no finalizer, deletion seen as a watch event.
+    if event["type"] == "DELETED":
+        _controller(memo).quota_deleted(name)

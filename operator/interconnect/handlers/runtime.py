@@ -98,6 +98,9 @@ async def _load(hub: hub_adapter.Hub, settings: Settings, metrics: Metrics) -> C
     offers = await hub.custom.list_cluster_custom_object(GROUP, VERSION, "computeoffers")
     for offer in offers["items"]:
         await controller.offer_changed(offer)
+    quotas = await hub.custom.list_cluster_custom_object(GROUP, VERSION, "computequotas")
+    for quota in quotas["items"]:
+        await controller.quota_changed(quota)
     jobs = await hub.custom.list_cluster_custom_object(GROUP, VERSION, "computejobs")
     for job in jobs["items"]:
         if not job["metadata"].get("deletionTimestamp"):

@@ -32,17 +32,33 @@ from interconnect.adapters.member import (
 )
 from interconnect.adapters.metrics import Metrics
 from interconnect.api.v1alpha1 import ComputeJob, ComputeNode, ComputeOffer, Condition, set_condition, to_api
+from interconnect.api.v1alpha1.quota import ComputeQuota
 from interconnect.core.capacity import OfferCards, capacity_by_model, offer_cards
 from interconnect.core.eligibility import eligibility_failures
+from interconnect.core.fair_share import FairShareQueue, dominant_share
 from interconnect.core.latency import LatencyTable
 from interconnect.core.metering import PodAccrual, PodRun, UsageRecord, accrue, cost
 from interconnect.core.money import Money, format_amount
-from interconnect.core.placement import Decision, OfferView, PlacementSnapshot, pending_order, place
+from interconnect.core.placement import Decision, JobRequest, OfferView, PlacementSnapshot, place
+from interconnect.core.quota import (
+    NO_USAGE,
+    Charge,
+    QuotaJob,
+    QuotaLimit,
+    QuotaVerdict,
+    TenantUsage,
+    check,
+    check_estimate,
+    tenant_usage,
+    within_pending_limit,
+)
 from interconnect.core.reservations import ReservationLedger
 from interconnect.core.vocabulary import API_VERSION, JobPhase
+from interconnect.core.workload_policy import WorkloadPolicyError
 from interconnect.services.config import Settings
 from interconnect.services.identity import IdentityRegistry
 from interconnect.services.member_job import build_member_job, member_job_name
+from interconnect.services.quota import quota_status, tenant_quota
 from interconnect.services.translate import job_request, node_view, offer_view, price_of
 
 log = logging.getLogger(__name__)
@@ -157,6 +173,11 @@ class Controller:
         self.identity = IdentityRegistry(hub, settings.namespace, settings.identity_config_map)
         self.nodes: dict[str, NodeState] = {}
         self.offers: dict[str, ComputeOffer] = {}
+        self.quotas: dict[str, ComputeQuota] = {}
+        """By name (which is also the tenant namespace it caps)."""
+        self._quota_status: dict[str, dict[str, Any]] = {}
+        self._held: dict[str, dict[QuotaLimit, int]] = {}
+        """Per tenant, how many jobs the last placement pass held, by the limit that held them."""
         self.jobs: dict[str, JobState] = {}
         self.ledger = ReservationLedger()
         self._wake = asyncio.Event()
@@ -584,6 +605,11 @@ class Controller:
     async def _offer_status_loop(self) -> None:
         while True:
             await asyncio.sleep(2.0)
+            try:
+                await self._write_quota_status()
+            except Exception:
+                self.metrics.reconcile_errors.labels(loop="quota-status").inc()
+                log.exception("quota status pass failed")
             for name, offer in list(self.offers.items()):
                 cards = self._cards(offer)
                 free = cards.free if self._sellable(offer) else 0
@@ -682,24 +708,66 @@ class Controller:
                 self.wake()
 
     async def schedule_once(self) -> None:
+        """One pass over the pending jobs: quotas first, then fair share, then placement.
+
+        Order: priority, then the tenant's dominant share of cards in use over its quota's
+        weight (raised as this pass places its jobs), then age; so a tenant with 1,000 jobs
+        queued cannot keep one with 5 waiting.
+        """
         pending = [s for s in self.jobs.values() if s.phase is JobPhase.PENDING and s.dispatching is None]
         if not pending:
             return
         at = now()
         snapshot, offers = self.snapshot(at)
-        requests = {s.uid: job_request(s.model) for s in pending}
+        requests = [job_request(s.model) for s in pending]
+        quotas = {q.spec.namespace: tenant_quota(q) for q in self.quotas.values()}
+        usage = self.tenant_usage(at)
+        kept, held = within_pending_limit(requests, quotas)
         writes: list[Coroutine[Any, Any, None]] = []
-        for request in pending_order(requests.values()):
+        held_counts: dict[str, dict[QuotaLimit, int]] = {}
+
+        def hold(request: JobRequest, verdict: QuotaVerdict) -> None:
+            assert verdict.limit is not None
+            counts = held_counts.setdefault(request.namespace, {})
+            counts[verdict.limit] = counts.get(verdict.limit, 0) + 1
             state = self.jobs[request.uid]
+            if str(verdict) != state.last_summary:
+                writes.append(self._quota_exceeded(state, verdict))
+
+        by_uid = {r.uid: r for r in requests} if held else {}
+        for uid, verdict in held.items():
+            hold(by_uid[uid], verdict)
+        models = sorted({o.gpu_model for o in offers.values()})
+        queue = FairShareQueue(kept, usage, {t: q.weight for t, q in quotas.items()})
+        for request in queue:
+            state = self.jobs[request.uid]
+            quota = quotas.get(request.namespace)
+            to_place = request
+            if quota is not None:
+                verdict = check(quota, queue.usage(request.namespace), request, known_models=models)
+                if verdict.request is None:
+                    hold(request, verdict)
+                    queue.skipped(request)
+                    continue
+                to_place = verdict.request
             started = time.perf_counter()
-            decision = place(request, snapshot)
+            decision = place(to_place, snapshot)
             self.metrics.placement_seconds.observe(time.perf_counter() - started)
-            self.metrics.placements.labels(result="placed" if decision.chosen else "unschedulable").inc()
             if decision.chosen is None:
+                self.metrics.placements.labels(result="unschedulable").inc()
                 if decision.summary != state.last_summary:
                     writes.append(self._unschedulable(state, decision))
+                queue.skipped(request)
                 continue
             chosen = decision.chosen
+            if quota is not None:
+                estimate = check_estimate(quota, queue.usage(request.namespace), chosen)
+                if not estimate.allowed:
+                    hold(request, estimate)
+                    queue.skipped(request)
+                    continue
+            self.metrics.placements.labels(result="placed").inc()
+            queue.placed(request, model=chosen.gpu_model)
             view = offers[chosen.offer]
             self.ledger = self.ledger.reserve(chosen.offer, request.uid, request.cards,
                                               free_now=view.cards_free + self.ledger.reserved(chosen.offer))
@@ -711,8 +779,72 @@ class Controller:
             self.placements += 1
             self._scheduled(state, decision, at)
             self._dispatch_soon(state)
+        self._held = held_counts
         if writes:
             await asyncio.gather(*writes, return_exceptions=True)
+
+    async def _quota_exceeded(self, state: JobState, verdict: QuotaVerdict) -> None:
+        summary = str(verdict)
+        state.last_summary = summary
+        self._set(state, "Scheduled", False, "QuotaExceeded", verdict.message)
+        unschedulable = {"summary": summary[:1024], "reasons": [], "candidates": []}
+        await self._patch_job(state, {"phase": JobPhase.PENDING.value, "unschedulable": unschedulable,
+                                      "conditions": [to_api(c) for c in state.conditions]})
+        await self.hub.event(state.ref, "Warning", "QuotaExceeded", verdict.message)
+
+    # ------------------------------------------------------------------ quotas
+
+    def tenant_usage(self, at: dt.datetime) -> dict[str, TenantUsage]:
+        """Every tenant's cards in use, pending jobs and (where a budget needs it) spend this month."""
+        budgeted = {q.spec.namespace for q in self.quotas.values() if q.spec.limits.monthly_spend is not None}
+        return tenant_usage((self._quota_job(s, at if s.model.metadata.namespace in budgeted else None)
+                             for s in self.jobs.values()), at)
+
+    def _quota_job(self, state: JobState, charged_at: dt.datetime | None) -> QuotaJob:
+        """The job as quotas count it; with ``charged_at``, also what each attempt has cost so far."""
+        spent: list[Charge] = []
+        if charged_at is not None:
+            for attempt, money in self._costs(state, state.usage).items():
+                if money.amount > 0:
+                    spent.append(Charge(money, None, state.lost_at(attempt) or charged_at))
+        return QuotaJob(namespace=state.model.metadata.namespace or "", phase=state.phase,
+                        cards=state.model.spec.gpus.count * state.model.spec.replicas,
+                        gpu_model=state.placement["gpuModel"] if state.placement else None, charges=tuple(spent))
+
+    async def quota_changed(self, body: dict[str, Any]) -> None:
+        quota = ComputeQuota.model_validate(body)
+        self.quotas[quota.metadata.name] = quota
+        self._quota_status.pop(quota.metadata.name, None)
+        self.wake()
+
+    def quota_deleted(self, name: str) -> None:
+        quota = self.quotas.pop(name, None)
+        self._quota_status.pop(name, None)
+        if quota is not None:
+            self.metrics.forget_quota(quota.spec.namespace)
+        self.wake()
+
+    async def _write_quota_status(self) -> None:
+        """Each ComputeQuota's usage in its status (when it changed) and in Prometheus."""
+        if not self.quotas:
+            return
+        at = now()
+        usage = self.tenant_usage(at)
+        weights = {q.spec.namespace: q.spec.weight for q in self.quotas.values()}
+        for name, quota in list(self.quotas.items()):
+            tenant = quota.spec.namespace
+            used = usage.get(tenant, NO_USAGE)
+            share = dominant_share(used, weights[tenant])
+            self.metrics.set_quota(tenant, tenant_quota(quota), used, share=share, held=self._held.get(tenant))
+            status = quota_status(quota, used, share=share, now=at)
+            comparable = {k: v for k, v in status.items() if k != "conditions"} | {
+                "conditions": [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in status["conditions"]]}
+            if self._quota_status.get(name) == comparable:
+                continue
+            await self.hub.patch_status("computequotas", name, {"status": status})
+            self._quota_status[name] = comparable
+            quota.status = type(quota.status).model_validate({**quota.status.model_dump(by_alias=True),
+                                                             "conditions": status["conditions"]})
 
     async def _unschedulable(self, state: JobState, decision: Decision) -> None:
         state.last_summary = decision.summary
@@ -812,6 +944,10 @@ class Controller:
                 self._mark_dirty(uid)
             except asyncio.CancelledError:
                 raise
+            except WorkloadPolicyError as exc:
+                # Admission should have refused it; never sent to a member, and retrying cannot help.
+                await self._refuse_workload(state, str(exc))
+                break
             except Exception as exc:
                 log.warning("dispatch of %s failed: %s; retrying in %.1fs", uid, exc, backoff)
                 await asyncio.sleep(backoff)
@@ -819,6 +955,15 @@ class Controller:
                 state = self.jobs.get(uid)
         if state is not None and state.dispatching == attempt:
             state.dispatching = None
+
+    async def _refuse_workload(self, state: JobState, message: str) -> None:
+        state.phase = JobPhase.FAILED
+        self._set(state, "Failed", True, "WorkloadPolicy", message)
+        self.ledger = self.ledger.release(state.uid)
+        await self._patch_job(state, {"phase": state.phase.value, "completionTime": iso(now()),
+                                      "conditions": [to_api(c) for c in state.conditions]})
+        await self.hub.event(state.ref, "Warning", "WorkloadPolicy", message)
+        self.wake()
 
     # ------------------------------------------------------------------ metering
 
