@@ -78,6 +78,31 @@ class Hub:
             raise
         return dict(obj)
 
+    async def remove_finalizer(self, plural: str, name: str, finalizer: str, namespace: str | None = None) -> None:
+        """Drop one finalizer (guarded by resourceVersion, retried on conflict); gone objects are fine."""
+        for _ in range(5):
+            obj = await self.get(plural, name, namespace)
+            if obj is None:
+                return
+            meta = obj["metadata"]
+            kept = [f for f in meta.get("finalizers") or [] if f != finalizer]
+            if kept == (meta.get("finalizers") or []):
+                return
+            patch = {"metadata": {"finalizers": kept, "resourceVersion": meta["resourceVersion"]}}
+            try:
+                if namespace is None:
+                    await self.custom.patch_cluster_custom_object(  # type: ignore[call-arg]
+                        GROUP, VERSION, plural, name, patch, _content_type=MERGE_PATCH)
+                else:
+                    await self.custom.patch_namespaced_custom_object(  # type: ignore[call-arg]
+                        GROUP, VERSION, namespace, plural, name, patch, _content_type=MERGE_PATCH)
+                return
+            except ApiException as exc:
+                if exc.status == 404:
+                    return
+                if exc.status != 409:
+                    raise
+
     async def read_peering(self, name: str) -> dict[str, Any] | None:
         """kopf's ClusterKopfPeering object (its status lists the live replicas), None if absent."""
         try:

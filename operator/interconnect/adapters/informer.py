@@ -47,12 +47,16 @@ class Informer(Generic[T]):
         *,
         watch_timeout: int = 290,
         on_error: Callable[[BaseException], None] | None = None,
+        on_object: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> None:
+        """``on_object`` receives the whole object whenever its projection changes (the projection
+        then only needs to say what matters, e.g. generation and deletion, and keeps little)."""
         self.name = name
         self._lister = lister
         self._project = project
         self._on_change = on_change
         self._on_error = on_error
+        self._on_object = on_object
         self._watch_timeout = watch_timeout
         self.items: dict[str, T] = {}
         self.synced = asyncio.Event()
@@ -69,7 +73,10 @@ class Informer(Generic[T]):
         for obj in body.get("items", []):
             projected = self._project(obj)
             if projected is not None:
-                fresh[obj["metadata"]["uid"]] = projected
+                key = obj["metadata"]["uid"]
+                fresh[key] = projected
+                if self._on_object is not None and self.items.get(key) != projected:
+                    self._on_object(obj)
         old = self.items
         self.items = fresh
         self.resource_version = body["metadata"].get("resourceVersion")
@@ -117,6 +124,8 @@ class Informer(Generic[T]):
             self.items.pop(key, None)
         else:
             self.items[key] = new
+            if self._on_object is not None and old != new:
+                self._on_object(obj)
         if old != new:
             self._on_change(Change(self.name, key, old, new))
 

@@ -46,16 +46,7 @@ async def offer_event(event: kopf.RawEvent, name: str, memo: kopf.Memo, **_: Any
         _controller(memo).offer_deleted(name)
 
 
-@kopf.on.resume(GROUP, "computejobs")
-@kopf.on.create(GROUP, "computejobs")
-@kopf.on.update(GROUP, "computejobs", field="spec")
-async def job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    await _controller(memo).job_changed(dict(body))
-
-
-@kopf.on.delete(GROUP, "computejobs")
-async def job_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    await _controller(memo).job_deleted(dict(body))
+# ComputeJobs are not kopf's: the controller watches them itself (see Controller.watch_jobs).
 
 
 @kopf.on.resume(GROUP, "computequotas")

@@ -101,10 +101,7 @@ async def _load(hub: hub_adapter.Hub, settings: Settings, metrics: Metrics) -> C
     quotas = await hub.custom.list_cluster_custom_object(GROUP, VERSION, "computequotas")
     for quota in quotas["items"]:
         await controller.quota_changed(quota)
-    jobs = await hub.custom.list_cluster_custom_object(GROUP, VERSION, "computejobs")
-    for job in jobs["items"]:
-        if not job["metadata"].get("deletionTimestamp"):
-            await controller.job_changed(job)
+    await controller.watch_jobs()
     # Every job is known now, so what superseded attempts left on the members can be told apart.
     await controller.fence_all()
     return controller

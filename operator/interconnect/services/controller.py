@@ -15,14 +15,16 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import pydantic
 
 from interconnect.adapters.hub import Hub
+from interconnect.adapters.informer import Change, Informer
 from interconnect.adapters.member import (
     DispatchedJob,
     DispatchedPod,
@@ -53,7 +55,7 @@ from interconnect.core.quota import (
     within_pending_limit,
 )
 from interconnect.core.reservations import ReservationLedger
-from interconnect.core.vocabulary import API_VERSION, JobPhase
+from interconnect.core.vocabulary import API_VERSION, GROUP, VERSION, JobPhase
 from interconnect.core.workload_policy import WorkloadPolicyError
 from interconnect.services.config import Settings
 from interconnect.services.identity import IdentityRegistry
@@ -65,6 +67,9 @@ log = logging.getLogger(__name__)
 
 ACTIVE = (JobPhase.SCHEDULED, JobPhase.DISPATCHED, JobPhase.RUNNING)
 ACCRUAL_MARGIN_SECONDS = 1.0
+GC_INTERVAL_SECONDS = 30.0
+LEGACY_FINALIZER = "interconnect.dev/finalizer"
+"""kopf's finalizer on ComputeJobs created by earlier versions: removed when they are deleted."""
 NODE_LOST = "NodeLost"
 """Outcome of an attempt superseded because its node was lost, and the reason shown for it."""
 
@@ -122,6 +127,9 @@ class JobState:
     dispatching: int | None = None
     """The attempt a dispatch task is working on (a superseded attempt's task just stops)."""
     attempt_labels: dict[int, dict[str, str]] = field(default_factory=dict)
+    unwritten: dict[str, Any] = field(default_factory=dict)
+    """Status fields that ride along with the next status write (e.g. observedGeneration of a
+    new job, which needs no write of its own)."""
     status_patch: dict[str, Any] = field(default_factory=dict)
     usage: UsageRecord = field(default_factory=UsageRecord)
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -185,7 +193,10 @@ class Controller:
         self._dirty_event = asyncio.Event()
         self._deleting: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._job_events: asyncio.Queue[tuple[str, Mapping[str, Any]]] = asyncio.Queue()
+        self.job_informer: Informer[tuple[int, bool]] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._last_gc = time.monotonic()
         self._offer_status: dict[str, OfferCards] = {}
         self.started = asyncio.Event()
         self.placements = 0
@@ -193,7 +204,8 @@ class Controller:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        self._tasks = [
+        self._tasks += [
+            asyncio.create_task(self._job_event_loop(), name="job-events"),
             asyncio.create_task(self._placement_loop(), name="placement"),
             asyncio.create_task(self._sync_loop(), name="sync"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
@@ -356,6 +368,9 @@ class Controller:
                     log.warning("heartbeat of %s failed: %r", node.name, result)
             try:
                 await self.fail_over()
+                if time.monotonic() - self._last_gc >= GC_INTERVAL_SECONDS:
+                    self._last_gc = time.monotonic()
+                    self._collect_garbage()
             except Exception:
                 self.metrics.reconcile_errors.labels(loop="failover").inc()
                 log.exception("failover pass failed")
@@ -498,6 +513,16 @@ class Controller:
         self.metrics.failovers.labels(node=node.name, outcome="replaced" if re_place else "failed").inc()
         await self.hub.event(state.ref, "Warning", NODE_LOST, message)
         self.wake()
+
+    def _collect_garbage(self) -> None:
+        """Delete member Jobs that must not run: their ComputeJob is gone (deleted while the
+        member or the operator was down) or their attempt was superseded."""
+        for node in list(self.nodes.values()):
+            if node.member is None or not node.ready:
+                continue
+            for job in list(node.member.jobs.items.values()):
+                if not job.deleting and self._superseded(job.job_uid, job.attempt):
+                    self._spawn(self._delete_superseded(node.name, job), name=f"gc-{job.name}")
 
     def _superseded(self, job_uid: str, attempt: int) -> bool:
         """A member Job or pod that must not run: its attempt is not the job's live one."""
@@ -653,30 +678,88 @@ class Controller:
         else:
             state.model = job
         if job.status.observed_generation != job.metadata.generation:
-            await self._patch_job(state, {"observedGeneration": job.metadata.generation})
+            if state.phase is JobPhase.PENDING and job.status.observed_generation is None:
+                state.unwritten["observedGeneration"] = job.metadata.generation  # with the placement
+            else:
+                await self._patch_job(state, {"observedGeneration": job.metadata.generation})
         if state.phase is JobPhase.PENDING:
             self.wake()
 
-    async def job_deleted(self, body: dict[str, Any]) -> None:
-        """Delete the member Job first (the finalizer holds the ComputeJob until it is gone)."""
+    async def job_deleted(self, body: Mapping[str, Any]) -> None:
+        """Forget the job and delete its member Job.
+
+        ComputeJobs carry no finalizer (one write less per job): a member Job this cannot delete
+        now (member down, operator stopped) is an orphan that the member's garbage collection
+        pass (`_collect_garbage`, and the fence at start-up) deletes later, as MultiKueue does.
+        """
         uid = body["metadata"]["uid"]
-        state = self.jobs.get(uid)
-        member_job = (state.member_job if state else None) or (body.get("status") or {}).get("memberJob")
-        placement = (state.placement if state else None) or (body.get("status") or {}).get("placement")
-        if placement:
-            attempt = state.attempt if state else int((body.get("status") or {}).get("attempts", 1))
-            name = member_job["name"] if member_job else member_job_name(uid, attempt)
-            node = self.nodes.get(placement["node"])
-            if node is not None and node.member is not None:
-                self._deleting.add(name)
-                await node.member.delete_job(name)
-        self.jobs.pop(uid, None)
+        state = self.jobs.pop(uid, None)
         self.ledger = self.ledger.release(uid)
         self.wake()
+        status = body.get("status") or {}
+        member_job = (state.member_job if state else None) or status.get("memberJob")
+        placement = (state.placement if state else None) or status.get("placement")
+        if not placement:
+            return
+        attempt = state.attempt if state else int(status.get("attempts", 1))
+        name = member_job["name"] if member_job else member_job_name(uid, attempt)
+        node = self.nodes.get(placement["node"])
+        if node is not None and node.member is not None:
+            self._deleting.add(name)
+            try:
+                await node.member.delete_job(name)
+            except Exception as exc:
+                log.warning("cannot delete %s on %s now (%s): left to garbage collection", name, node.name, exc)
+
+    # ------------------------------------------------------------------ the ComputeJob watch
+
+    async def watch_jobs(self, timeout: float = 60.0) -> None:
+        """Watch every ComputeJob; return once the existing ones are all taken in.
+
+        A plain watch rather than kopf handlers: kopf's per-object bookkeeping (a finalizer,
+        progress and last-handled annotations, events for its logs) cost several hub writes
+        per job, and jobs are the objects that come by the thousand.
+        """
+        informer: Informer[tuple[int, bool]] = Informer(
+            "hub/computejobs", partial(self.hub.custom.list_cluster_custom_object, GROUP, VERSION, "computejobs"),
+            _job_key, self._job_removed, on_object=self._job_seen)
+        self.job_informer = informer
+        self._tasks.append(asyncio.create_task(informer.run(), name="hub-jobs"))
+        await asyncio.wait_for(informer.synced.wait(), timeout)
+        while not self._job_events.empty():
+            await self._job_event(*self._job_events.get_nowait())
+
+    def _job_seen(self, obj: Mapping[str, Any]) -> None:
+        self._job_events.put_nowait(("seen", obj))
+
+    def _job_removed(self, change: Change[tuple[int, bool]]) -> None:
+        if change.new is None:
+            self._job_events.put_nowait(("deleted", {"metadata": {"uid": change.key}}))
+
+    async def _job_event_loop(self) -> None:
+        while True:
+            kind, obj = await self._job_events.get()
+            await self._job_event(kind, obj)
+
+    async def _job_event(self, kind: str, obj: Mapping[str, Any]) -> None:
+        meta = obj["metadata"]
+        try:
+            if kind == "deleted" or meta.get("deletionTimestamp"):
+                await self.job_deleted(obj)
+                if LEGACY_FINALIZER in (meta.get("finalizers") or []):
+                    await self.hub.remove_finalizer("computejobs", meta["name"], LEGACY_FINALIZER,
+                                                    namespace=meta["namespace"])
+                return
+            await self.job_changed(dict(obj))
+        except Exception:
+            self.metrics.reconcile_errors.labels(loop="job-events").inc()
+            log.exception("ComputeJob %s/%s", meta.get("namespace"), meta.get("name"))
 
     async def _patch_job(self, state: JobState, status: dict[str, Any]) -> None:
         meta = state.model.metadata
-        await self.hub.patch_status("computejobs", meta.name, {"status": status}, namespace=meta.namespace)
+        body = {**state.unwritten, **status}
+        await self.hub.patch_status("computejobs", meta.name, {"status": body}, namespace=meta.namespace)
+        state.unwritten.clear()
 
     def _set(self, state: JobState, type_: str, ok: bool, reason: str, message: str) -> None:
         state.conditions = set_condition(state.conditions, type_, ok, reason, message,
@@ -1215,6 +1298,12 @@ def _attempt_price(state: JobState, attempt: int) -> dict[str, Any] | None:
         if entry["attempt"] == attempt and entry.get("price"):
             return entry["price"]  # type: ignore[no-any-return]
     return state.placement["price"] if state.placement else None
+
+
+def _job_key(obj: Mapping[str, Any]) -> tuple[int, bool]:
+    """What a ComputeJob watch event must be acted on for: a new generation, or its deletion."""
+    meta = obj.get("metadata") or {}
+    return int(meta.get("generation") or 0), bool(meta.get("deletionTimestamp"))
 
 
 def _declared_lost_at(node: ComputeNode) -> dt.datetime | None:
