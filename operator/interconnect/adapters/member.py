@@ -22,6 +22,7 @@ import yaml
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config import new_client_from_config_dict
+from kubernetes_asyncio.config.config_exception import ConfigException
 
 from interconnect.adapters.informer import Change, Informer
 from interconnect.core.capacity import MemberNode, MemberPod, gpus_requested
@@ -240,10 +241,22 @@ class MemberCluster:
     @classmethod
     async def connect(cls, name: str, kubeconfig: str, namespace: str,
                       on_change: Callable[[str, MemberChange], None]) -> MemberCluster:
-        config = yaml.safe_load(kubeconfig)
+        # The errors end up in the ComputeNode's status: never quote the kubeconfig (YAML errors
+        # show the offending line, which may be the token), only where and what kind of error.
+        try:
+            config = yaml.safe_load(kubeconfig)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            raise ValueError(f"the Secret's kubeconfig is not valid YAML{where}") from None
         if not isinstance(config, dict) or "clusters" not in config:
             raise ValueError("the Secret does not hold a kubeconfig (no clusters)")
-        api = await new_client_from_config_dict(config)
+        try:
+            api = await new_client_from_config_dict(config)
+        except ConfigException as exc:  # names the missing or mistyped key, never a value
+            raise ValueError(str(exc)) from None
+        except Exception as exc:
+            raise ValueError(f"the Secret's kubeconfig is not usable ({type(exc).__name__})") from None
         return cls(name, api, namespace, on_change)
 
     def _notify(self, change: MemberChange) -> None:
