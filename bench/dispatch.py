@@ -150,6 +150,8 @@ async def ours(bed: tb.Testbed, members: list[str], n: int, operator_pid: int) -
         "operator_peak_rss_mib": _peak_rss_mib(operator_pid),
         "operator_cpu_seconds": _cpu_seconds(operator_pid) - cpu0,
     }
+    # The ComputeJobs go with their namespace, and the running operator deletes their member Jobs.
+    await aclient.CoreV1Api(hub).delete_namespace(ns)
     await hub.close()
     for api in member_apis.values():
         await api.close()
@@ -182,6 +184,24 @@ def main() -> int:
         add_bench_nodes(bed, member, nodes_each)
         subprocess.run(bed.kubectl_cmd(member, "create", "namespace", "bench"), capture_output=True)
     rows = []
+    try:
+        rows = _run(bed, members, sizes, nodes_each)
+    finally:  # leave the test bed as it was: the tests count offers and cards
+        for member in members:
+            subprocess.run(bed.kubectl_cmd("hub", "delete", "computeoffer", f"bench-{member}", "--ignore-not-found"),
+                           capture_output=True)
+            subprocess.run(bed.kubectl_cmd(member, "delete", "namespace", "bench", "--wait=false"),
+                           capture_output=True)
+            subprocess.run(bed.kubectl_cmd(member, "delete", "nodes", "-l", f"{BENCH_LABEL}=true"),
+                           capture_output=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=2))
+    return 0
+
+
+def _run(bed: tb.Testbed, members: list[str], sizes: list[int], nodes_each: int) -> list[dict[str, Any]]:
+    rows = []
     with tempfile.TemporaryDirectory() as logs, m.running_market(bed, Path(logs)) as operator:
         for member in members:
             node = next(n for n, (mm, *_) in m.NODES.items() if mm == member)
@@ -207,10 +227,8 @@ def main() -> int:
             for member in members:  # clear the member namespaces for the next size
                 subprocess.run(bed.kubectl_cmd(member, "delete", "jobs", "--all", "-n", "bench", "--wait=false"),
                                capture_output=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=2))
-    return 0
+        time.sleep(5)  # the operator deletes the member Jobs of the deleted ComputeJobs
+    return rows
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config import new_client_from_config_dict
 from kubernetes_asyncio.config.config_exception import ConfigException
 
+from interconnect.adapters.hub import direct
 from interconnect.adapters.informer import Change, Informer
 from interconnect.core.capacity import MemberNode, MemberPod, gpus_requested
 from interconnect.core.vocabulary import GPU_RESOURCE
@@ -252,7 +253,7 @@ class MemberCluster:
         if not isinstance(config, dict) or "clusters" not in config:
             raise ValueError("the Secret does not hold a kubeconfig (no clusters)")
         try:
-            api = await new_client_from_config_dict(config)
+            api = direct(await new_client_from_config_dict(config))
         except ConfigException as exc:  # names the missing or mistyped key, never a value
             raise ValueError(str(exc)) from None
         except Exception as exc:

@@ -45,6 +45,7 @@ from interconnect.core.placement import Decision, JobRequest, OfferView, Placeme
 from interconnect.core.quota import (
     NO_USAGE,
     Charge,
+    Month,
     QuotaJob,
     QuotaLimit,
     QuotaVerdict,
@@ -54,7 +55,7 @@ from interconnect.core.quota import (
     tenant_usage,
     within_pending_limit,
 )
-from interconnect.core.reservations import ReservationLedger
+from interconnect.core.reservations import Reservation, ReservationLedger
 from interconnect.core.vocabulary import API_VERSION, GROUP, VERSION, JobPhase
 from interconnect.core.workload_policy import WorkloadPolicyError
 from interconnect.services.config import Settings
@@ -68,6 +69,7 @@ log = logging.getLogger(__name__)
 ACTIVE = (JobPhase.SCHEDULED, JobPhase.DISPATCHED, JobPhase.RUNNING)
 ACCRUAL_MARGIN_SECONDS = 1.0
 GC_INTERVAL_SECONDS = 30.0
+PLACEMENT_COALESCE_SECONDS = 0.01
 LEGACY_FINALIZER = "interconnect.dev/finalizer"
 """kopf's finalizer on ComputeJobs created by earlier versions: removed when they are deleted."""
 NODE_LOST = "NodeLost"
@@ -137,6 +139,10 @@ class JobState:
     @property
     def uid(self) -> str:
         return self.model.metadata.uid or ""
+
+    @property
+    def cards(self) -> int:
+        return self.model.spec.gpus.count * self.model.spec.replicas
 
     def lost_at(self, attempt: int) -> dt.datetime | None:
         """When ``attempt``'s node was declared lost, if the attempt was superseded for it."""
@@ -609,16 +615,26 @@ class Controller:
         self._offer_status.pop(name, None)
         self.wake()
 
-    def _cards(self, offer: ComputeOffer) -> OfferCards:
+    def _pool_reservations(self) -> dict[tuple[str, str], list[Reservation]]:
+        """Reservations by (node, GPU model): offers of one node and model share its cards."""
+        pools: dict[tuple[str, str], list[Reservation]] = {}
+        for reservation in self.ledger:
+            offer = self.offers.get(reservation.offer)
+            if offer is not None:
+                pools.setdefault((offer.spec.node_ref, offer.spec.gpu_model), []).append(reservation)
+        return pools
+
+    def _cards(self, offer: ComputeOffer,
+               pools: dict[tuple[str, str], list[Reservation]] | None = None) -> OfferCards:
         state = self.nodes.get(offer.spec.node_ref)
         member = state.member if state else None
         if member is None:
             return OfferCards(0, 0, 0)
         selector = offer.spec.node_selector.match_labels if offer.spec.node_selector else {}
-        # Offers of one node and model share its cards: a reservation on any of them counts here.
-        pool = {name for name, o in self.offers.items()
-                if o.spec.node_ref == offer.spec.node_ref and o.spec.gpu_model == offer.spec.gpu_model}
-        reservations = [replace(r, offer=offer.metadata.name) for r in self.ledger if r.offer in pool]
+        pools = self._pool_reservations() if pools is None else pools
+        # A reservation on any offer of the pool counts here.
+        reservations = [replace(r, offer=offer.metadata.name)
+                        for r in pools.get((offer.spec.node_ref, offer.spec.gpu_model), [])]
         return offer_cards(offer=offer.metadata.name, cards_offered=offer.spec.cards, selector=selector,
                            gpu_model=offer.spec.gpu_model, nodes=member.nodes.items.values(),
                            pods=member.gpu_pods.items.values(), reservations=reservations)
@@ -635,8 +651,9 @@ class Controller:
             except Exception:
                 self.metrics.reconcile_errors.labels(loop="quota-status").inc()
                 log.exception("quota status pass failed")
+            pools = self._pool_reservations()
             for name, offer in list(self.offers.items()):
-                cards = self._cards(offer)
+                cards = self._cards(offer, pools)
                 free = cards.free if self._sellable(offer) else 0
                 for label, value in (("total", cards.total), ("free", free), ("reserved", cards.reserved),
                                      ("in_use", cards.in_use)):
@@ -774,14 +791,17 @@ class Controller:
             for name, s in self.nodes.items()
         }
         offers: dict[str, OfferView] = {}
+        pools = self._pool_reservations()
         for name, offer in self.offers.items():
-            cards = self._cards(offer)
+            cards = self._cards(offer, pools)
             offers[name] = offer_view(offer, cards_total=cards.total, cards_free=cards.free)
         return PlacementSnapshot.of(views.values(), offers.values(), self.latency, at), offers
 
     async def _placement_loop(self) -> None:
         while True:
             await self._wake.wait()
+            # Jobs come in bursts: let the ones arriving together share one pass (one snapshot).
+            await asyncio.sleep(PLACEMENT_COALESCE_SECONDS)
             self._wake.clear()
             try:
                 await self.schedule_once()
@@ -880,6 +900,24 @@ class Controller:
     def tenant_usage(self, at: dt.datetime) -> dict[str, TenantUsage]:
         """Every tenant's cards in use, pending jobs and (where a budget needs it) spend this month."""
         budgeted = {q.spec.namespace for q in self.quotas.values() if q.spec.limits.monthly_spend is not None}
+        if not budgeted:  # the common case, once per placement pass: cards and pending counts only
+            cards: dict[str, int] = {}
+            by_model: dict[str, dict[str, int]] = {}
+            pending: dict[str, int] = {}
+            for s in self.jobs.values():
+                tenant = s.model.metadata.namespace or ""
+                if s.phase in ACTIVE:
+                    held = s.cards
+                    cards[tenant] = cards.get(tenant, 0) + held
+                    if s.placement:
+                        models = by_model.setdefault(tenant, {})
+                        models[s.placement["gpuModel"]] = models.get(s.placement["gpuModel"], 0) + held
+                elif s.phase is JobPhase.PENDING:
+                    pending[tenant] = pending.get(tenant, 0) + 1
+            month = Month.of(at)
+            return {t: TenantUsage(cards=cards.get(t, 0), cards_by_model=by_model.get(t, {}),
+                                   pending=pending.get(t, 0), month=month)
+                    for t in cards.keys() | pending.keys()}
         return tenant_usage((self._quota_job(s, at if s.model.metadata.namespace in budgeted else None)
                              for s in self.jobs.values()), at)
 
@@ -1264,7 +1302,7 @@ class Controller:
             self._observe_latency(state, "running")
             self._set(state, "Running", True, "PodsRunning", f"running on {member.name}")
             status.update(phase=state.phase.value)
-            events.append(("Normal", "Started", f"running on {member.name}"))
+            # No event: the Running condition says it, and an event per job start is a hub write.
         else:
             unschedulable = next((p.unschedulable for p in pods if p.unschedulable), None)
             if unschedulable:
