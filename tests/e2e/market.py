@@ -143,7 +143,8 @@ class Operator:
         log = open(self.log_dir / f"{self.name}-{self.starts}.log", "wb")  # noqa: SIM115
         env = dict(os.environ, INTERCONNECT_NAMESPACE=OPERATOR_NS, INTERCONNECT_HEARTBEAT_SECONDS="2",
                    INTERCONNECT_METERING_INTERVAL_SECONDS="2", INTERCONNECT_NOT_READY_AFTER_SECONDS="8",
-                   INTERCONNECT_RE_PLACE_AFTER_SECONDS="15", PYTHONUNBUFFERED="1", **self.extra_env)
+                   INTERCONNECT_RE_PLACE_AFTER_SECONDS="15", PYTHONUNBUFFERED="1")
+        env.update(self.extra_env)
         mode = ["--standalone"] if self.priority is None else ["--priority", str(self.priority)]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "interconnect", "run", *mode, "--kubeconfig",

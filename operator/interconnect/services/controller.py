@@ -70,6 +70,8 @@ ACTIVE = (JobPhase.SCHEDULED, JobPhase.DISPATCHED, JobPhase.RUNNING)
 ACCRUAL_MARGIN_SECONDS = 1.0
 GC_INTERVAL_SECONDS = 30.0
 PLACEMENT_COALESCE_SECONDS = 0.01
+DEFERRED_WRITE_SECONDS = 1.0
+"""How long a Dispatched status waits to ride along with the Running one."""
 LEGACY_FINALIZER = "interconnect.dev/finalizer"
 """kopf's finalizer on ComputeJobs created by earlier versions: removed when they are deleted."""
 NODE_LOST = "NodeLost"
@@ -1035,8 +1037,11 @@ class Controller:
                         "attemptHistory": state.history,
                         "conditions": [to_api(c) for c in state.conditions]})
                     persisted = True
-                    await self.hub.event(state.ref, "Normal", "Scheduled", state.conditions[-1].message
-                                         if state.conditions else "placed")
+                    # Off the critical path: an event is best effort, the member Job is not.
+                    self._spawn(self.hub.event(state.ref, "Normal", "Scheduled", (
+                        state.conditions[-1].message if state.conditions else "placed")
+                        + f"; member Job {state.member_job['namespace']}/{state.member_job['name']}"),
+                        name=f"event-{uid}")
                 node = self.nodes.get(state.placement["node"])
                 if node is None or node.member is None:
                     raise MemberUnavailable(f"member {state.placement['node']} is not connected")
@@ -1059,9 +1064,12 @@ class Controller:
                 state.phase = JobPhase.DISPATCHED
                 self._set(state, "Dispatched", True, "MemberJobCreated" if created else "MemberJobAdopted",
                           f"Job {state.member_job['namespace']}/{state.member_job['name']} on {node.name}")
-                await self._patch_job(state, {"phase": JobPhase.DISPATCHED.value, "memberJob": state.member_job,
-                                              "conditions": [to_api(c) for c in state.conditions]})
-                await self.hub.event(state.ref, "Normal", "Dispatched", state.conditions[-1].message)
+                # Not written at once: the pods usually run within a second, and the Running write
+                # then carries this too (one hub write per job less). A restart before either is
+                # written re-dispatches, and creating the same Job again adopts it.
+                state.unwritten.update(phase=JobPhase.DISPATCHED.value, memberJob=state.member_job,
+                                       conditions=[to_api(c) for c in state.conditions])
+                self._spawn(self._flush_later(uid), name=f"flush-{uid}")
                 self._mark_dirty(uid)
             except asyncio.CancelledError:
                 raise
@@ -1076,6 +1084,20 @@ class Controller:
                 state = self.jobs.get(uid)
         if state is not None and state.dispatching == attempt:
             state.dispatching = None
+
+    async def _flush_later(self, uid: str) -> None:
+        """Write what is still unwritten of a job's status after a short while."""
+        await asyncio.sleep(DEFERRED_WRITE_SECONDS)
+        for _ in range(5):
+            state = self.jobs.get(uid)
+            if state is None or not state.unwritten:
+                return
+            try:
+                await self._patch_job(state, {})
+                return
+            except Exception as exc:
+                log.warning("status of %s not written yet: %s", uid, exc)
+                await asyncio.sleep(2.0)
 
     async def _refuse_workload(self, state: JobState, message: str) -> None:
         state.phase = JobPhase.FAILED
