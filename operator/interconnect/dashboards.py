@@ -515,6 +515,11 @@ def health_items() -> list[Item]:
                             Query(f"sum by (node) (increase(interconnect_fenced_member_jobs_total{{{NODE}}}"
                                   f"[$__rate_interval]))", "{{node}}"),
                         ], width=6, height=5)),
+        timeseries(Spec("Events dropped", "Normal ComputeJob events not posted during bursts (the backlog was "
+                        "full); the jobs' conditions carry the same information.", COUNT, [
+                            Query("sum by (reason) (increase(interconnect_events_dropped_total[$__rate_interval]))",
+                                  "{{reason}}"),
+                        ], width=6, height=5)),
         single_stat(Spec("Lost card-hours (not charged)", "Card-hours superseded attempts ran after their node was "
                          "declared lost, over the selected range.", CARD_HOURS, [
                              Query("sum(increase(interconnect_lost_card_hours_total[$__range]))", "lost"),

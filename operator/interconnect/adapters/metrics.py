@@ -57,6 +57,9 @@ class Metrics:
         self.failovers = Counter("interconnect_failovers", "Active jobs taken off a lost node, by outcome "
                                  "(replaced: a new attempt elsewhere; failed: failurePolicy Never).",
                                  ("node", "outcome"), registry=r)
+        self.events_dropped = Counter("interconnect_events_dropped", "Normal events about ComputeJobs not posted "
+                                      "because the backlog was full (a burst); their conditions say the same.",
+                                      ("reason",), registry=r)
         self.active = Gauge("interconnect_operator_active", "1 in the replica that places and dispatches (kopf "
                             "peering), 0 in a standby.", registry=r)
         self.fenced_jobs = Counter("interconnect_fenced_member_jobs", "Member Jobs of superseded attempts deleted "

@@ -59,6 +59,7 @@ from interconnect.core.reservations import Reservation, ReservationLedger
 from interconnect.core.vocabulary import API_VERSION, GROUP, VERSION, JobPhase
 from interconnect.core.workload_policy import WorkloadPolicyError
 from interconnect.services.config import Settings
+from interconnect.services.events import EventRecorder
 from interconnect.services.identity import IdentityRegistry
 from interconnect.services.member_job import build_member_job, member_job_name
 from interconnect.services.quota import quota_status, tenant_quota
@@ -186,6 +187,7 @@ class Controller:
         self.metrics = metrics or Metrics()
         self.settings = settings
         self.latency = latency
+        self.events = EventRecorder(hub, self.metrics)
         self.identity = IdentityRegistry(hub, settings.namespace, settings.identity_config_map)
         self.nodes: dict[str, NodeState] = {}
         self.offers: dict[str, ComputeOffer] = {}
@@ -214,6 +216,7 @@ class Controller:
     def start(self) -> None:
         self._tasks += [
             asyncio.create_task(self._job_event_loop(), name="job-events"),
+            asyncio.create_task(self.events.run(), name="events"),
             asyncio.create_task(self._placement_loop(), name="placement"),
             asyncio.create_task(self._sync_loop(), name="sync"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
@@ -519,7 +522,7 @@ class Controller:
         self.ledger = self.ledger.release(state.uid)
         node.fencing = True
         self.metrics.failovers.labels(node=node.name, outcome="replaced" if re_place else "failed").inc()
-        await self.hub.event(state.ref, "Warning", NODE_LOST, message)
+        self.events.record(state.ref, "Warning", NODE_LOST, message)
         self.wake()
 
     def _collect_garbage(self) -> None:
@@ -895,7 +898,7 @@ class Controller:
         unschedulable = {"summary": summary[:1024], "reasons": [], "candidates": []}
         await self._patch_job(state, {"phase": JobPhase.PENDING.value, "unschedulable": unschedulable,
                                       "conditions": [to_api(c) for c in state.conditions]})
-        await self.hub.event(state.ref, "Warning", "QuotaExceeded", verdict.message)
+        self.events.record(state.ref, "Warning", "QuotaExceeded", verdict.message)
 
     # ------------------------------------------------------------------ quotas
 
@@ -981,7 +984,7 @@ class Controller:
         }
         await self._patch_job(state, {"phase": JobPhase.PENDING.value, "unschedulable": unschedulable,
                                       "conditions": [to_api(c) for c in state.conditions]})
-        await self.hub.event(state.ref, "Warning", "FailedScheduling", decision.summary)
+        self.events.record(state.ref, "Warning", "FailedScheduling", decision.summary)
 
     def _scheduled(self, state: JobState, decision: Decision, at: dt.datetime) -> None:
         chosen = decision.chosen
@@ -1038,10 +1041,9 @@ class Controller:
                         "conditions": [to_api(c) for c in state.conditions]})
                     persisted = True
                     # Off the critical path: an event is best effort, the member Job is not.
-                    self._spawn(self.hub.event(state.ref, "Normal", "Scheduled", (
+                    self.events.record(state.ref, "Normal", "Scheduled", (
                         state.conditions[-1].message if state.conditions else "placed")
-                        + f"; member Job {state.member_job['namespace']}/{state.member_job['name']}"),
-                        name=f"event-{uid}")
+                        + f"; member Job {state.member_job['namespace']}/{state.member_job['name']}")
                 node = self.nodes.get(state.placement["node"])
                 if node is None or node.member is None:
                     raise MemberUnavailable(f"member {state.placement['node']} is not connected")
@@ -1105,7 +1107,7 @@ class Controller:
         self.ledger = self.ledger.release(state.uid)
         await self._patch_job(state, {"phase": state.phase.value, "completionTime": iso(now()),
                                       "conditions": [to_api(c) for c in state.conditions]})
-        await self.hub.event(state.ref, "Warning", "WorkloadPolicy", message)
+        self.events.record(state.ref, "Warning", "WorkloadPolicy", message)
         self.wake()
 
     # ------------------------------------------------------------------ metering
@@ -1350,7 +1352,7 @@ class Controller:
                 raise
             self._count(state, deltas)
             for type_, reason, message in events:
-                await self.hub.event(state.ref, type_, reason, message)
+                self.events.record(state.ref, type_, reason, message)
 
 
 def _attempt_price(state: JobState, attempt: int) -> dict[str, Any] | None:
