@@ -33,6 +33,28 @@ class Change(Generic[T]):
     new: T | None
 
 
+async def read_json(response: Any) -> Any:
+    """The JSON body of an unread (``_preload_content=False``) response, released after.
+
+    The client raises for a failed status only when it reads the body itself, so this does:
+    an error answer must never pass for an empty list.
+    """
+    try:
+        body = await response.read()
+        if not 200 <= response.status <= 299:
+            raise ApiException(status=response.status, reason=body[:500].decode(errors="replace"))
+        return json.loads(body)
+    finally:
+        response.release()
+
+
+def check_status(response: Any) -> None:
+    """Raise for a failed status of a streaming (watch) response before reading it."""
+    if not 200 <= response.status <= 299:
+        response.release()
+        raise ApiException(status=response.status, reason="watch refused")
+
+
 class WatchGone(Exception):
     """The resourceVersion is too old (410): list again."""
 
@@ -65,10 +87,7 @@ class Informer(Generic[T]):
 
     async def _list(self) -> None:
         response = await self._lister(_preload_content=False, _request_timeout=60)
-        try:
-            body = json.loads(await response.read())
-        finally:
-            response.release()
+        body = await read_json(response)
         fresh: dict[str, T] = {}
         for obj in body.get("items", []):
             projected = self._project(obj)
@@ -96,6 +115,7 @@ class Informer(Generic[T]):
             _preload_content=False,
             _request_timeout=self._watch_timeout + 30,
         )
+        check_status(response)
         try:
             async for line in response.content:
                 if not line.strip():

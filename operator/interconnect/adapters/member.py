@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -25,7 +24,7 @@ from kubernetes_asyncio.config import new_client_from_config_dict
 from kubernetes_asyncio.config.config_exception import ConfigException
 
 from interconnect.adapters.hub import direct
-from interconnect.adapters.informer import Change, Informer
+from interconnect.adapters.informer import Change, Informer, read_json
 from interconnect.core.capacity import MemberNode, MemberPod, gpus_requested
 from interconnect.core.vocabulary import GPU_RESOURCE
 
@@ -200,11 +199,7 @@ MemberChange = Change[Any]
 
 
 async def _list_json(lister: Callable[..., Any]) -> list[dict[str, Any]]:
-    response = await lister(_preload_content=False, _request_timeout=30)
-    try:
-        body = json.loads(await response.read())
-    finally:
-        response.release()
+    body = await read_json(await lister(_preload_content=False, _request_timeout=30))
     return list(body.get("items", []))
 
 
@@ -309,9 +304,12 @@ class MemberCluster:
         """Create the Job, or adopt the one a previous try created: (uid, created)."""
         name = manifest["metadata"]["name"]
         try:
-            created = await self._batch.create_namespaced_job(
-                self.namespace, manifest, _request_timeout=30)  # type: ignore[arg-type]  # dicts are sent as-is
-            return str(created.metadata.uid), True
+            # The answer is read as JSON for its UID only (no generated-model deserialisation).
+            response: Any = await self._batch.create_namespaced_job(
+                self.namespace, manifest, _request_timeout=30,  # type: ignore[arg-type]  # dicts are sent as-is
+                _preload_content=False)
+            created = await read_json(response)
+            return str(created["metadata"]["uid"]), True
         except ApiException as exc:
             if exc.status != 409:
                 self._error(exc)

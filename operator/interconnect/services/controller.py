@@ -567,8 +567,11 @@ class Controller:
         for pod in stale_pods:
             if not pod.deleted and pod.member_job not in stale_names:
                 await member.delete_pod(pod.name)
-        # A finished pod runs nothing, even while the member's Job controller still holds its object.
-        node.fencing = bool(stale_jobs or [p for p in stale_pods if p.phase not in ("Succeeded", "Failed")])
+        # Only a superseded attempt of a job that lives on can run twice; an orphan (its ComputeJob
+        # is gone) is deleted all the same but keeps no work away. A finished pod runs nothing, even
+        # while the member's Job controller still holds its object.
+        node.fencing = any(p.job_uid in self.jobs and p.phase not in ("Succeeded", "Failed") for p in stale_pods) \
+            or any(j.job_uid in self.jobs for j in stale_jobs)
         if not node.fencing:
             self.wake()
 
