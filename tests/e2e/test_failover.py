@@ -96,7 +96,7 @@ def test_a_frozen_member_s_jobs_are_re_placed_fenced_and_billed_up_to_the_loss(
         failurePolicy={"rePlace": "Never"}))
     everything = [*names, "run-once"]
     for name in everything:
-        m.wait_for(lambda n=name: m.phase_of(hub, ns, n) == "Running", 90, f"{name} running")
+        _wait_running(testbed, ns, name)
     uids = {n: m.get_job(hub, ns, n)["metadata"]["uid"] for n in everything}
     for name in everything:
         assert m.get_job(hub, ns, name)["status"]["placement"]["node"] == "gz-regional"
@@ -162,6 +162,18 @@ def test_a_frozen_member_s_jobs_are_re_placed_fenced_and_billed_up_to_the_loss(
     assert not _jobs(testbed, "member-1", uids["run-once"])
     assert not any(_jobs(testbed, member, uids["run-once"]) for member in ("member-2", "member-3"))
     assert Decimal(m.get_job(hub, ns, "run-once")["status"]["usage"]["lostCardHours"]) > 0
+
+
+def _wait_running(bed: tb.Testbed, ns: str, name: str) -> None:
+    """Wait for a job to run; on a timeout, say where it stood (its status and its member pods)."""
+    hub = bed.api("hub")
+    try:
+        m.wait_for(lambda: m.phase_of(hub, ns, name) == "Running", 90, f"{name} running")
+    except AssertionError as exc:
+        job = m.get_job(hub, ns, name)
+        pods = [(p.metadata.name, p.status.phase, p.spec.node_name)
+                for p in _pods(bed, "member-1", job["metadata"]["uid"])]
+        raise AssertionError(f"{exc}; status: {job.get('status')}; member-1 pods: {pods}") from None
 
 
 def _metric(port: int, name: str) -> float | None:

@@ -51,9 +51,11 @@ def direct(api: k8s.ApiClient) -> k8s.ApiClient:
     return api
 
 
-async def _settle(response: Any, what: str) -> None:
+async def _settle(response: Any, what: str, *, missing_ok: bool = False) -> None:
     """Release an unread response, raising like the client would on a failure status."""
     try:
+        if missing_ok and response.status == 404:
+            return
         if not 200 <= response.status <= 299:
             raise ApiException(status=response.status, reason=f"{what}: {(await response.read())[:500]!r}")
     finally:
@@ -88,7 +90,7 @@ class Hub:
                 return
             self.errors += 1
             raise
-        await _settle(response, f"{plural}/{name}")
+        await _settle(response, f"{plural}/{name}", missing_ok=True)  # deleted meanwhile: nothing to write
 
     async def get(self, plural: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         try:
