@@ -80,11 +80,12 @@ class Hub:
             # write was a tenth of the operator's CPU.
             if namespace is None:
                 response = await self.custom.patch_cluster_custom_object_status(  # type: ignore[call-arg]
-                    GROUP, VERSION, plural, name, patch, _content_type=MERGE_PATCH, _preload_content=False)
+                    GROUP, VERSION, plural, name, patch, _content_type=MERGE_PATCH, _preload_content=False,
+                    _request_timeout=30)
             else:
                 response = await self.custom.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
                     GROUP, VERSION, namespace, plural, name, patch, _content_type=MERGE_PATCH,
-                    _preload_content=False)
+                    _preload_content=False, _request_timeout=30)
         except ApiException as exc:
             if exc.status == 404:
                 return

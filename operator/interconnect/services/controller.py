@@ -201,6 +201,8 @@ class Controller:
         self._wake = asyncio.Event()
         self._dirty: set[str] = set()
         self._dirty_event = asyncio.Event()
+        self._syncing: set[str] = set()
+        self._resync: set[str] = set()
         self._deleting: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._job_events: asyncio.Queue[tuple[str, Mapping[str, Any]]] = asyncio.Queue()
@@ -1266,18 +1268,31 @@ class Controller:
         self._dirty_event.set()
 
     async def _sync_loop(self) -> None:
+        """Sync each changed job in a task of its own: a slow write never holds up the others,
+        and one job is never synced twice at once (a change meanwhile syncs it again after)."""
         while True:
             await self._dirty_event.wait()
             self._dirty_event.clear()
             batch, self._dirty = self._dirty, set()
-            results = await asyncio.gather(*(self.sync_job(uid) for uid in batch), return_exceptions=True)
-            for uid, result in zip(batch, results, strict=True):
-                if isinstance(result, Exception):
-                    log.warning("sync of %s failed: %s", uid, result)
-                    self._dirty.add(uid)
-            if self._dirty:
-                await asyncio.sleep(0.5)
-                self._dirty_event.set()
+            for uid in batch:
+                if uid in self._syncing:
+                    self._resync.add(uid)
+                    continue
+                self._syncing.add(uid)
+                self._spawn(self._sync_one(uid), name=f"sync-{uid}")
+
+    async def _sync_one(self, uid: str) -> None:
+        try:
+            await self.sync_job(uid)
+        except Exception as exc:
+            log.warning("sync of %s failed: %s; retrying", uid, exc)
+            await asyncio.sleep(0.5)
+            self._resync.add(uid)
+        finally:
+            self._syncing.discard(uid)
+            if uid in self._resync:
+                self._resync.discard(uid)
+                self._mark_dirty(uid)
 
     def _member_objects(self, state: JobState) -> tuple[MemberCluster | None, DispatchedJob | None,
                                                         list[DispatchedPod]]:
