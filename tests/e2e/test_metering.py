@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import subprocess
 import sys
 import time
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -69,15 +71,19 @@ def check_against_member_clocks(bed: tb.Testbed, jobs: dict[str, dict[str, Any]]
         assert abs(metered - real) <= Decimal(pods * gpus) / 3600, f"{name}: metered {metered}, member says {real}"
         assert metered > 0
         offer = status["placement"]["offer"]
-        price = PRICE[offer]
+        price = Fraction(PRICE[offer])
         cards = gpus * job["spec"].get("replicas", 1)
+        # Exact, from the card-microseconds (status' cardHours is rounded to 12 places, which can
+        # move a cost that lands on half a cent).
+        hours = Fraction(sum(p["gpus"] * p["microseconds"] for p in status["usage"]["pods"]), 3_600_000_000)
         if m.OFFERS[offer][5] == "machine-hour":
             per_machine = m.OFFERS[offer][6]
             machines = -(-cards // per_machine)
-            expected = (metered / cards * machines * price)
+            exact = hours / cards * machines * price
         else:
-            expected = metered * price
-        assert Decimal(status["usage"]["cost"]) == expected.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP), name
+            exact = hours * price
+        cents = math.floor(exact * 100 + Fraction(1, 2))  # half up, once
+        assert Decimal(status["usage"]["cost"]) == Decimal(cents).scaleb(-2), name
         assert status["usage"]["currency"] == "CNY"
         total += metered
     return total
