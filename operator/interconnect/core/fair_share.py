@@ -37,22 +37,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
-from interconnect.core.quota import NO_QUOTA_WEIGHT, NO_USAGE, TenantUsage, tenant_order_key
+from interconnect.core.quota import NO_QUOTA_WEIGHT, NO_USAGE, Ranked, TenantUsage, tenant_order_key
 
 
-class FairShareJob(Protocol):
+class FairShareJob(Ranked, Protocol):
     """What the fair-share order needs to know about a pending job (a `JobRequest` has it all)."""
 
-    @property
-    def priority(self) -> int: ...
-    @property
-    def created(self) -> datetime: ...
-    @property
-    def namespace(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def uid(self) -> str: ...
     @property
     def cards(self) -> int: ...
 

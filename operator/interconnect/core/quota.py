@@ -45,7 +45,7 @@ from types import MappingProxyType
 from typing import NamedTuple, Protocol, TypeVar
 
 from interconnect.core.money import Money, MoneyError, round_to_minor_unit
-from interconnect.core.placement import Candidate, JobRequest
+from interconnect.core.placement import Candidate, JobRequest, Queued
 from interconnect.core.vocabulary import JobPhase
 
 QUOTA_EXCEEDED = "QuotaExceeded"
@@ -340,23 +340,17 @@ def check_estimate(quota: TenantQuota | None, usage: TenantUsage, chosen: Candid
     return QuotaVerdict(None)
 
 
-class _Ranked(Protocol):
-    @property
-    def priority(self) -> int: ...
-    @property
-    def created(self) -> datetime: ...
-    @property
-    def namespace(self) -> str: ...
-    @property
-    def name(self) -> str: ...
+class Ranked(Queued, Protocol):
+    """A pending job as the queue orders it, and its UID to break the last tie."""
+
     @property
     def uid(self) -> str: ...
 
 
-R = TypeVar("R", bound=_Ranked)
+R = TypeVar("R", bound=Ranked)
 
 
-def tenant_order_key(job: _Ranked) -> tuple[int, datetime, str, str]:
+def tenant_order_key(job: Ranked) -> tuple[int, datetime, str, str]:
     """A tenant's own queue: higher priority first, then older, then name, then UID."""
     return (-job.priority, job.created, job.name, job.uid)
 
@@ -508,6 +502,7 @@ __all__ = [
     "QuotaJob",
     "QuotaLimit",
     "QuotaVerdict",
+    "Ranked",
     "TenantQuota",
     "TenantUsage",
     "check",

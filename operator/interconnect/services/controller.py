@@ -585,18 +585,8 @@ class Controller:
         at = now() - dt.timedelta(seconds=ACCRUAL_MARGIN_SECONDS)
         for (uid, attempt), group in by_attempt.items():
             state = self.jobs.get(uid)
-            if state is None or not any(h["attempt"] == attempt for h in state.history):
-                continue
-            before = (state.usage, [dict(h) for h in state.history])
-            usage, deltas = self._accrue(state, group, at, attempt=attempt)
-            if usage is None:
-                continue
-            try:
-                await self._patch_job(state, {"usage": usage, "attemptHistory": state.history})
-            except Exception:
-                state.usage, state.history = before
-                raise
-            self._count(state, deltas)
+            if state is not None and any(h["attempt"] == attempt for h in state.history):
+                await self._write_usage(state, group, at, attempt)
 
     async def _delete_superseded(self, node_name: str, job: DispatchedJob) -> None:
         node = self.nodes.get(node_name)
@@ -1233,16 +1223,21 @@ class Controller:
             if at is None:
                 continue
             _, _, pods = self._member_objects(state)
-            before = (state.usage, [dict(h) for h in state.history])
-            usage, deltas = self._accrue(state, pods, at)
-            if usage is None:
-                continue
-            try:
-                await self._patch_job(state, {"usage": usage, "attemptHistory": state.history})
-            except Exception:
-                state.usage, state.history = before
-                raise
-            self._count(state, deltas)
+            await self._write_usage(state, pods, at)
+
+    async def _write_usage(self, state: JobState, pods: list[DispatchedPod], at: dt.datetime,
+                           attempt: int | None = None) -> None:
+        """Accrue an attempt's pods into the job's status, then (once durable) into the counters."""
+        before = (state.usage, [dict(h) for h in state.history])
+        usage, deltas = self._accrue(state, pods, at, attempt=attempt)
+        if usage is None:
+            return
+        try:
+            await self._patch_job(state, {"usage": usage, "attemptHistory": state.history})
+        except Exception:
+            state.usage, state.history = before
+            raise
+        self._count(state, deltas)
 
     # ------------------------------------------------------------------ sync from members
 
