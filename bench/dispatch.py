@@ -1,13 +1,17 @@
 """Dispatch throughput and latency on the test bed, against the API servers' own limit.
 
-    .venv/bin/python bench/dispatch.py [--jobs 100,1000] [--json bench/results/dispatch.json]
+    .venv/bin/python bench/dispatch.py [--jobs 100,1000,5000] [--json bench/results/dispatch.json]
 
 For each N: (1) the baseline, a plain asynchronous client creating N batch/v1 Jobs directly in
-the members (round robin, 64 in flight): the API servers' own limit for this work; (2) the same
-N ComputeJobs submitted to the hub as fast as it accepts them, the operator (a real process)
-placing and dispatching them. Per job it measures submit -> member Job created (dispatch
-latency) and -> pod Running, and overall jobs dispatched per second; it prints p50/p95/p99,
-throughput, the ratio to the baseline, and the operator's peak memory and CPU seconds.
+the members (round robin, 64 in flight): the API servers' own limit for this work; then the
+baseline's Jobs are deleted and the members left to go quiet, so that their pods do not share
+the cores with the next step; (2) the same N ComputeJobs submitted to the hub as fast as it
+accepts them (64 in flight), the operator (a real process) placing and dispatching them. The
+members' Jobs and pods are followed with watches (repeated lists would load the members more
+than the work measured). Per job: submit -> member Job created (dispatch latency, also from the
+hub's answer to the create, when the object exists), and -> pod Running; overall jobs
+dispatched per second, the ratio to the baseline, the operator's peak memory and CPU seconds,
+and the CPU seconds of every control-plane process over the run (where the two cores went).
 The members get enough extra fake GPU nodes to hold every job at once.
 """
 
@@ -29,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "operator")]
 
 from kubernetes_asyncio import client as aclient  # noqa: E402
+from kubernetes_asyncio import watch as kwatch  # noqa: E402
 from kubernetes_asyncio.config import new_client_from_config  # noqa: E402
 from tests import testbed as tb  # noqa: E402
 from tests.e2e import market as m  # noqa: E402
@@ -48,6 +53,27 @@ def add_bench_nodes(bed: tb.Testbed, member: str, nodes: int) -> None:
             "status": {"capacity": capacity, "allocatable": capacity}})
     subprocess.run(bed.kubectl_cmd(member, "apply", "-f", "-"), input=json.dumps({"apiVersion": "v1",
                    "kind": "List", "items": items}), text=True, check=True, capture_output=True)
+
+
+def quiesce(bed: tb.Testbed, members: list[str], namespace: str, selector: str, *, delete: bool = True,
+            timeout: float = 900) -> None:
+    """Delete the Jobs (unless someone else does) and wait until none of their pods is left."""
+    started = time.monotonic()
+    if delete:
+        for member in members:
+            subprocess.run(bed.kubectl_cmd(member, "delete", "jobs", "-n", namespace, "-l", selector,
+                                           "--wait=false", "--cascade=background"), capture_output=True)
+    while time.monotonic() - started < timeout:
+        left = 0
+        for member in members:
+            out = subprocess.run(bed.kubectl_cmd(member, "get", "pods,jobs", "-n", namespace, "-l", selector,
+                                                 "-o", "name"), capture_output=True, text=True).stdout
+            left += len(out.split())
+        if not left:
+            print(f"  ({namespace}: members quiet after {time.monotonic() - started:.0f}s)", flush=True)
+            return
+        time.sleep(3)
+    print(f"  ({namespace}: {left} pods and Jobs still there after {timeout:.0f}s; going on)", flush=True)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -81,12 +107,15 @@ async def baseline(bed: tb.Testbed, members: list[str], n: int) -> dict[str, Any
             await aclient.BatchV1Api(apis[member]).create_namespaced_job("bench", job_body(f"base-{run}-{i}"))
             latencies.append(time.perf_counter() - t0)
 
+    cpu_before = _cpu_by_component(bed)
     t0 = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(n)))
     elapsed = time.perf_counter() - t0
+    cpu_used = _cpu_delta(cpu_before, _cpu_by_component(bed))
     for api in apis.values():
         await api.close()
-    return {"jobs": n, "seconds": elapsed, "throughput": n / elapsed, "create": percentiles(latencies)}
+    return {"jobs": n, "seconds": elapsed, "throughput": n / elapsed, "create": percentiles(latencies),
+            "cpu_seconds": cpu_used}
 
 
 async def ours(bed: tb.Testbed, members: list[str], n: int, operator_pid: int) -> dict[str, Any]:
@@ -96,6 +125,8 @@ async def ours(bed: tb.Testbed, members: list[str], n: int, operator_pid: int) -
     ns = f"bench-{uuid.uuid4().hex[:6]}"
     await aclient.CoreV1Api(hub).create_namespace({"metadata": {"name": ns}})
     submitted: dict[str, float] = {}
+    """Per job, when its create was sent; ``accepted``: when the hub answered (the object exists)."""
+    accepted: dict[str, float] = {}
     uid_of: dict[str, str] = {}
     created: dict[str, float] = {}
     running: dict[str, float] = {}
@@ -110,30 +141,42 @@ async def ours(bed: tb.Testbed, members: list[str], n: int, operator_pid: int) -
             t = time.perf_counter()
             obj = await custom.create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", body)
             submitted[obj["metadata"]["uid"]] = t
+            accepted[obj["metadata"]["uid"]] = time.perf_counter()
             uid_of[f"j{i}"] = obj["metadata"]["uid"]
 
-    async def watch(member: str) -> None:
-        core = aclient.CoreV1Api(member_apis[member])
-        batch = aclient.BatchV1Api(member_apis[member])
+    async def watch(member: str, kind: str) -> None:
+        """Stamp each Job's creation and each pod's Running as the member announces it (a watch, not
+        repeated lists: listing thousands of objects every few hundred ms would load the members
+        far more than the work being measured)."""
         selector = "interconnect.dev/managed-by=interconnect-hub"
-        while len(running.keys() & submitted.keys()) < n:
-            jobs = await batch.list_namespaced_job(m.WORK_NS, label_selector=selector, _preload_content=False)
-            for j in json.loads(await jobs.read())["items"]:
-                uid = j["metadata"]["labels"]["interconnect.dev/job-uid"]
-                created.setdefault(uid, time.perf_counter())
-            pods = await core.list_namespaced_pod(m.WORK_NS, label_selector=selector, _preload_content=False)
-            for p in json.loads(await pods.read())["items"]:
-                if (p.get("status") or {}).get("phase") in ("Running", "Succeeded"):
-                    running.setdefault(p["metadata"]["labels"]["interconnect.dev/job-uid"], time.perf_counter())
-            await asyncio.sleep(0.2)
+        api: Any = aclient.BatchV1Api(member_apis[member]) if kind == "jobs" else aclient.CoreV1Api(member_apis[member])
+        lister = api.list_namespaced_job if kind == "jobs" else api.list_namespaced_pod
+        while True:
+            try:
+                async with kwatch.Watch().stream(lister, m.WORK_NS, label_selector=selector,
+                                                timeout_seconds=300) as stream:
+                    async for event in stream:
+                        obj = event["object"]
+                        uid = obj.metadata.labels["interconnect.dev/job-uid"]
+                        if kind == "jobs":
+                            created.setdefault(uid, time.perf_counter())
+                        elif obj.status.phase in ("Running", "Succeeded"):
+                            running.setdefault(uid, time.perf_counter())
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a watch expired or broke: start again (setdefault keeps first stamps)
+                await asyncio.sleep(0.2)
 
+    watchers = [asyncio.create_task(watch(mm, kind)) for mm in members for kind in ("jobs", "pods")]
+    await asyncio.sleep(1.0)  # the watches are open before the first submit
+    cpu_before = _cpu_by_component(bed, operator=operator_pid)
     t0 = time.perf_counter()
-    watchers = [asyncio.create_task(watch(mm)) for mm in members]
     await asyncio.gather(*(submit(i) for i in range(n)))
     submit_done = time.perf_counter() - t0
     deadline = time.monotonic() + max(120, n * 0.5)
     while len(created.keys() & submitted.keys()) < n and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.2)
+    cpu_used = _cpu_delta(cpu_before, _cpu_by_component(bed, operator=operator_pid))
     ours_created = {u: t for u, t in created.items() if u in submitted}  # earlier runs' Jobs are still there
     dispatched_at = max(ours_created.values()) - t0 if ours_created else float("nan")
     while len(running.keys() & submitted.keys()) < n and time.monotonic() < deadline:  # noqa: ASYNC110
@@ -141,14 +184,17 @@ async def ours(bed: tb.Testbed, members: list[str], n: int, operator_pid: int) -
     for w in watchers:
         w.cancel()
     dispatch = [created[u] - submitted[u] for u in created if u in submitted]
+    from_accepted = [created[u] - accepted[u] for u in created if u in accepted]
     to_running = [running[u] - submitted[u] for u in running if u in submitted]
     result = {
         "jobs": n, "dispatched": len(ours_created), "running": len(running.keys() & submitted.keys()),
         "submit_seconds": submit_done, "dispatch_seconds": dispatched_at,
         "throughput": len(ours_created) / dispatched_at,
         "dispatch_latency": percentiles(dispatch), "to_running": percentiles(to_running),
+        "dispatch_latency_from_accepted": percentiles(from_accepted),
         "operator_peak_rss_mib": _peak_rss_mib(operator_pid),
         "operator_cpu_seconds": _cpu_seconds(operator_pid) - cpu0,
+        "cpu_seconds_until_dispatched": cpu_used,
     }
     # The ComputeJobs go with their namespace, and the running operator deletes their member Jobs.
     await aclient.CoreV1Api(hub).delete_namespace(ns)
@@ -161,6 +207,43 @@ async def ours(bed: tb.Testbed, members: list[str], n: int, operator_pid: int) -
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+COMPONENTS = ("kube-apiserver", "etcd", "kube-scheduler", "kube-controller-manager", "kwok-controller")
+
+
+def _cpu_by_component(bed: tb.Testbed, operator: int | None = None) -> dict[str, float]:
+    """CPU seconds so far of every control-plane process, the operator and this script: where the
+    two shared cores go during a run."""
+    seconds = {f"{c.name}/{component}": _cpu_seconds(tb.component_pid(c.name, component))
+               for c in [bed.hub, *bed.members] for component in COMPONENTS}
+    if operator is not None:
+        seconds["operator"] = _cpu_seconds(operator)
+    seconds["bench client"] = time.process_time()
+    return seconds
+
+
+def _cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: round(after[k] - before[k], 2) for k in after}
+
+
+def _cpu_summary(used: dict[str, float]) -> str:
+    """Grouped: the hub's control plane, the members' API servers and etcds, their schedulers and
+    kwok controllers (which start the pods), the operator, this script."""
+    groups: dict[str, float] = {}
+    for key, value in used.items():
+        cluster, _, component = key.partition("/")
+        if not component:
+            group = key
+        elif cluster == "hub":
+            group = f"hub {component}"
+        elif component in ("kube-apiserver", "etcd"):
+            group = f"members {component}"
+        else:
+            group = "members scheduling+kwok+kcm"
+        groups[group] = groups.get(group, 0.0) + value
+    ordered = sorted(groups.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{k} {v:.1f}" for k, v in ordered if v >= 0.05)
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -216,20 +299,26 @@ def _run(bed: tb.Testbed, members: list[str], sizes: list[int], nodes_each: int)
         assert operator.proc is not None
         for n in sizes:
             base = asyncio.run(baseline(bed, members, n))
-            time.sleep(8)  # the baseline's pods finish (they run 5 s)
+            # The members' controllers take minutes to churn through a thousand pods: without this,
+            # our run would share the cores with the baseline's pods starting and ending.
+            quiesce(bed, members, "bench", f"{BENCH_LABEL}=baseline")
             run = asyncio.run(ours(bed, members, n, operator.proc.pid))
             ratio = run["throughput"] / base["throughput"]
             rows.append({"n": n, "baseline": base, "interconnect": run, "throughput_ratio": ratio})
-            d, r = run["dispatch_latency"], run["to_running"]
+            d, r, a = run["dispatch_latency"], run["to_running"], run["dispatch_latency_from_accepted"]
+            c = base["create"]
             print(f"N={n}: baseline {base['throughput']:.1f} jobs/s; interconnect {run['throughput']:.1f} jobs/s "
                   f"(ratio {ratio:.2f}); dispatch latency p50 {d['p50']:.2f}s p95 {d['p95']:.2f}s p99 {d['p99']:.2f}s;"
+                  f" from the hub's answer p50 {a['p50']:.2f}s p99 {a['p99']:.2f}s"
+                  f" (a direct create alone: p50 {c['p50']:.2f}s p99 {c['p99']:.2f}s);"
                   f" to Running p50 {r['p50']:.2f}s p99 {r['p99']:.2f}s;"
                   f" operator peak {run['operator_peak_rss_mib']:.0f} MiB, {run['operator_cpu_seconds']:.1f} CPU s;"
                   f" {run['dispatched']}/{n} dispatched", flush=True)
-            for member in members:  # clear the member namespaces for the next size
-                subprocess.run(bed.kubectl_cmd(member, "delete", "jobs", "--all", "-n", "bench", "--wait=false"),
-                               capture_output=True)
-        time.sleep(5)  # the operator deletes the member Jobs of the deleted ComputeJobs
+            print(f"  CPU s, baseline creates: {_cpu_summary(base['cpu_seconds'])}", flush=True)
+            print(f"  CPU s, submit -> all dispatched: {_cpu_summary(run['cpu_seconds_until_dispatched'])}",
+                  flush=True)
+            # The running operator deletes the member Jobs of the deleted ComputeJobs.
+            quiesce(bed, members, m.WORK_NS, "interconnect.dev/managed-by=interconnect-hub", delete=False)
     return rows
 
 

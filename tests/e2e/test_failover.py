@@ -8,6 +8,7 @@ old pods still there.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.e2e
 
 MICRO = dt.timedelta(microseconds=1)
 # A100 or H800 from Hubei within 20 ms: gz-a100 (8.00) first; when member-1 is lost, sh-h800 (28.00).
+JOURNAL = "interconnect.dev/dispatch-journal=true"
 MOVABLE = dict(origin="CN-HB", tier="20ms", gpus=1, max_price="30", models=[m.A100, m.H800])
 
 
@@ -162,6 +164,43 @@ def test_a_frozen_member_s_jobs_are_re_placed_fenced_and_billed_up_to_the_loss(
     assert not _jobs(testbed, "member-1", uids["run-once"])
     assert not any(_jobs(testbed, member, uids["run-once"]) for member in ("member-2", "member-3"))
     assert Decimal(m.get_job(hub, ns, "run-once")["status"]["usage"]["lostCardHours"]) > 0
+
+
+def test_a_placement_only_in_the_dispatch_journal_survives_a_crash_and_runs_once_where_placed(
+        testbed: tb.Testbed, operator: m.Operator, frozen_member_1: Any) -> None:
+    """The operator is killed after the placement is durable (journal) but before the job's status
+    has it: the restarted operator must resume it on the member it chose, not place it afresh."""
+    hub = testbed.api("hub")
+    ns = m.tenant(hub)
+    frozen_member_1()  # member-1 is silent: the member Job's create hangs there, the status waits
+    m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", m.job_manifest(
+        "journaled", ns, origin="CN-HB", tier="20ms", gpus=1, max_price="30", models=[m.A100], run_for="3s"))
+    uid = m.get_job(hub, ns, "journaled")["metadata"]["uid"]
+    core = client.CoreV1Api(hub)
+
+    def journal_entry() -> dict[str, Any] | None:
+        for cm in core.list_namespaced_config_map(m.OPERATOR_NS, label_selector=JOURNAL).items:
+            if uid in (cm.data or {}):
+                return json.loads(cm.data[uid])  # type: ignore[no-any-return]
+        return None
+
+    entry = m.wait_for(journal_entry, 15, "the placement in the dispatch journal", interval=0.1)
+    assert entry["placement"]["node"] == "gz-regional" and entry["attempts"] == 1, entry
+    operator.kill()
+    status = m.get_job(hub, ns, "journaled").get("status") or {}
+    assert not status.get("placement"), f"the status already had the placement: {status}"
+    os.kill(tb.component_pid("member-1", "kube-apiserver"), signal.SIGCONT)
+    operator.start()
+    m.wait_for(lambda: m.phase_of(hub, ns, "journaled") == "Succeeded", 120, "the journaled job to succeed")
+    job = m.get_job(hub, ns, "journaled")
+    assert job["status"]["attempts"] == 1 and job["status"]["placement"]["node"] == "gz-regional", job["status"]
+    assert job["status"]["placement"]["placedAt"] == entry["placement"]["placedAt"]
+    jobs = {member: [j.metadata.name for j in _jobs(testbed, member, uid)]
+            for member in ("member-1", "member-2", "member-3")}
+    assert jobs == {"member-1": [f"ic-{uid}-1"], "member-2": [], "member-3": []}, jobs
+    m.wait_for(lambda: journal_entry() is None, 30, "the journal entry to go once the status holds it")
+    logs = "".join(p.read_text(errors="replace") for p in operator.log_dir.glob(f"{operator.name}-*.log"))
+    assert "journaled: attempt 1 recovered from dispatch journal" in logs
 
 
 def _wait_running(bed: tb.Testbed, ns: str, name: str) -> None:

@@ -7,6 +7,7 @@ Status written from member events, Kubernetes events, Secrets, and the identity 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -203,3 +204,34 @@ class Hub:
             if exc.status == 409:
                 raise Conflict(f"ConfigMap {namespace}/{name} changed") from exc
             raise
+
+    async def create_config_map(self, namespace: str, name: str, data: Mapping[str, str],
+                                labels: Mapping[str, str]) -> None:
+        """Create a ConfigMap; the answer (the whole object again) is not read."""
+        body: Any = {"apiVersion": "v1", "kind": "ConfigMap", "data": dict(data), "metadata": {
+            "name": name, "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": COMPONENT, **labels}}}
+        response: Any = await self.core.create_namespaced_config_map(namespace, body, _preload_content=False,
+                                                                _request_timeout=30)
+        await _settle(response, f"configmap {namespace}/{name}")
+
+    async def list_config_maps(self, namespace: str, selector: str) -> list[tuple[str, dict[str, str]]]:
+        """Name and data of each ConfigMap matching the label selector."""
+        response: Any = await self.core.list_namespaced_config_map(namespace, label_selector=selector,
+                                                              _preload_content=False)
+        try:
+            if response.status != 200:
+                raise ApiException(status=response.status, reason=(await response.read())[:500].decode())
+            items = json.loads(await response.read())["items"]
+        finally:
+            response.release()
+        return [(i["metadata"]["name"], dict(i.get("data") or {})) for i in items]
+
+    async def delete_config_map(self, namespace: str, name: str) -> None:
+        """Delete a ConfigMap; one already gone is fine."""
+        try:
+            response: Any = await self.core.delete_namespaced_config_map(name, namespace, _preload_content=False)
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            raise
+        await _settle(response, f"configmap {namespace}/{name}", missing_ok=True)

@@ -101,6 +101,9 @@ async def _load(hub: hub_adapter.Hub, settings: Settings, metrics: Metrics) -> C
     quotas = await hub.custom.list_cluster_custom_object(GROUP, VERSION, "computequotas")
     for quota in quotas["items"]:
         await controller.quota_changed(quota)
+    # Placements made durable in the journal but not yet in their jobs' status, so that the
+    # jobs' first sight resumes them rather than placing them again.
+    await controller.recover_journal()
     await controller.watch_jobs()
     # Every job is known now, so what superseded attempts left on the members can be told apart.
     await controller.fence_all()

@@ -61,6 +61,7 @@ from interconnect.core.workload_policy import WorkloadPolicyError
 from interconnect.services.config import Settings
 from interconnect.services.events import EventRecorder
 from interconnect.services.identity import IdentityRegistry
+from interconnect.services.journal import DispatchJournal, Recovered
 from interconnect.services.member_job import build_member_job, member_job_name
 from interconnect.services.quota import quota_status, tenant_quota
 from interconnect.services.translate import job_request, node_view, offer_view, price_of
@@ -131,6 +132,8 @@ class JobState:
     member_job_deleted: bool = False
     dispatching: int | None = None
     """The attempt a dispatch task is working on (a superseded attempt's task just stops)."""
+    durable_attempt: int = 0
+    """The latest attempt whose placement is durable on the hub (in status or the journal)."""
     attempt_labels: dict[int, dict[str, str]] = field(default_factory=dict)
     unwritten: dict[str, Any] = field(default_factory=dict)
     """Status fields that ride along with the next status write (e.g. observedGeneration of a
@@ -178,6 +181,7 @@ def _job_state(job: ComputeJob) -> JobState:
         placement=to_api(status.placement) if status.placement else None,
         member_job=to_api(status.member_job) if status.member_job else None,
         last_summary=status.unschedulable.summary if status.unschedulable else None,
+        durable_attempt=status.attempts if status.placement else 0,
     )
 
 
@@ -189,6 +193,9 @@ class Controller:
         self.latency = latency
         self.events = EventRecorder(hub, self.metrics)
         self.identity = IdentityRegistry(hub, settings.namespace, settings.identity_config_map)
+        self.journal = DispatchJournal(hub, settings.namespace)
+        self._recovered: dict[str, Recovered] = {}
+        """Placements found in the journal at start-up, until their jobs are seen."""
         self.nodes: dict[str, NodeState] = {}
         self.offers: dict[str, ComputeOffer] = {}
         self.quotas: dict[str, ComputeQuota] = {}
@@ -233,6 +240,7 @@ class Controller:
         for task in [*self._tasks, *self._background]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.journal.close()
         for state in self.nodes.values():
             if state.member is not None:
                 await state.member.close()
@@ -530,6 +538,7 @@ class Controller:
     def _collect_garbage(self) -> None:
         """Delete member Jobs that must not run: their ComputeJob is gone (deleted while the
         member or the operator was down) or their attempt was superseded."""
+        self.journal.retry_deletes()
         for node in list(self.nodes.values()):
             if node.member is None or not node.ready:
                 continue
@@ -684,7 +693,11 @@ class Controller:
             return
         state = self.jobs.get(uid)
         if state is None:
+            job, recovered = self._recover(job)
             state = self.jobs[uid] = _job_state(job)
+            if recovered is not None:
+                state.unwritten.update(recovered.status)
+                state.durable_attempt = recovered.attempt
             if state.placement and state.phase in ACTIVE:
                 self.ledger = self.ledger.reserve(state.placement["offer"], uid, job.spec.gpus.count *
                                                   job.spec.replicas, free_now=10**9)
@@ -702,6 +715,35 @@ class Controller:
         if state.phase is JobPhase.PENDING:
             self.wake()
 
+    def _recover(self, job: ComputeJob) -> tuple[ComputeJob, Recovered | None]:
+        """The job with the placement the journal holds for it, if its status lacks that attempt.
+
+        That placement may already have its member Job (the operator stopped between the
+        create and the status write): dispatching it again adopts that Job, on that member.
+        """
+        uid = job.metadata.uid or ""
+        entry = self._recovered.pop(uid, None)
+        if entry is None:
+            return job, None
+        if entry.attempt <= job.status.attempts or job.status.phase not in (None, JobPhase.PENDING):
+            self.journal.settled(uid)  # the status has it, or has moved past it
+            return job, None
+        status = {**job.status.model_dump(by_alias=True, exclude_none=True, mode="json"), **entry.status}
+        log.info("job %s/%s: attempt %d recovered from dispatch journal %s", job.metadata.namespace,
+                 job.metadata.name, entry.attempt, entry.segment)
+        return job.model_copy(update={"status": type(job.status).model_validate(status)}), entry
+
+    async def recover_journal(self) -> None:
+        """At start-up, before the jobs are read: the placements not yet in their jobs' status."""
+        self._recovered = await self.journal.load()
+
+    def _forget_recovered(self) -> None:
+        """Journal entries of jobs that no longer exist are moot."""
+        for uid in list(self._recovered):
+            if uid not in self.jobs:
+                self.journal.settled(uid)
+        self._recovered.clear()
+
     async def job_deleted(self, body: Mapping[str, Any]) -> None:
         """Forget the job and delete its member Job.
 
@@ -711,6 +753,7 @@ class Controller:
         """
         uid = body["metadata"]["uid"]
         state = self.jobs.pop(uid, None)
+        self.journal.settled(uid)
         self.ledger = self.ledger.release(uid)
         self.wake()
         status = body.get("status") or {}
@@ -745,6 +788,7 @@ class Controller:
         await asyncio.wait_for(informer.synced.wait(), timeout)
         while not self._job_events.empty():
             await self._job_event(*self._job_events.get_nowait())
+        self._forget_recovered()
 
     def _job_seen(self, obj: Mapping[str, Any]) -> None:
         self._job_events.put_nowait(("seen", obj))
@@ -777,6 +821,8 @@ class Controller:
         body = {**state.unwritten, **status}
         await self.hub.patch_status("computejobs", meta.name, {"status": body}, namespace=meta.namespace)
         state.unwritten.clear()
+        if "placement" in body:  # the placement (or its end) is in the status: the journal's entry is moot
+            self.journal.settled(state.uid)
 
     def _set(self, state: JobState, type_: str, ok: bool, reason: str, message: str) -> None:
         state.conditions = set_condition(state.conditions, type_, ok, reason, message,
@@ -1024,17 +1070,23 @@ class Controller:
         """
         backoff = 0.5
         state = self.jobs.get(uid)
-        persisted = False
         while state is not None and state.phase is JobPhase.SCHEDULED and state.attempt == attempt:
             assert state.placement is not None and state.member_job is not None
             try:
-                if not persisted:
-                    await self._patch_job(state, {
+                if state.durable_attempt < attempt:
+                    # Durable before the member Job exists, in the journal with the rest of the pass;
+                    # the status takes it with the next write (a restart in between recovers it).
+                    placed = {
                         "phase": JobPhase.SCHEDULED.value, "placement": state.placement,
                         "attempts": state.attempt, "memberJob": state.member_job, "unschedulable": None,
                         "attemptHistory": state.history,
-                        "conditions": [to_api(c) for c in state.conditions]})
-                    persisted = True
+                        "conditions": [to_api(c) for c in state.conditions]}
+                    await self.journal.record(uid, placed)
+                    if state.attempt != attempt or state.phase is not JobPhase.SCHEDULED:
+                        self.journal.settled(uid)  # superseded while it was written
+                        break
+                    state.unwritten.update(placed)
+                    state.durable_attempt = attempt
                     # Off the critical path: an event is best effort, the member Job is not.
                     self.events.record(state.ref, "Normal", "Scheduled", (
                         state.conditions[-1].message if state.conditions else "placed")
@@ -1076,6 +1128,10 @@ class Controller:
                 break
             except Exception as exc:
                 log.warning("dispatch of %s failed: %s; retrying in %.1fs", uid, exc, backoff)
+                if state.durable_attempt == attempt and "placement" in state.unwritten:
+                    # It may wait long (member down): show where it is going and why it waits.
+                    with contextlib.suppress(Exception):
+                        await self._patch_job(state, {})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 state = self.jobs.get(uid)
