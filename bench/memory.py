@@ -94,10 +94,9 @@ async def build(jobs: int, members: int) -> dict[str, Any]:
         project_node,
     )
     from interconnect.adapters.metrics import Metrics
-    from interconnect.api.v1alpha1 import ComputeJob
     from interconnect.core.latency import LatencyTable
     from interconnect.services.config import Settings
-    from interconnect.services.controller import Controller, _job_key, _job_state
+    from interconnect.services.controller import Controller, _job_key
 
     gc.collect()
     before = rss_mib()
@@ -122,9 +121,8 @@ async def build(jobs: int, members: int) -> dict[str, Any]:
     for j in range(jobs):
         i = j % members
         body = job_body(j, f"member-{i}")
-        state = _job_state(ComputeJob.model_validate(body))
-        controller.jobs[state.uid] = state
-        hub_watch[state.uid] = _job_key(body)
+        await controller.job_changed(body)  # as the hub's watch hands it over
+        hub_watch[body["metadata"]["uid"]] = _job_key(body)
         member_job, pod = member_objects(body, f"member-{i}-gpu-{(j // members) // 8}")
         member = clusters[i]
         member.jobs.items[member_job["metadata"]["uid"]] = project_dispatched_job(member_job)  # type: ignore[assignment]
