@@ -493,10 +493,12 @@ def health_items() -> list[Item]:
                         "started.", COUNT, [
                             Query(f"max by (node) (interconnect_watch_restarts{{{NODE}}})", "{{node}}"),
                         ], width=8)),
-        timeseries(Spec("Pending queue depth over time", "ComputeJobs waiting for placement, and those of them "
-                        "that fit nowhere.", COUNT, [
+        timeseries(Spec("Pending queue depth over time", "ComputeJobs waiting for placement, those of them "
+                        "that fit nowhere, and placements durable in the dispatch journal whose job status does not "
+                        "show them yet (a burst; it drains within seconds).", COUNT, [
                             Query("max(interconnect_pending_queue_depth)", "pending"),
                             Query("sum(max by (reason) (interconnect_unschedulable_jobs))", "unschedulable"),
+                            Query("max(interconnect_dispatch_journal_placements)", "placed, status not yet written"),
                         ])),
         timeseries(Spec("Heartbeat age", "Seconds since the hub last reached each member's API server.", SECONDS, [
             Query(f"max by (node) (interconnect_member_heartbeat_age_seconds{{{NODE}}})", "{{node}}"),

@@ -51,6 +51,9 @@ class Metrics:
         self.watch_restarts = Gauge("interconnect_watch_restarts", "Restarts of the watches on a member.",
                                     ("node",), registry=r)
         self.queue_depth = Gauge("interconnect_pending_queue_depth", "Jobs waiting for placement.", registry=r)
+        self.journal_placements = Gauge("interconnect_dispatch_journal_placements", "Placements durable in the "
+                                        "dispatch journal whose ComputeJob status does not show them yet.",
+                                        registry=r)
         self.lost_card_hours = Counter("interconnect_lost_card_hours", "Card-hours that superseded attempts ran "
                                        "after their node was declared lost: recorded, not charged.",
                                        USAGE_LABELS, registry=r)

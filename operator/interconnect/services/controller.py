@@ -410,6 +410,7 @@ class Controller:
         for phase in JobPhase:
             m.jobs.labels(phase=phase.value).set(sum(1 for s in self.jobs.values() if s.phase is phase))
         m.queue_depth.set(sum(1 for s in self.jobs.values() if s.phase is JobPhase.PENDING))
+        m.journal_placements.set(self.journal.outstanding)
         reasons: dict[str, int] = {}
         for s in self.jobs.values():
             if s.phase is JobPhase.PENDING and s.last_summary:
