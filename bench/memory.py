@@ -86,6 +86,7 @@ async def build(jobs: int, members: int) -> dict[str, Any]:
     from kubernetes_asyncio import client as k8s
 
     from interconnect.adapters.hub import Hub
+    from interconnect.adapters.informer import Change
     from interconnect.adapters.member import (
         MemberCluster,
         project_dispatched_job,
@@ -125,8 +126,10 @@ async def build(jobs: int, members: int) -> dict[str, Any]:
         hub_watch[body["metadata"]["uid"]] = _job_key(body)
         member_job, pod = member_objects(body, f"member-{i}-gpu-{(j // members) // 8}")
         member = clusters[i]
-        member.jobs.items[member_job["metadata"]["uid"]] = project_dispatched_job(member_job)  # type: ignore[assignment]
-        member.pods.items[pod["metadata"]["uid"]] = project_dispatched_pod(pod)  # type: ignore[assignment]
+        for informer, obj, projected in ((member.jobs, member_job, project_dispatched_job(member_job)),
+                                         (member.pods, pod, project_dispatched_pod(pod))):
+            informer.items[obj["metadata"]["uid"]] = projected  # type: ignore[index]
+            member._index(Change(informer.name, obj["metadata"]["uid"], None, projected))  # and its index
         member.gpu_pods.items[pod["metadata"]["uid"]] = project_gpu_pod(pod)  # type: ignore[assignment]
     gc.collect()
     after = rss_mib()

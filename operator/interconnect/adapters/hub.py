@@ -6,6 +6,7 @@ Status written from member events, Kubernetes events, Secrets, and the identity 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -22,6 +23,10 @@ from interconnect.core.vocabulary import GROUP, VERSION
 log = logging.getLogger(__name__)
 
 COMPONENT = "interconnect-hub"
+STATUS_WRITE_CONCURRENCY = 16
+"""Status writes in flight. Unbounded, a burst of thousands queued for the client's 32
+connections and timed out there (the timeout counts the wait), then were retried: more load on
+a hub already behind. Bounded, they wait their turn here and the timeout measures the server."""
 MERGE_PATCH = "application/merge-patch+json"
 
 
@@ -69,6 +74,7 @@ class Hub:
         self.custom = k8s.CustomObjectsApi(api)
         self.core = k8s.CoreV1Api(api)
         self.errors = 0
+        self._status_writes = asyncio.Semaphore(STATUS_WRITE_CONCURRENCY)
 
     async def close(self) -> None:
         await self.api.close()
@@ -76,23 +82,24 @@ class Hub:
     async def patch_status(self, plural: str, name: str, patch: Mapping[str, Any],
                            namespace: str | None = None) -> None:
         """JSON merge patch of the status subresource; a missing object is not an error."""
-        try:
-            # The answer (the whole object) is not read: the watch brings it, and decoding it per
-            # write was a tenth of the operator's CPU.
-            if namespace is None:
-                response = await self.custom.patch_cluster_custom_object_status(  # type: ignore[call-arg]
-                    GROUP, VERSION, plural, name, patch, _content_type=MERGE_PATCH, _preload_content=False,
-                    _request_timeout=30)
-            else:
-                response = await self.custom.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
-                    GROUP, VERSION, namespace, plural, name, patch, _content_type=MERGE_PATCH,
-                    _preload_content=False, _request_timeout=30)
-        except ApiException as exc:
-            if exc.status == 404:
-                return
-            self.errors += 1
-            raise
-        await _settle(response, f"{plural}/{name}", missing_ok=True)  # deleted meanwhile: nothing to write
+        async with self._status_writes:
+            try:
+                # The answer (the whole object) is not read: the watch brings it, and decoding it per
+                # write was a tenth of the operator's CPU.
+                if namespace is None:
+                    response = await self.custom.patch_cluster_custom_object_status(  # type: ignore[call-arg]
+                        GROUP, VERSION, plural, name, patch, _content_type=MERGE_PATCH, _preload_content=False,
+                        _request_timeout=30)
+                else:
+                    response = await self.custom.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
+                        GROUP, VERSION, namespace, plural, name, patch, _content_type=MERGE_PATCH,
+                        _preload_content=False, _request_timeout=30)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return
+                self.errors += 1
+                raise
+            await _settle(response, f"{plural}/{name}", missing_ok=True)  # deleted meanwhile: nothing to write
 
     async def get(self, plural: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         try:

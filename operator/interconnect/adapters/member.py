@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from kubernetes_asyncio import client as k8s
@@ -196,11 +196,30 @@ def project_dispatched_job(obj: Mapping[str, Any]) -> DispatchedJob | None:
 
 
 MemberChange = Change[Any]
+V = TypeVar("V")
+
+
+def _file(index: dict[tuple[str, int], dict[str, V]], owner: tuple[str, int], key: str, value: V | None) -> None:
+    """Add (or, with None, remove) one object under its owner in an index."""
+    if value is not None:
+        index.setdefault(owner, {})[key] = value
+        return
+    bucket = index.get(owner)
+    if bucket is not None:
+        bucket.pop(key, None)
+        if not bucket:
+            del index[owner]
 
 
 async def _list_json(lister: Callable[..., Any]) -> list[dict[str, Any]]:
     body = await read_json(await lister(_preload_content=False, _request_timeout=30))
     return list(body.get("items", []))
+
+
+WRITE_CONCURRENCY = 16
+"""Writes in flight per member. Without a bound, a burst of thousands of creates queued for the
+client's connections, timed out there (the timeout counts the wait), were retried, and starved
+the heartbeat: a busy member was declared lost and its jobs re-placed."""
 
 
 class MemberCluster:
@@ -215,7 +234,11 @@ class MemberCluster:
         self._tasks: list[asyncio.Task[None]] = []
         self.last_error: str | None = None
         self.last_ok: float | None = None
+        """When the member last answered anything: a watch event, a write, a ping."""
         self.api_errors = 0
+        self._writes = asyncio.Semaphore(WRITE_CONCURRENCY)
+        self._jobs_by_attempt: dict[tuple[str, int], dict[str, DispatchedJob]] = {}
+        self._pods_by_attempt: dict[tuple[str, int], dict[str, DispatchedPod]] = {}
         core = k8s.CoreV1Api(api)
         batch = k8s.BatchV1Api(api)
         notify = partial(self._notify)
@@ -257,7 +280,25 @@ class MemberCluster:
 
     def _notify(self, change: MemberChange) -> None:
         self.last_ok = time.monotonic()
+        self._index(change)
         self._on_change(self.name, change)
+
+    def _index(self, change: MemberChange) -> None:
+        """Keep the Jobs and pods of each (ComputeJob, attempt) at hand: a sync per job must not
+        scan every Job and pod of the member (quadratic with thousands of jobs)."""
+        for value, present in ((change.old, False), (change.new, True)):
+            if isinstance(value, DispatchedJob):
+                _file(self._jobs_by_attempt, (value.job_uid, value.attempt), change.key, value if present else None)
+            elif isinstance(value, DispatchedPod):
+                _file(self._pods_by_attempt, (value.job_uid, value.attempt), change.key, value if present else None)
+
+    def cached_job(self, job_uid: str, attempt: int) -> DispatchedJob | None:
+        """The member Job of a ComputeJob's attempt, as the watch last saw it."""
+        return next(iter(self._jobs_by_attempt.get((job_uid, attempt), {}).values()), None)
+
+    def cached_pods(self, job_uid: str, attempt: int) -> list[DispatchedPod]:
+        """The pods of a ComputeJob's attempt, as the watch last saw them."""
+        return list(self._pods_by_attempt.get((job_uid, attempt), {}).values())
 
     def _error(self, exc: BaseException) -> None:
         self.api_errors += 1
@@ -304,11 +345,13 @@ class MemberCluster:
         """Create the Job, or adopt the one a previous try created: (uid, created)."""
         name = manifest["metadata"]["name"]
         try:
-            # The answer is read as JSON for its UID only (no generated-model deserialisation).
-            response: Any = await self._batch.create_namespaced_job(
-                self.namespace, manifest, _request_timeout=30,  # type: ignore[arg-type]  # dicts are sent as-is
-                _preload_content=False)
-            created = await read_json(response)
+            async with self._writes:
+                # The answer is read as JSON for its UID only (no generated-model deserialisation).
+                response: Any = await self._batch.create_namespaced_job(
+                    self.namespace, manifest, _request_timeout=30,  # type: ignore[arg-type]  # dicts are sent as-is
+                    _preload_content=False)
+                created = await read_json(response)
+            self.last_ok = time.monotonic()
             return str(created["metadata"]["uid"]), True
         except ApiException as exc:
             if exc.status != 409:
@@ -335,10 +378,26 @@ class MemberCluster:
         projected_pods = [project_dispatched_pod(p) for p in pods]
         return ([j for j in projected_jobs if j is not None], [p for p in projected_pods if p is not None])
 
+    async def pods_of(self, job_uid: str) -> list[DispatchedPod]:
+        """One ComputeJob's pods as the member's API server has them now (not the watch's cache).
+
+        Selected by the API server: deleting a thousand superseded Jobs must not list every pod
+        of ours a thousand times.
+        """
+        try:
+            pods = await _list_json(partial(self._core.list_namespaced_pod, self.namespace,
+                                            label_selector=f"{OURS},{JOB_UID}={job_uid}"))
+        except (TimeoutError, ApiException, OSError) as exc:
+            self._error(exc)
+            raise MemberUnavailable(str(exc) or type(exc).__name__) from exc
+        return [p for p in map(project_dispatched_pod, pods) if p is not None]
+
     async def delete_pod(self, name: str) -> bool:
         """Delete a pod of ours left behind by a deleted Job; False when it was already gone."""
         try:
-            await self._core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0, _request_timeout=30)
+            async with self._writes:
+                await self._core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0,
+                                                       _request_timeout=30)
         except ApiException as exc:
             if exc.status == 404:
                 return False
@@ -349,8 +408,9 @@ class MemberCluster:
     async def delete_job(self, name: str) -> bool:
         """Delete a dispatched Job and its pods; False when it was already gone."""
         try:
-            await self._batch.delete_namespaced_job(
-                name, self.namespace, propagation_policy="Background", _request_timeout=30)
+            async with self._writes:
+                await self._batch.delete_namespaced_job(
+                    name, self.namespace, propagation_policy="Background", _request_timeout=30)
         except ApiException as exc:
             if exc.status == 404:
                 return False

@@ -450,7 +450,9 @@ class Controller:
                     state.ready, state.ready_reason, state.ready_message = True, "MemberReady", \
                         "the member's API server answers"
             except MemberUnavailable as exc:
-                silent = time.monotonic() - (state.last_ok or 0)
+                # A member busy enough to miss a ping but still sending watch events or answering
+                # writes is alive: only silence on every channel counts.
+                silent = time.monotonic() - max(state.last_ok or 0, member.last_ok or 0)
                 if silent >= self.settings.not_ready_after:
                     if state.lost_since is None:
                         state.lost_since = now().replace(microsecond=0)
@@ -612,7 +614,7 @@ class Controller:
             return
         self._deleting.add(job.name)
         with contextlib.suppress(MemberUnavailable):
-            _, pods = await node.member.list_ours()
+            pods = await node.member.pods_of(job.job_uid)
             await self._meter_superseded([p for p in pods if p.member_job == job.name])
         if await node.member.delete_job(job.name):
             self.metrics.fenced_jobs.labels(node=node_name).inc()
@@ -1367,10 +1369,7 @@ class Controller:
         if node is None or node.member is None:
             return None, None, []
         member = node.member
-        job = next((j for j in member.jobs.items.values()
-                    if j.job_uid == state.uid and j.attempt == state.attempt), None)
-        pods = [p for p in member.pods.items.values() if p.job_uid == state.uid and p.attempt == state.attempt]
-        return member, job, pods
+        return member, member.cached_job(state.uid, state.attempt), member.cached_pods(state.uid, state.attempt)
 
     async def sync_job(self, uid: str) -> None:
         state = self.jobs.get(uid)
