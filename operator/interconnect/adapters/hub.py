@@ -23,10 +23,11 @@ from interconnect.core.vocabulary import GROUP, VERSION
 log = logging.getLogger(__name__)
 
 COMPONENT = "interconnect-hub"
-STATUS_WRITE_CONCURRENCY = 16
-"""Status writes in flight. Unbounded, a burst of thousands queued for the client's 32
-connections and timed out there (the timeout counts the wait), then were retried: more load on
-a hub already behind. Bounded, they wait their turn here and the timeout measures the server."""
+STATUS_WRITE_CONCURRENCY = 32
+"""Status writes in flight (of the client's 64 connections: the rest for the journal, events and
+reads). Unbounded, a burst of thousands queued for the connections and timed out there (the
+timeout counts the wait), then were retried: more load on a hub already behind. Bounded, they
+wait their turn here and the timeout measures the server."""
 MERGE_PATCH = "application/merge-patch+json"
 
 
@@ -42,7 +43,7 @@ async def connect(context: str | None = None) -> k8s.ApiClient:
     else:
         await k8s_config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), context=context,
                                           client_configuration=configuration)
-    configuration.connection_pool_maxsize = 32
+    configuration.connection_pool_maxsize = 64
     return direct(k8s.ApiClient(configuration))
 
 

@@ -216,10 +216,11 @@ async def _list_json(lister: Callable[..., Any]) -> list[dict[str, Any]]:
     return list(body.get("items", []))
 
 
-WRITE_CONCURRENCY = 16
-"""Writes in flight per member. Without a bound, a burst of thousands of creates queued for the
-client's connections, timed out there (the timeout counts the wait), were retried, and starved
-the heartbeat: a busy member was declared lost and its jobs re-placed."""
+WRITE_CONCURRENCY = 48
+"""Writes in flight per member (of the client's 100 connections: the rest for the watches, the
+heartbeat and lists). Without a bound, a burst of thousands of creates queued for the
+connections, timed out there (the timeout counts the wait), were retried, and starved the
+heartbeat: a busy member was declared lost and its jobs re-placed."""
 
 
 class MemberCluster:
