@@ -180,6 +180,26 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def wait_phase(bed: tb.Testbed, namespace: str, name: str, phases: set[str], timeout: float) -> dict[str, Any]:
+    """Wait for a ComputeJob to reach one of ``phases``; on a timeout, say where it stood: its
+    status and its pods on every member (a bare "timed out" tells nobody what went wrong)."""
+    hub = bed.api("hub")
+
+    def reached() -> dict[str, Any] | None:
+        job = get_job(hub, namespace, name)
+        return job if (job.get("status") or {}).get("phase") in phases else None
+
+    try:
+        return wait_for(reached, timeout, f"{namespace}/{name} to reach {sorted(phases)}")  # type: ignore[no-any-return]
+    except AssertionError as exc:
+        job = get_job(hub, namespace, name)
+        uid = job["metadata"]["uid"]
+        pods = {member: [(p.metadata.name, p.status.phase, p.spec.node_name) for p in client.CoreV1Api(
+            bed.api(member)).list_namespaced_pod(WORK_NS, label_selector=f"interconnect.dev/job-uid={uid}").items]
+            for member in sorted({mm for mm, *_ in NODES.values()})}
+        raise AssertionError(f"{exc}; status: {dump(job.get('status'))}; member pods: {pods}") from None
+
+
 def tenant(api: client.ApiClient) -> str:
     name = f"tenant-{uuid.uuid4().hex[:6]}"
     ensure_namespace(api, name)

@@ -49,14 +49,7 @@ def run_jobs(bed: tb.Testbed, ns: str, names: dict[str, tuple[dict[str, Any], st
     for name, (spec, _) in names.items():
         m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs",
                                                       m.job_manifest(name, ns, **spec))
-    done = {}
-    for name in names:
-        def finished(n: str = name) -> dict[str, Any] | None:
-            job = m.get_job(hub, ns, n)
-            return job if (job.get("status") or {}).get("phase") in ("Succeeded", "Failed") else None
-
-        done[name] = m.wait_for(finished, 120, f"{name} to finish")
-    return done
+    return {name: m.wait_phase(bed, ns, name, {"Succeeded", "Failed"}, 120) for name in names}
 
 
 def check_against_member_clocks(bed: tb.Testbed, jobs: dict[str, dict[str, Any]]) -> Decimal:
@@ -139,15 +132,12 @@ def test_operator_restart_while_jobs_run_neither_doubles_nor_loses_time(
         m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs",
                                                       m.job_manifest(name, ns, **spec))
     for name in names:
-        m.wait_for(lambda n=name: m.phase_of(hub, ns, n) == "Running", 60, f"{name} running")
+        m.wait_phase(testbed, ns, name, {"Running"}, 60)
     time.sleep(5)  # some usage accrued into status
     operator.kill()
     time.sleep(3)
     operator.start()
-    jobs = {}
-    for name in names:
-        m.wait_for(lambda n=name: m.phase_of(hub, ns, n) == "Succeeded", 90, f"{name} to succeed")
-        jobs[name] = m.get_job(hub, ns, name)
+    jobs = {name: m.wait_phase(testbed, ns, name, {"Succeeded"}, 90) for name in names}
     check_against_member_clocks(testbed, jobs)
 
 
@@ -169,7 +159,7 @@ def test_member_outage_while_jobs_run_recovers_the_exact_time(testbed: tb.Testbe
         m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs",
                                                       m.job_manifest(name, ns, **spec))
     for name in names:
-        m.wait_for(lambda n=name: m.phase_of(hub, ns, n) == "Running", 60, f"{name} running")
+        m.wait_phase(testbed, ns, name, {"Running"}, 60)
     time.sleep(4)
     tb.kwokctl(testbed, "stop", "cluster", "--name", "member-3")
     try:
@@ -183,7 +173,7 @@ def test_member_outage_while_jobs_run_recovers_the_exact_time(testbed: tb.Testbe
         tb.kwokctl(testbed, "start", "cluster", "--name", "member-3")
     jobs = {}
     for name in names:
-        m.wait_for(lambda n=name: m.phase_of(hub, ns, n) == "Succeeded", 180, f"{name} to succeed")
+        m.wait_phase(testbed, ns, name, {"Succeeded"}, 180)
         jobs[name] = m.get_job(hub, ns, name)
         assert jobs[name]["status"]["attempts"] == 1, "recovered within the grace period: not re-placed"
     check_against_member_clocks(testbed, jobs)
