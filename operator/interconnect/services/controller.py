@@ -147,6 +147,9 @@ class JobState:
     """Status fields that ride along with the next status write (e.g. observedGeneration of a
     new job, which needs no write of its own)."""
     status_patch: dict[str, Any] = field(default_factory=dict)
+    writing: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """One status write at a time: two in flight can land in either order, and the deferred
+    Dispatched write landing after the Running one left a running job shown as Dispatched."""
     usage: UsageRecord = field(default_factory=UsageRecord)
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -834,9 +837,13 @@ class Controller:
 
     async def _patch_job(self, state: JobState, status: dict[str, Any]) -> None:
         meta = state.model.metadata
-        body = {**state.unwritten, **status}
-        await self.hub.patch_status("computejobs", meta.name, {"status": body}, namespace=meta.namespace)
-        state.unwritten.clear()
+        async with state.writing:
+            pending = dict(state.unwritten)
+            body = {**pending, **status}
+            await self.hub.patch_status("computejobs", meta.name, {"status": body}, namespace=meta.namespace)
+            for key, value in pending.items():  # what was added meanwhile goes with the next write
+                if state.unwritten.get(key) is value:
+                    del state.unwritten[key]
         if "placement" in body:  # the placement (or its end) is in the status: the journal's entry is moot
             self.journal.settled(state.uid)
 
