@@ -43,10 +43,10 @@ def placed(attempt: int, node: str = "gz-regional") -> dict[str, object]:
             "conditions": [{"type": "Scheduled", "status": "True", "reason": "Placed", "message": "x" * 300}]}
 
 
-async def wait_until(predicate: object, what: str, timeout: float = 10.0) -> None:
+async def no_segments_left(hub: Hub, namespace: str, what: str, timeout: float = 10.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
-        if await predicate():  # type: ignore[operator]
+        if not await segments(hub, namespace):
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
@@ -70,11 +70,7 @@ async def test_one_segment_per_burst_durable_before_record_returns(hub: tuple[Hu
     await asyncio.sleep(0.5)
     assert len(await segments(api, namespace)) == 1, "deleted while an entry was still outstanding"
     journal.settled("uid-2")
-
-    async def gone() -> bool:
-        return not await segments(api, namespace)
-
-    await wait_until(gone, "the settled segment to be deleted")
+    await no_segments_left(api, namespace, "the settled segment to be deleted")
     assert journal.outstanding == 0
     await journal.close()
 
@@ -106,11 +102,7 @@ async def test_a_restarted_operator_finds_each_jobs_latest_placement(hub: tuple[
         "a": (2, "sh-finance"), "b": (1, "gz-regional")}
     restarted.settled("a")
     restarted.settled("b")
-
-    async def gone() -> bool:
-        return not await segments(api, namespace)
-
-    await wait_until(gone, "both segments to be deleted once their entries are settled")
+    await no_segments_left(api, namespace, "both segments to be deleted once their entries are settled")
     await restarted.close()
 
 

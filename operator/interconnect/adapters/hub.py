@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from interconnect.adapters.informer import read_json
 from interconnect.core.vocabulary import GROUP, VERSION
 
 log = logging.getLogger(__name__)
@@ -224,15 +224,9 @@ class Hub:
 
     async def list_config_maps(self, namespace: str, selector: str) -> list[tuple[str, dict[str, str]]]:
         """Name and data of each ConfigMap matching the label selector."""
-        response: Any = await self.core.list_namespaced_config_map(namespace, label_selector=selector,
-                                                              _preload_content=False)
-        try:
-            if response.status != 200:
-                raise ApiException(status=response.status, reason=(await response.read())[:500].decode())
-            items = json.loads(await response.read())["items"]
-        finally:
-            response.release()
-        return [(i["metadata"]["name"], dict(i.get("data") or {})) for i in items]
+        body = await read_json(await self.core.list_namespaced_config_map(
+            namespace, label_selector=selector, _preload_content=False, _request_timeout=30))
+        return [(i["metadata"]["name"], dict(i.get("data") or {})) for i in body["items"]]
 
     async def delete_config_map(self, namespace: str, name: str) -> None:
         """Delete a ConfigMap; one already gone is fine."""

@@ -369,29 +369,26 @@ class MemberCluster:
 
         Fencing needs this: after an outage the watches may still be catching up.
         """
-        try:
-            jobs = await _list_json(partial(self._batch.list_namespaced_job, self.namespace, label_selector=OURS))
-            pods = await _list_json(partial(self._core.list_namespaced_pod, self.namespace, label_selector=OURS))
-        except (TimeoutError, ApiException, OSError) as exc:
-            self._error(exc)
-            raise MemberUnavailable(str(exc) or type(exc).__name__) from exc
-        projected_jobs = [project_dispatched_job(j) for j in jobs]
-        projected_pods = [project_dispatched_pod(p) for p in pods]
-        return ([j for j in projected_jobs if j is not None], [p for p in projected_pods if p is not None])
+        jobs = await self._listed(partial(self._batch.list_namespaced_job, self.namespace, label_selector=OURS))
+        pods = await self._pods_matching(OURS)
+        return [j for j in map(project_dispatched_job, jobs) if j is not None], pods
 
     async def pods_of(self, job_uid: str) -> list[DispatchedPod]:
-        """One ComputeJob's pods as the member's API server has them now (not the watch's cache).
+        """One ComputeJob's pods as the member's API server has them now, selected by the server:
+        deleting a thousand superseded Jobs must not list every pod of ours a thousand times."""
+        return await self._pods_matching(f"{OURS},{JOB_UID}={job_uid}")
 
-        Selected by the API server: deleting a thousand superseded Jobs must not list every pod
-        of ours a thousand times.
-        """
+    async def _pods_matching(self, selector: str) -> list[DispatchedPod]:
+        pods = await self._listed(partial(self._core.list_namespaced_pod, self.namespace, label_selector=selector))
+        return [p for p in map(project_dispatched_pod, pods) if p is not None]
+
+    async def _listed(self, lister: Callable[..., Any]) -> list[dict[str, Any]]:
+        """A list from the member's API server; MemberUnavailable when it does not answer."""
         try:
-            pods = await _list_json(partial(self._core.list_namespaced_pod, self.namespace,
-                                            label_selector=f"{OURS},{JOB_UID}={job_uid}"))
+            return await _list_json(lister)
         except (TimeoutError, ApiException, OSError) as exc:
             self._error(exc)
             raise MemberUnavailable(str(exc) or type(exc).__name__) from exc
-        return [p for p in map(project_dispatched_pod, pods) if p is not None]
 
     async def delete_pod(self, name: str) -> bool:
         """Delete a pod of ours left behind by a deleted Job; False when it was already gone."""
