@@ -534,6 +534,182 @@ BAD_MANIFESTS: list[Bad] = [
 ]
 BAD_MANIFESTS += WORKLOAD_ESCAPES
 
+
+def _vol(volume: dict[str, Any]) -> dict[str, Any]:
+    return _set(job(), f"{_POD}.volumes", [{"name": "v", **volume}])
+
+
+def _env(source: dict[str, Any], list_name: str = "containers", base: dict[str, Any] | None = None) -> dict[str, Any]:
+    return _set(base or job(), f"{_POD}.{list_name}.0.env", [{"name": "X", "valueFrom": source}])
+
+
+_HUB_TOKEN = {"name": "interconnect-hub-token", "key": "token"}
+_GPU1 = {"limits": {"nvidia.com/gpu": 2}}
+_SIDECAR = {"name": "side", "image": "busybox", "restartPolicy": "Always"}
+
+# Tenant isolation on a member (issue 20): nothing that names an object of the member, chooses
+# where or before whom the pod runs, or reaches past the pod. One field each, named.
+ISOLATION_ESCAPES: list[Bad] = [
+    Bad("job-volume-secret", _vol({"secret": {"secretName": "interconnect-hub-token"}}), f"{_POD}.volumes[0].secret"),
+    Bad("job-volume-configmap", _vol({"configMap": {"name": "kube-root-ca.crt"}}), f"{_POD}.volumes[0].configMap"),
+    Bad(
+        "job-volume-pvc",
+        _vol({"persistentVolumeClaim": {"claimName": "other-tenant-data"}}),
+        f"{_POD}.volumes[0].persistentVolumeClaim",
+    ),
+    Bad("job-volume-csi", _vol({"csi": {"driver": "secrets-store.csi.k8s.io"}}), f"{_POD}.volumes[0].csi"),
+    Bad("job-volume-image", _vol({"image": {"reference": "evil.example/tools:1"}}), f"{_POD}.volumes[0].image"),
+    Bad("job-volume-nfs", _vol({"nfs": {"server": "10.0.0.2", "path": "/"}}), f"{_POD}.volumes[0].nfs"),
+    Bad(
+        "job-projected-secret",
+        _vol({"projected": {"sources": [{"secret": {"name": "interconnect-hub-token"}}]}}),
+        f"{_POD}.volumes[0].projected.sources[0].secret",
+    ),
+    Bad(
+        "job-projected-configmap",
+        _vol({"projected": {"sources": [{"configMap": {"name": "kube-root-ca.crt"}}]}}),
+        f"{_POD}.volumes[0].projected.sources[0].configMap",
+    ),
+    Bad(
+        "job-projected-trust-bundle",
+        _vol({"projected": {"sources": [{"clusterTrustBundle": {"name": "x", "path": "ca"}}]}}),
+        f"{_POD}.volumes[0].projected.sources[0].clusterTrustBundle",
+    ),
+    Bad("job-env-secret-key-ref", _env({"secretKeyRef": _HUB_TOKEN}), f"{_C0}.env[0].valueFrom.secretKeyRef"),
+    Bad(
+        "job-env-configmap-key-ref",
+        _env({"configMapKeyRef": {"name": "cfg", "key": "k"}}),
+        f"{_C0}.env[0].valueFrom.configMapKeyRef",
+    ),
+    Bad(
+        "job-init-env-secret-key-ref",
+        _env({"secretKeyRef": _HUB_TOKEN}, "initContainers", _init),
+        f"{_I0}.env[0].valueFrom.secretKeyRef",
+    ),
+    Bad(
+        "job-env-from-secret",
+        _set(job(), f"{_POD}.containers.0.envFrom", [{"secretRef": {"name": "interconnect-hub-token"}}]),
+        f"{_C0}.envFrom",
+    ),
+    Bad(
+        "job-volume-devices",
+        _set(job(), f"{_POD}.containers.0.volumeDevices", [{"name": "v", "devicePath": "/dev/xvda"}]),
+        f"{_C0}.volumeDevices",
+    ),
+    Bad(
+        "job-container-resource-claims",
+        _set(job(), f"{_POD}.containers.0.resources", {"claims": [{"name": "gpu"}]}),
+        f"{_C0}.resources.claims",
+    ),
+    Bad("job-node-name", _set(job(), f"{_POD}.nodeName", "gpu-node-1"), f"{_POD}.nodeName"),
+    Bad(
+        "job-priority-class",
+        _set(job(), f"{_POD}.priorityClassName", "system-node-critical"),
+        f"{_POD}.priorityClassName",
+    ),
+    Bad("job-pod-priority", _set(job(), f"{_POD}.priority", 2000001000), f"{_POD}.priority"),
+    Bad("job-preemption-policy", _set(job(), f"{_POD}.preemptionPolicy", "PreemptLowerPriority"),
+        f"{_POD}.preemptionPolicy"),
+    Bad("job-runtime-class", _set(job(), f"{_POD}.runtimeClassName", "unconfined-runc"), f"{_POD}.runtimeClassName"),
+    Bad("job-scheduler-name", _set(job(), f"{_POD}.schedulerName", "my-scheduler"), f"{_POD}.schedulerName"),
+    Bad(
+        "job-image-pull-secrets",
+        _set(job(), f"{_POD}.imagePullSecrets", [{"name": "member-registry-creds"}]),
+        f"{_POD}.imagePullSecrets",
+    ),
+    Bad(
+        "job-topology-spread",
+        _set(job(), f"{_POD}.topologySpreadConstraints", [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                                                            "whenUnsatisfiable": "DoNotSchedule"}]),
+        f"{_POD}.topologySpreadConstraints",
+    ),
+    Bad("job-scheduling-gates", _set(job(), f"{_POD}.schedulingGates", [{"name": "hold"}]), f"{_POD}.schedulingGates"),
+    Bad(
+        "job-pod-resource-claims",
+        _set(job(), f"{_POD}.resourceClaims", [{"name": "gpu", "resourceClaimName": "other"}]),
+        f"{_POD}.resourceClaims",
+    ),
+    Bad("job-overhead", _set(job(), f"{_POD}.overhead", {"cpu": "-1"}), f"{_POD}.overhead"),
+    Bad("job-readiness-gates", _set(job(), f"{_POD}.readinessGates", [{"conditionType": "x"}]),
+        f"{_POD}.readinessGates"),
+    Bad("job-pod-level-resources", _set(job(), f"{_POD}.resources", {"limits": {"cpu": "6"}}), f"{_POD}.resources"),
+    Bad(
+        "job-pod-affinity",
+        _set(job(), f"{_POD}.affinity", {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": []}}),
+        f"{_POD}.affinity.podAffinity",
+    ),
+    Bad(
+        "job-pod-anti-affinity",
+        _set(job(), f"{_POD}.affinity", {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": []}}),
+        f"{_POD}.affinity.podAntiAffinity",
+    ),
+    Bad(
+        "job-tolerate-everything",
+        _set(job(), f"{_POD}.tolerations", [{"operator": "Exists"}]),
+        f"{_POD}.tolerations[0].key",
+    ),
+    Bad("job-restart-always", _set(job(), f"{_POD}.restartPolicy", "Always"), f"{_POD}.restartPolicy"),
+    Bad(
+        "job-label-spoof-job-uid",
+        _set(job(), "spec.template.metadata", {"labels": {"interconnect.dev/job-uid": "victim-uid"}}),
+        "spec.template.metadata.labels",
+    ),
+    Bad(
+        "job-label-spoof-attempt",
+        _set(job(), "spec.template.metadata", {"labels": {"interconnect.dev/attempt": "1"}}),
+        "spec.template.metadata.labels",
+    ),
+    Bad(
+        "job-label-spoof-managed-by",
+        _set(job(), "spec.template.metadata", {"labels": {"interconnect.dev/managed-by": "interconnect-hub"}}),
+        "spec.template.metadata.labels",
+    ),
+    Bad(
+        "job-label-spoof-controller-uid",
+        _set(job(), "spec.template.metadata", {"labels": {"batch.kubernetes.io/controller-uid": "x"}}),
+        "spec.template.metadata.labels",
+    ),
+    Bad(
+        "job-annotation-spoof-job-name",
+        _set(job(), "spec.template.metadata", {"annotations": {"interconnect.dev/job-name": "victim"}}),
+        "spec.template.metadata.annotations",
+    ),
+    Bad(
+        "job-sidecar-accelerator-beside-main",
+        _set(
+            _gpu_limit(job(), 2),
+            f"{_POD}.initContainers",
+            [{**_SIDECAR, "resources": _GPU1}],
+        ),
+        "spec.template.spec: Invalid value",
+    ),
+    Bad(
+        "job-two-containers-accelerators",
+        _set(
+            _gpu_limit(job(), 2),
+            f"{_POD}.containers",
+            [{"name": "main", "image": "busybox", "resources": _GPU1},
+             {"name": "second", "image": "busybox", "resources": _GPU1}],
+        ),
+        "spec.template.spec: Invalid value",
+    ),
+    Bad(
+        "job-sidecar-accelerator-wrong-count",
+        _set(job(), f"{_POD}.initContainers", [{**_SIDECAR, "resources": {"limits": {"nvidia.com/gpu": 8}}}]),
+        "spec.initContainers",
+    ),
+]
+BAD_MANIFESTS += ISOLATION_ESCAPES
+
+#: Fields outside the allow-list: the API server refuses them under strict field validation
+#: (kubectl's default) and prunes them otherwise; the operator's models never carry them.
+UNKNOWN_FIELDS: list[Bad] = [
+    Bad("job-unknown-pod-field", _set(job(), f"{_POD}.hostNetworkPlease", True),
+        'unknown field "spec.template.spec.hostNetworkPlease"'),
+    Bad("job-unknown-container-field", _set(job(), f"{_POD}.containers.0.devices", ["/dev/nvidia0"]),
+        'unknown field "spec.template.spec.containers[0].devices"'),
+]
+
 IMMUTABLE_CHANGES: list[Change] = [
     Change("job-gpus-count", job("immutable-job-count"), {"spec": {"gpus": {"count": 4}}}, "spec.gpus"),
     Change(
@@ -567,7 +743,9 @@ STATUS_IMMUTABLE_CHANGES: list[StatusChange] = [
 __all__ = [
     "BAD_MANIFESTS",
     "IMMUTABLE_CHANGES",
+    "ISOLATION_ESCAPES",
     "STATUS_IMMUTABLE_CHANGES",
+    "UNKNOWN_FIELDS",
     "WORKLOAD_ESCAPES",
     "Bad",
     "Change",

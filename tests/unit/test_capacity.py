@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -9,6 +10,7 @@ from interconnect.core.capacity import (
     MemberNode,
     MemberPod,
     capacity_by_model,
+    effective_request,
     gpus_requested,
     offer_cards,
 )
@@ -93,3 +95,34 @@ def test_free_never_exceeds_what_exists(
     live = sum(g for (i, g, t) in pods if not t and i < len(gpus))
     assert 0 <= result.free <= max(0, sum(gpus) - min(live, sum(gpus)))
     assert result.free == max(0, min(100, sum(gpus)) - min(live, sum(gpus)) - sum(reserved))
+
+
+# ---------------------------------------------------------------------------------------------
+# A pod's effective request, as kube-scheduler counts it (sidecars included)
+# ---------------------------------------------------------------------------------------------
+
+
+def _c(gpus: object | None = None, *, sidecar: bool = False, where: str = "limits") -> dict[str, object]:
+    container: dict[str, object] = {"name": "c"}
+    if gpus is not None:
+        container["resources"] = {where: {"nvidia.com/gpu": gpus}}
+    if sidecar:
+        container["restartPolicy"] = "Always"
+    return container
+
+
+@pytest.mark.parametrize(
+    ("containers", "init", "expected"),
+    [
+        ([_c(1)], [_c(1, sidecar=True)], 2),  # main and sidecar run together
+        ([_c(1)], [_c(4)], 4),  # an ordinary init container runs alone
+        ([_c(2)], [_c(1, sidecar=True), _c(2)], 3),  # an init container beside an earlier sidecar
+        ([_c(2)], [_c(2), _c(1, sidecar=True)], 3),  # a sidecar started after it does not add to it
+        ([_c("1k")], [], 1000),  # quantities are quantities
+        ([_c(2, where="requests")], [], 2),
+        ([_c(), _c(3)], [], 3),
+        ([], [_c(8, sidecar=True)], 8),
+    ],
+)
+def test_effective_request(containers: list[dict[str, object]], init: list[dict[str, object]], expected: int) -> None:
+    assert effective_request(containers, init) == expected

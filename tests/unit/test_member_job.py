@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from interconnect.api.v1alpha1 import ComputeJob
 from interconnect.api.v1alpha1.job import SecurityContext
-from interconnect.core.workload_policy import Rule, WorkloadPolicyError, template_violations
+from interconnect.core.workload_policy import Rule, WorkloadPolicyError, pod_spec_violations
 from interconnect.services.member_job import build_member_job, member_job_name
 from tests.integration.bad_manifests import job
 
@@ -83,7 +83,7 @@ def test_a_bare_template_gets_the_restricted_defaults() -> None:
             "seccompProfile": {"type": "RuntimeDefault"},
         }
     assert restricted_problems(spec) == []
-    assert template_violations(build(cj)["spec"]["template"]) == []
+    assert pod_spec_violations(build(cj)["spec"]["template"]["spec"]) == []
 
 
 def test_what_the_template_says_is_kept() -> None:
@@ -208,4 +208,4 @@ def test_every_dispatched_pod_meets_the_restricted_profile(spec: dict[str, Any])
     cj = compute_job(spec)
     manifest = build(cj)
     assert restricted_problems(manifest["spec"]["template"]["spec"]) == []
-    assert template_violations(manifest["spec"]["template"]) == []
+    assert pod_spec_violations(manifest["spec"]["template"]["spec"]) == []

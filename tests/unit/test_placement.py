@@ -28,7 +28,7 @@ from interconnect.core.placement import (
     what_would_fit,
 )
 from interconnect.core.vocabulary import BillingUnit, Industry, LatencyTier, NodeType
-from interconnect.core.workload_policy import image_registry
+from interconnect.core.workload_policy import Toleration, image_registry
 
 NOW = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -168,6 +168,14 @@ FILTER_CASES: list[tuple[str, RejectReason, str, JobRequest, NodeView, OfferView
         job(images=("",)),
         node(),
         offer(allowed_registries=frozenset({"docker.io"})),
+    ),
+    (
+        "toleration",
+        R.TOLERATION_NOT_ALLOWED,
+        "toleration not allowed",
+        job(tolerations=frozenset({Toleration("dedicated", "Equal", "tenant-x", "NoSchedule")})),
+        node(),
+        offer(tolerations=frozenset({Toleration("dedicated", "Equal", "gpu", "NoSchedule")})),
     ),
     (
         "model",
@@ -315,6 +323,18 @@ def test_registry_rule_comes_after_the_offer_window_and_before_what_it_holds() -
     )
     assert decision.rejected[0].reason is R.IMAGE_REGISTRY_NOT_ALLOWED
     assert FILTER_ORDER.index(R.OFFER_EXPIRED) + 1 == FILTER_ORDER.index(R.IMAGE_REGISTRY_NOT_ALLOWED)
+
+
+def test_a_job_tolerating_a_taint_goes_only_where_the_offer_publishes_it() -> None:
+    dedicated = Toleration("dedicated", "Equal", "gpu", "NoSchedule")
+    plain = offer("plain", price=per_card("1"))
+    pool = offer("pool", price=per_card("3"), tolerations=frozenset({dedicated}))
+    decision = place(job(tolerations=frozenset({dedicated})), snapshot([node()], [plain, pool]))
+    assert decision.chosen is not None and decision.chosen.offer == "pool"
+    assert decision.rejected[0].reason is R.TOLERATION_NOT_ALLOWED
+    assert "dedicated=gpu:NoSchedule" in decision.rejected[0].message
+    # Without tolerations a job goes to either (the cheaper one).
+    assert place(job(), snapshot([node()], [plain, pool])).chosen.offer == "plain"  # type: ignore[union-attr]
 
 
 def test_a_restricted_offer_loses_the_job_to_an_open_one() -> None:
@@ -549,6 +569,7 @@ def oracle_failures(j: JobRequest, snap: PlacementSnapshot, o: OfferView) -> lis
     fails += [R.OFFER_EXPIRED] * (o.valid_until is not None and snap.now >= o.valid_until)
     registries = {image_registry(i) for i in j.images}
     fails += [R.IMAGE_REGISTRY_NOT_ALLOWED] * bool(o.allowed_registries and not registries <= o.allowed_registries)
+    fails += [R.TOLERATION_NOT_ALLOWED] * bool(j.tolerations and not j.tolerations <= o.tolerations)
     fails += [R.GPU_MODEL_NOT_ACCEPTED] * bool(j.models and o.gpu_model not in j.models)
     fails += [R.GPU_MEMORY_TOO_SMALL] * (o.gpu_memory_gib < j.min_memory_gib)
     machine = o.price.cards_per_machine

@@ -29,6 +29,7 @@ from interconnect.core.quota import (
     limits_reached,
     tenant_usage,
     within_pending_limit,
+    within_priority_cap,
 )
 from interconnect.core.vocabulary import BillingUnit, JobPhase, LatencyTier, NodeType
 
@@ -218,6 +219,24 @@ def test_without_a_pending_limit_nothing_is_held() -> None:
     assert kept == [] and len(held) == 10
 
 
+def test_priority_is_granted_by_the_quota_not_chosen() -> None:
+    """Without a quota the cap is 0; a quota's maxPriority raises it; negative priority is free."""
+    jobs = [job("p1000", priority=1000), job("p0"), job("neg", priority=-5),
+            job("b-p5", namespace="team-b", priority=5)]
+    kept, held = within_priority_cap(jobs, {})
+    assert [j.name for j in kept] == ["p0", "neg"]
+    assert set(held) == {"uid-p1000", "uid-b-p5"}
+    verdict = held["uid-p1000"]
+    assert verdict.limit is QuotaLimit.MAX_PRIORITY
+    assert "priority 1000 is above tenant team-a's cap of 0" in verdict.message
+    assert "no ComputeQuota team-a: spec.maxPriority defaults to 0" in verdict.message
+    quotas = {"team-a": quota(max_priority=1000), "team-b": quota(name="team-b", tenant="team-b", max_priority=4)}
+    kept, held = within_priority_cap(jobs, quotas)
+    assert [j.name for j in kept] == ["p1000", "p0", "neg"]
+    assert "cap of 4 (ComputeQuota team-b, spec.maxPriority)" in held["uid-b-p5"].message
+    assert held["uid-b-p5"].message.endswith("lower spec.priority or ask the hub admin to raise the cap")
+
+
 # -- usage from the job list ----------------------------------------------------------------------
 
 
@@ -284,7 +303,9 @@ def test_months() -> None:
 def test_limits_reached_for_the_status_condition() -> None:
     q = quota(cards=8, cards_per_model={H800: 4}, pending_jobs=2, monthly_spend=cny("10"))
     usage = TenantUsage(cards=8, cards_by_model={H800: 4}, pending=3, spent={"CNY": cny("10")})
-    assert [limit for limit, _ in limits_reached(q, usage)] == list(QuotaLimit)
+    # The priority cap holds single jobs; usage never reaches it.
+    assert [limit for limit, _ in limits_reached(q, usage)] == [
+        limit for limit in QuotaLimit if limit is not QuotaLimit.MAX_PRIORITY]
     assert limits_reached(q, TenantUsage(cards=7, pending=2)) == []
 
 

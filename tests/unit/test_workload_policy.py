@@ -14,12 +14,16 @@ from pydantic import ValidationError
 from interconnect.api.v1alpha1 import ComputeJob, ComputeNode, ComputeOffer, to_api
 from interconnect.core.latency import LatencyTable
 from interconnect.core.placement import PlacementSnapshot, RejectReason, place
+from interconnect.core.vocabulary import GPU_RESOURCE as GPU
 from interconnect.core.workload_policy import (
     ALLOWED_VOLUME_TYPES,
+    CONTAINER_FIELDS,
+    POD_SPEC_FIELDS,
     SAFE_SYSCTLS,
     Rule,
     Violation,
     WorkloadPolicyError,
+    accelerator_violations,
     check_template,
     disallowed_images,
     image_registry,
@@ -29,7 +33,7 @@ from interconnect.core.workload_policy import (
     template_violations,
 )
 from interconnect.services.translate import job_request, node_view, offer_view
-from tests.integration.bad_manifests import WORKLOAD_ESCAPES, Bad, job, node, offer
+from tests.integration.bad_manifests import ISOLATION_ESCAPES, WORKLOAD_ESCAPES, Bad, job, node, offer
 
 C0 = "spec.template.spec.containers[0]"
 POD = "spec.template.spec"
@@ -70,8 +74,9 @@ def template(**spec: Any) -> dict[str, Any]:
             "initContainers": [{"name": "fetch", "image": "busybox:1.36"}],
             "volumes": [
                 {"name": "scratch", "emptyDir": {}},
-                {"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
-                {"name": "cfg", "projected": {"sources": [{"configMap": {"name": "cfg"}}]}},
+                {"name": "data", "ephemeral": {"volumeClaimTemplate": {"spec": {"accessModes": ["ReadWriteOnce"]}}}},
+                {"name": "meta", "projected": {"sources": [{"downwardAPI": {"items": [
+                    {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}]}},
             ],
         },
     }
@@ -356,11 +361,18 @@ def test_the_operator_names_the_same_field_as_the_api_server(case: Bad) -> None:
 
 
 def test_a_harmless_template_round_trips_through_the_model() -> None:
-    """Typed fields keep their API spelling (hostPID, seLinuxOptions, ...), other fields are kept."""
+    """Typed fields keep their API spelling (hostPID, seLinuxOptions, ...); fields outside the
+    allow-list are not kept (the API server refuses them with strict field validation, or prunes)."""
     manifest = job()
-    manifest["spec"]["template"] = template(hostPID=False, hostIPC=False, hostNetwork=False, priorityClassName="x")
+    manifest["spec"]["template"] = template(hostPID=False, hostIPC=False, hostNetwork=False, dnsPolicy="Default")
     parsed = ComputeJob.model_validate(manifest)
     assert to_api(parsed.spec.template) == manifest["spec"]["template"]
+    manifest["spec"]["template"]["spec"]["someFutureField"] = {"x": 1}
+    manifest["spec"]["template"]["spec"]["containers"][0]["someFutureField"] = True
+    parsed = ComputeJob.model_validate(manifest)
+    dumped = to_api(parsed.spec.template)
+    assert "someFutureField" not in dumped["spec"]
+    assert "someFutureField" not in dumped["spec"]["containers"][0]
     assert parsed.spec.template.images() == ["registry.example.cn/ml/train:1.0", "busybox:1.36"]
 
 
@@ -410,3 +422,68 @@ def test_an_offer_restricted_to_other_registries_does_not_get_the_job() -> None:
     assert rejection.message == (
         "image busybox:1.36 is from registry docker.io; the offer allows only registry.example.cn"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Tenant isolation (issue 20): nothing of the member, no scheduling privileges, no spoofed keys
+# --------------------------------------------------------------------------------------------
+
+TEMPLATE_ISOLATION = [c for c in ISOLATION_ESCAPES if c.expected.startswith("spec.template.spec.")
+                      and ": " not in c.expected and "[0].key" not in c.expected]
+
+
+def test_there_are_at_least_forty_hostile_templates() -> None:
+    assert len(ISOLATION_ESCAPES) + len(WORKLOAD_ESCAPES) >= 40
+
+
+@pytest.mark.parametrize("case", TEMPLATE_ISOLATION, ids=lambda c: c.id)
+def test_each_isolation_escape_is_named_by_the_operator_as_by_the_api_server(case: Bad) -> None:
+    fields = [v.field for v in template_violations(case.manifest["spec"]["template"])]
+    assert fields == [case.expected]
+
+
+@pytest.mark.parametrize("key", ["interconnect.dev/job-uid", "interconnect.dev/attempt", "interconnect.dev/managed-by",
+                                 "batch.kubernetes.io/controller-uid", "controller-uid", "job-name"])
+def test_the_operators_label_keys_are_refused(key: str) -> None:
+    violations = template_violations({"metadata": {"labels": {key: "x"}}, "spec": {"containers": [{"name": "c"}]}})
+    assert [v.field for v in violations] == [f"spec.template.metadata.labels[{key}]"]
+
+
+def test_a_tenants_own_labels_and_the_test_beds_annotations_pass() -> None:
+    template_ok = {"metadata": {"labels": {"app": "train", "team.example/x": "y"},
+                                "annotations": {"testbed.interconnect.dev/run-for": "5s"}},
+                   "spec": {"containers": [{"name": "c"}]}}
+    assert template_violations(template_ok) == []
+
+
+def test_fields_outside_the_allow_list_are_named() -> None:
+    violations = template_violations({"spec": {"containers": [{"name": "c", "devices": ["/dev/x"]}], "futureField": 1}})
+    fields = [v.field for v in violations]
+    assert fields == ["spec.template.spec.futureField", "spec.template.spec.containers[0].devices"]
+
+
+def test_the_allow_lists_hold_nothing_refused() -> None:
+    refused_pod = {"nodeName", "priorityClassName", "priority", "runtimeClassName", "schedulerName", "imagePullSecrets",
+                   "hostNetwork", "hostPID", "hostIPC", "serviceAccountName", "serviceAccount", "ephemeralContainers",
+                   "resourceClaims", "overhead", "topologySpreadConstraints", "schedulingGates", "preemptionPolicy"}
+    assert not refused_pod & POD_SPEC_FIELDS
+    assert not {"envFrom", "volumeDevices"} & CONTAINER_FIELDS
+
+
+@pytest.mark.parametrize(
+    ("containers", "init", "count", "holders"),
+    [
+        ([{"name": "a", "resources": {"limits": {GPU: "2"}}}], [], 2, 0),
+        ([{"name": "a", "resources": {"limits": {GPU: "2"}}}], [{"name": "s", "restartPolicy": "Always",
+                                                                 "resources": {"limits": {GPU: "2"}}}], 2, 1),
+        ([{"name": "a", "resources": {"limits": {GPU: "2"}}}, {"name": "b", "resources": {"requests": {GPU: "2"}}}],
+         [], 2, 1),
+        # An ordinary init container runs alone: it may hold the cards before the main one does.
+        ([{"name": "a", "resources": {"limits": {GPU: "2"}}}], [{"name": "i", "resources": {"limits": {GPU: "2"}}}],
+         2, 0),
+        ([{"name": "a"}], [{"name": "s", "restartPolicy": "Always", "resources": {"limits": {GPU: "2"}}}], 2, 0),
+    ],
+)
+def test_at_most_one_accelerator_holder(containers: list[Any], init: list[Any], count: int, holders: int) -> None:
+    violations = accelerator_violations({"containers": containers, "initContainers": init}, count)
+    assert len([v for v in violations if v.rule == Rule.ACCELERATOR_HOLDERS]) == holders

@@ -84,13 +84,26 @@ class Informer(Generic[T]):
         self.synced = asyncio.Event()
         self.resource_version: str | None = None
         self.restarts = 0
+        self.unreadable = 0
+        """Objects skipped because they could not be projected (e.g. a quantity that is not one)."""
+
+    def _projected(self, obj: Mapping[str, Any]) -> T | None:
+        """The object's projection; None (skipped and counted) when it cannot be read: one odd
+        object must never wedge the watch in a relist loop."""
+        try:
+            return self._project(obj)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            self.unreadable += 1
+            name = (obj.get("metadata") or {}).get("name") if isinstance(obj, Mapping) else None
+            log.warning("informer %s: skipped %s: %s", self.name, name or "an object", exc)
+            return None
 
     async def _list(self) -> None:
         response = await self._lister(_preload_content=False, _request_timeout=60)
         body = await read_json(response)
         fresh: dict[str, T] = {}
         for obj in body.get("items", []):
-            projected = self._project(obj)
+            projected = self._projected(obj)
             if projected is not None:
                 key = obj["metadata"]["uid"]
                 fresh[key] = projected
@@ -139,7 +152,7 @@ class Informer(Generic[T]):
             return
         key = meta["uid"]
         old = self.items.get(key)
-        new = None if kind == "DELETED" else self._project(obj)
+        new = None if kind == "DELETED" else self._projected(obj)
         if new is None:
             self.items.pop(key, None)
         else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from interconnect.core.quantity import whole_units
 from interconnect.core.reservations import Reservation
 from interconnect.core.vocabulary import GPU_PRODUCT_LABEL, GPU_RESOURCE
 
@@ -129,25 +130,49 @@ def capacity_by_model(nodes: Iterable[MemberNode], pods: Iterable[MemberPod]) ->
     return [ModelCapacity(m, t, a, u) for m, (t, a, u) in sorted(totals.items())]
 
 
+def container_request(container: Mapping[str, object], resource: str = GPU_RESOURCE) -> int:
+    """What one container asks of an extended resource: its request, else its limit (the API
+    defaults an extended resource's request to its limit). Raises `QuantityError` on bad text."""
+    resources = container.get("resources") or {}
+    if not isinstance(resources, Mapping):
+        return 0
+    for key in ("requests", "limits"):
+        values = resources.get(key) or {}
+        if isinstance(values, Mapping) and resource in values:
+            return whole_units(values[resource])
+    return 0
+
+
+def is_sidecar(container: Mapping[str, object]) -> bool:
+    """A native sidecar: an init container with restartPolicy Always, running beside the app."""
+    return container.get("restartPolicy") == "Always"
+
+
+def effective_request(containers: Iterable[Mapping[str, object]],
+                      init_containers: Iterable[Mapping[str, object]] = (),
+                      resource: str = GPU_RESOURCE) -> int:
+    """What a pod holds of ``resource`` for as long as it runs, as kube-scheduler counts it.
+
+    Kubernetes' rule (``PodRequests`` in k8s.io/component-helpers): the app containers and every
+    sidecar run together, so their requests add up; each ordinary init container runs alone
+    beside the sidecars started before it; the pod holds the larger of the two. A main container
+    and a sidecar asking for one card each hold two cards.
+    """
+    running = sum(container_request(c, resource) for c in containers)
+    sidecars = 0
+    init_peak = 0
+    for container in init_containers:
+        request = container_request(container, resource)
+        if is_sidecar(container):
+            sidecars += request
+            running += request
+            init_peak = max(init_peak, sidecars)
+        else:
+            init_peak = max(init_peak, request + sidecars)
+    return max(running, init_peak)
+
+
 def gpus_requested(containers: Iterable[Mapping[str, object]],
                    init_containers: Iterable[Mapping[str, object]] = ()) -> int:
-    """GPUs a pod holds, as the scheduler counts them.
-
-    Extended resources are requested through limits (requests default to limits); init
-    containers run one at a time, so the pod holds the larger of their maximum and the sum
-    of its app containers.
-    """
-
-    def one(container: Mapping[str, object]) -> int:
-        resources = container.get("resources") or {}
-        assert isinstance(resources, Mapping)
-        for key in ("limits", "requests"):
-            values = resources.get(key) or {}
-            assert isinstance(values, Mapping)
-            if GPU_RESOURCE in values:
-                return int(str(values[GPU_RESOURCE]))
-        return 0
-
-    app = sum(one(c) for c in containers)
-    init = max((one(c) for c in init_containers), default=0)
-    return max(app, init)
+    """GPUs a pod holds (its effective request of ``nvidia.com/gpu``)."""
+    return effective_request(containers, init_containers, GPU_RESOURCE)

@@ -52,7 +52,7 @@ from interconnect.core.money import (
     round_to_minor_unit,
 )
 from interconnect.core.vocabulary import BillingUnit, Industry, LatencyTier, NodeType
-from interconnect.core.workload_policy import image_registry, normal_registry
+from interconnect.core.workload_policy import Toleration, image_registry, normal_registry
 
 DEFAULT_CURRENCY = "CNY"
 
@@ -90,6 +90,8 @@ class JobRequest:
     created: datetime
     images: tuple[str, ...] = ()
     """The images of the job's containers and init containers (offers may restrict registries)."""
+    tolerations: frozenset[Toleration] = frozenset()
+    """The pod's tolerations: an offer must publish each of them."""
 
     def __post_init__(self) -> None:
         if self.gpus_per_replica < 1 or self.replicas < 1:
@@ -151,6 +153,8 @@ class OfferView:
     """Exclusive: the offer is no longer valid at `valid_until`."""
     allowed_registries: frozenset[str] = frozenset()
     """Image registries the offer runs images from (host[:port], docker.io for Docker Hub); empty: any."""
+    tolerations: frozenset[Toleration] = frozenset()
+    """The tolerations a job may carry here (the taints of the offer's nodes); empty: none."""
 
     def __post_init__(self) -> None:
         _require_aware(self.valid_from, "valid_from")
@@ -176,6 +180,7 @@ class RejectReason(enum.StrEnum):
     OFFER_NOT_YET_VALID = "OfferNotYetValid"
     OFFER_EXPIRED = "OfferExpired"
     IMAGE_REGISTRY_NOT_ALLOWED = "ImageRegistryNotAllowed"
+    TOLERATION_NOT_ALLOWED = "TolerationNotAllowed"
     GPU_MODEL_NOT_ACCEPTED = "GPUModelNotAccepted"
     GPU_MEMORY_TOO_SMALL = "GPUMemoryTooSmall"
     REPLICA_LARGER_THAN_MACHINE = "ReplicaLargerThanMachine"
@@ -200,6 +205,7 @@ _LABELS: Mapping[RejectReason, str] = MappingProxyType(
         RejectReason.OFFER_NOT_YET_VALID: "offer not yet valid",
         RejectReason.OFFER_EXPIRED: "offer expired",
         RejectReason.IMAGE_REGISTRY_NOT_ALLOWED: "image registry not allowed",
+        RejectReason.TOLERATION_NOT_ALLOWED: "toleration not allowed",
         RejectReason.REGION_DENIED: "region denied",
         RejectReason.REGION_NOT_ALLOWED: "region not allowed",
         RejectReason.INDUSTRY_DENIED: "industry denied",
@@ -223,9 +229,11 @@ FILTER_ORDER: tuple[RejectReason, ...] = tuple(RejectReason)
 
 # One offer, flattened once per snapshot for the hot loop:
 # (offer, name, gpu model, GPU memory, cards free, price amount, currency, billed per card,
-#  cards per machine, validity verdict at `now`, its message, its label, allowed registries).
+#  cards per machine, validity verdict at `now`, its message, its label, allowed registries,
+#  published tolerations).
 _Row = tuple[
-    OfferView, str, str, int, int, Decimal, str, bool, int | None, RejectReason | None, str, str, frozenset[str]
+    OfferView, str, str, int, int, Decimal, str, bool, int | None, RejectReason | None, str, str, frozenset[str],
+    frozenset[Toleration],
 ]
 
 
@@ -252,6 +260,7 @@ def _row(offer: OfferView, now: datetime) -> _Row:
         message,
         label,
         offer.allowed_registries,
+        offer.tolerations,
     )
 
 
@@ -521,6 +530,13 @@ def _budget_message(estimate: Decimal, hours: Decimal, budget: Money) -> str:
     return f"estimated cost {Money(estimate, budget.currency)} for {hours} h > budget {budget}"
 
 
+def _toleration_message(wanted: frozenset[Toleration], published: frozenset[Toleration]) -> str:
+    missing = sorted(wanted - published)
+    shown = ", ".join(map(str, missing[:3]))
+    more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+    return f"the offer does not publish the toleration {shown}{more} (spec.tolerations)"
+
+
 def _registry_message(registries: Mapping[str, str], allowed: frozenset[str]) -> str:
     outside = [(registry, image) for registry, image in registries.items() if registry not in allowed]
     registry, image = outside[0]
@@ -552,6 +568,9 @@ def _evaluate(job: JobRequest, snapshot: PlacementSnapshot, *, required: Latency
     for image in job.images:
         registries.setdefault(image_registry(image), image)
     job_registries = frozenset(registries)
+    tolerations = job.tolerations
+    toleration_reason = RejectReason.TOLERATION_NOT_ALLOWED
+    toleration_label = _LABELS[toleration_reason]
 
     rows: list[_RejectionRow] = []
     add = rows.append
@@ -621,6 +640,7 @@ def _evaluate(job: JobRequest, snapshot: PlacementSnapshot, *, required: Latency
             why,
             why_label,
             allowed,
+            published,
         ) in group:
             if validity is not None:
                 add((name, node_name, validity, why, why_label))
@@ -629,6 +649,9 @@ def _evaluate(job: JobRequest, snapshot: PlacementSnapshot, *, required: Latency
                 if text is None:
                     text = registry_messages[allowed] = _registry_message(registries, allowed)
                 add((name, node_name, registry_reason, text, registry_label))
+            elif tolerations and not tolerations <= published:
+                add((name, node_name, toleration_reason, _toleration_message(tolerations, published),
+                     toleration_label))
             elif models and model not in models:
                 text = model_messages.get(model)
                 if text is None:

@@ -98,9 +98,12 @@ class QuotaLimit(enum.StrEnum):
     CARDS_PER_MODEL = "cardsPerModel"
     PENDING_JOBS = "pendingJobs"
     MONTHLY_SPEND = "monthlySpend"
+    MAX_PRIORITY = "maxPriority"
 
     @property
     def field_path(self) -> str:
+        if self is QuotaLimit.MAX_PRIORITY:
+            return "spec.maxPriority"
         return f"spec.limits.{self.value}"
 
 
@@ -118,6 +121,8 @@ class TenantQuota:
     cards_per_model: Mapping[str, int] = field(default_factory=dict)
     pending_jobs: int | None = None
     monthly_spend: Money | None = None
+    max_priority: int = 0
+    """The highest spec.priority the tenant's jobs may have (priority is granted, not chosen)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.weight, bool) or not isinstance(self.weight, int) or self.weight < 1:
@@ -138,6 +143,8 @@ class TenantQuota:
 
 NO_QUOTA_WEIGHT = 1
 """The fair-share weight of a tenant without a ComputeQuota."""
+DEFAULT_MAX_PRIORITY = 0
+"""The priority cap of a tenant without a ComputeQuota (and of a quota that sets none)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -383,6 +390,32 @@ def within_pending_limit(
     return [job for job in items if job.uid not in held], held
 
 
+def within_priority_cap(
+    requests: Iterable[R], quotas: Mapping[str, TenantQuota]
+) -> tuple[list[R], dict[str, QuotaVerdict]]:
+    """Split the pending jobs into those whose priority their tenant was granted and the rest.
+
+    ``spec.priority`` sorts before fair share, so a tenant that chose its own would jump every
+    queue: a job above its tenant's ``spec.maxPriority`` (0 without a ComputeQuota) is held, by
+    UID, with a verdict naming the cap. Negative priorities are always allowed.
+    """
+    items = list(requests)
+    held: dict[str, QuotaVerdict] = {}
+    for job in items:
+        quota = quotas.get(job.namespace)
+        cap = DEFAULT_MAX_PRIORITY if quota is None else quota.max_priority
+        if job.priority <= cap:
+            continue
+        where = (quota.where(QuotaLimit.MAX_PRIORITY) if quota is not None
+                 else f"(no ComputeQuota {job.namespace}: {QuotaLimit.MAX_PRIORITY.field_path} defaults to {cap})")
+        held[job.uid] = _refuse(
+            QuotaLimit.MAX_PRIORITY,
+            f"job priority {job.priority} is above tenant {job.namespace}'s cap of {cap} {where}; lower "
+            f"spec.priority or ask the hub admin to raise the cap",
+        )
+    return [job for job in items if job.uid not in held], held
+
+
 # ---------------------------------------------------------------------------------------------
 # Usage from the job list
 # ---------------------------------------------------------------------------------------------
@@ -494,6 +527,7 @@ def limits_reached(quota: TenantQuota, usage: TenantUsage) -> list[tuple[QuotaLi
 
 __all__ = [
     "ACTIVE_PHASES",
+    "DEFAULT_MAX_PRIORITY",
     "NO_QUOTA_WEIGHT",
     "NO_USAGE",
     "QUOTA_EXCEEDED",
@@ -511,4 +545,5 @@ __all__ = [
     "tenant_order_key",
     "tenant_usage",
     "within_pending_limit",
+    "within_priority_cap",
 ]

@@ -33,6 +33,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from interconnect.core.capacity import is_sidecar
+from interconnect.core.vocabulary import GPU_RESOURCE
+
 #: Capabilities a container may add (Pod Security Standards, restricted).
 ALLOWED_CAPABILITIES: frozenset[str] = frozenset({"NET_BIND_SERVICE"})
 #: Sysctls a pod may set (Pod Security Standards, baseline: the namespaced, safe ones).
@@ -56,10 +59,33 @@ ALLOWED_SELINUX_TYPES: tuple[str, ...] = (
     "container_kvm_t",
     "container_engine_t",
 )
-#: Volume types a pod may use (Pod Security Standards, restricted).
-ALLOWED_VOLUME_TYPES: frozenset[str] = frozenset(
-    {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
-)
+#: Volume types a pod may use: the restricted profile's list less every type that names an object
+#: of the member (secret, configMap, persistentVolumeClaim) or its storage drivers (csi).
+ALLOWED_VOLUME_TYPES: frozenset[str] = frozenset({"downwardAPI", "emptyDir", "ephemeral", "projected"})
+#: Sources a projected volume may combine: the pod's own metadata only.
+ALLOWED_PROJECTION_SOURCES: frozenset[str] = frozenset({"downwardAPI"})
+#: The pod spec fields a member Job is built from (the allow-list; anything else never reaches a
+#: member). Each is either harmless or checked below.
+POD_SPEC_FIELDS: frozenset[str] = frozenset({
+    "containers", "initContainers", "volumes", "securityContext", "restartPolicy",
+    "terminationGracePeriodSeconds", "activeDeadlineSeconds", "dnsPolicy", "dnsConfig", "hostname",
+    "subdomain", "setHostnameAsFQDN", "shareProcessNamespace", "nodeSelector", "affinity", "tolerations",
+    "hostAliases", "hostUsers", "os", "enableServiceLinks", "automountServiceAccountToken",
+})
+#: The container fields a member Job is built from.
+CONTAINER_FIELDS: frozenset[str] = frozenset({
+    "name", "image", "command", "args", "workingDir", "ports", "env", "resources", "volumeMounts",
+    "livenessProbe", "readinessProbe", "startupProbe", "lifecycle", "terminationMessagePath",
+    "terminationMessagePolicy", "imagePullPolicy", "securityContext", "stdin", "stdinOnce", "tty",
+    "restartPolicy", "resizePolicy",
+})
+#: Label and annotation prefixes a tenant may not write: the operator recognises its own Jobs and
+#: pods by them (a pod carrying another job's uid would be metered to that job), and the Job
+#: controller matches its pods by its own.
+RESERVED_KEY_PREFIXES: tuple[str, ...] = ("interconnect.dev/", "batch.kubernetes.io/")
+RESERVED_KEYS: frozenset[str] = frozenset({"controller-uid", "job-name"})
+#: Restart policies a Job's pods may have (batch/v1 refuses Always).
+JOB_RESTART_POLICIES: tuple[str, ...] = ("Never", "OnFailure")
 #: The profile types that switch confinement off (seccomp and AppArmor).
 UNCONFINED = "Unconfined"
 APPARMOR_ANNOTATION_PREFIX = "container.apparmor.security.beta.kubernetes.io/"
@@ -98,6 +124,41 @@ class Rule:
     TOKEN_PROJECTION = "projected serviceAccountToken volumes are not allowed"
     EPHEMERAL_CONTAINERS = "ephemeralContainers are not allowed"
     VOLUME_TYPE = "volume type is not allowed; allowed: " + ", ".join(sorted(ALLOWED_VOLUME_TYPES))
+    PROJECTION_SOURCE = "projected volumes may only project downwardAPI (no secret, configMap or token of the member)"
+    NODE_NAME = "nodeName may not be set: the member's scheduler places the pod"
+    PRIORITY_CLASS = "priorityClassName may not be set: priority is granted by the hub (ComputeQuota spec.maxPriority)"
+    PRIORITY = "priority may not be set: priority is granted by the hub (ComputeQuota spec.maxPriority)"
+    PREEMPTION_POLICY = "preemptionPolicy may not be set"
+    RUNTIME_CLASS = "runtimeClassName may not be set: the member chooses the runtime"
+    SCHEDULER_NAME = "schedulerName may not be set: the member's default scheduler places the pod"
+    IMAGE_PULL_SECRETS = "imagePullSecrets may not be set: they name the member's Secrets (an offer may provide one)"
+    POD_AFFINITY = "podAffinity may not be set: pods may not seek other tenants' pods"
+    POD_ANTI_AFFINITY = "podAntiAffinity may not be set: pods may not probe other tenants' pods"
+    TOPOLOGY_SPREAD = "topologySpreadConstraints may not be set: their selectors count other tenants' pods"
+    SCHEDULING_GATES = "schedulingGates may not be set"
+    RESOURCE_CLAIMS = "resourceClaims may not be set: they name the member's objects"
+    OVERHEAD = "overhead may not be set: it belongs to the member's RuntimeClass"
+    READINESS_GATES = "readinessGates may not be set"
+    POD_RESOURCES = "pod-level resources may not be set: containers carry the requests"
+    ENV_FROM = "envFrom may not be set: it reads the member's Secrets and ConfigMaps"
+    SECRET_KEY_REF = "secretKeyRef may not be used: the member's Secrets are not the tenant's"
+    CONFIG_MAP_KEY_REF = "configMapKeyRef may not be used: the member's ConfigMaps are not the tenant's"
+    FILE_KEY_REF = "fileKeyRef may not be used"
+    VOLUME_DEVICES = "volumeDevices may not be set: no block devices of the member"
+    CONTAINER_CLAIMS = "resources.claims may not be set: they name the member's objects"
+    RESERVED_LABEL = (
+        "labels under interconnect.dev/ and batch.kubernetes.io/ (and controller-uid, job-name) are the operator's"
+    )
+    RESERVED_ANNOTATION = "annotations under interconnect.dev/ and batch.kubernetes.io/ are the operator's"
+    RESTART_POLICY = "restartPolicy must be Never or OnFailure (a Job's pods may not restart Always)"
+    POD_FIELD = "this pod field is not dispatched to members; allowed: " + ", ".join(sorted(POD_SPEC_FIELDS))
+    CONTAINER_FIELD = "this container field is not dispatched to members; allowed: " + ", ".join(
+        sorted(CONTAINER_FIELDS)
+    )
+    ACCELERATOR_HOLDERS = (
+        "at most one of the containers and sidecars (initContainers with restartPolicy Always) may ask for "
+        "accelerators: the pod's effective request must equal gpus.count"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +225,42 @@ def _container(container: Mapping[str, Any], at: str) -> Iterator[Violation]:
         host_port = _mapping(port).get("hostPort")
         if host_port not in (None, 0):
             yield Violation(f"{at}.ports[{i}].hostPort", Rule.HOST_PORT)
+    yield from _env(container, at)
+    if container.get("volumeDevices"):
+        yield Violation(f"{at}.volumeDevices", Rule.VOLUME_DEVICES)
+    if _mapping(container.get("resources")).get("claims"):
+        yield Violation(f"{at}.resources.claims", Rule.CONTAINER_CLAIMS)
+    for key in sorted(container):
+        if key not in CONTAINER_FIELDS and key not in _CONTAINER_FIELDS_CHECKED and key not in _SNAKE_CONTAINER:
+            yield Violation(f"{at}.{key}", Rule.CONTAINER_FIELD)
+
+
+#: Pod fields refused with a rule of their own (checked before the allow-list).
+_POD_FIELD_RULES: tuple[tuple[str, str], ...] = (
+    ("nodeName", Rule.NODE_NAME),
+    ("priorityClassName", Rule.PRIORITY_CLASS),
+    ("priority", Rule.PRIORITY),
+    ("preemptionPolicy", Rule.PREEMPTION_POLICY),
+    ("runtimeClassName", Rule.RUNTIME_CLASS),
+    ("schedulerName", Rule.SCHEDULER_NAME),
+    ("imagePullSecrets", Rule.IMAGE_PULL_SECRETS),
+    ("topologySpreadConstraints", Rule.TOPOLOGY_SPREAD),
+    ("schedulingGates", Rule.SCHEDULING_GATES),
+    ("resourceClaims", Rule.RESOURCE_CLAIMS),
+    ("overhead", Rule.OVERHEAD),
+    ("readinessGates", Rule.READINESS_GATES),
+    ("resources", Rule.POD_RESOURCES),
+)
+_POD_FIELDS_CHECKED = frozenset(
+    {"hostNetwork", "hostPID", "hostIPC", "serviceAccountName", "serviceAccount", "ephemeralContainers"}
+    | {key for key, _ in _POD_FIELD_RULES}
+)
+_CONTAINER_FIELDS_CHECKED = frozenset({"envFrom", "volumeDevices"})
+#: The models accept Python spellings too (host_network); the allow-list judges the API's.
+_SNAKE_POD = frozenset({"host_network", "host_pid", "host_ipc", "service_account_name", "service_account",
+                        "automount_service_account_token", "security_context", "init_containers",
+                        "ephemeral_containers"})
+_SNAKE_CONTAINER = frozenset({"security_context"})
 
 
 def _volume(volume: Mapping[str, Any], at: str) -> Iterator[Violation]:
@@ -173,8 +270,26 @@ def _volume(volume: Mapping[str, Any], at: str) -> Iterator[Violation]:
         if key not in ("name", "hostPath") and key not in ALLOWED_VOLUME_TYPES:
             yield Violation(f"{at}.{key}", Rule.VOLUME_TYPE)
     for i, source in enumerate(_items(_mapping(volume.get("projected")).get("sources"))):
-        if "serviceAccountToken" in _mapping(source):
-            yield Violation(f"{at}.projected.sources[{i}].serviceAccountToken", Rule.TOKEN_PROJECTION)
+        for kind in sorted(_mapping(source)):
+            if kind == "serviceAccountToken":
+                yield Violation(f"{at}.projected.sources[{i}].serviceAccountToken", Rule.TOKEN_PROJECTION)
+            elif kind not in ALLOWED_PROJECTION_SOURCES:
+                yield Violation(f"{at}.projected.sources[{i}].{kind}", Rule.PROJECTION_SOURCE)
+
+
+def _env(container: Mapping[str, Any], at: str) -> Iterator[Violation]:
+    if container.get("envFrom"):
+        yield Violation(f"{at}.envFrom", Rule.ENV_FROM)
+    for i, variable in enumerate(_items(container.get("env"))):
+        source = _mapping(_mapping(variable).get("valueFrom"))
+        for key, rule in (("secretKeyRef", Rule.SECRET_KEY_REF), ("configMapKeyRef", Rule.CONFIG_MAP_KEY_REF),
+                          ("fileKeyRef", Rule.FILE_KEY_REF)):
+            if key in source:
+                yield Violation(f"{at}.env[{i}].valueFrom.{key}", rule)
+
+
+def _reserved_key(key: str) -> bool:
+    return key in RESERVED_KEYS or key.startswith(RESERVED_KEY_PREFIXES)
 
 
 def pod_spec_violations(spec: Mapping[str, Any], at: str = "spec.template.spec") -> list[Violation]:
@@ -191,6 +306,19 @@ def pod_spec_violations(spec: Mapping[str, Any], at: str = "spec.template.spec")
         out.append(Violation(f"{at}.automountServiceAccountToken", Rule.AUTOMOUNT_TOKEN))
     if _items(spec.get("ephemeralContainers")):
         out.append(Violation(f"{at}.ephemeralContainers", Rule.EPHEMERAL_CONTAINERS))
+    for key, message in _POD_FIELD_RULES:
+        if spec.get(key) not in (None, "", [], {}):
+            out.append(Violation(f"{at}.{key}", message))
+    affinity = _mapping(spec.get("affinity"))
+    for key, message in (("podAffinity", Rule.POD_AFFINITY), ("podAntiAffinity", Rule.POD_ANTI_AFFINITY)):
+        if affinity.get(key):
+            out.append(Violation(f"{at}.affinity.{key}", message))
+    restart = spec.get("restartPolicy")
+    if restart is not None and restart not in JOB_RESTART_POLICIES:
+        out.append(Violation(f"{at}.restartPolicy", Rule.RESTART_POLICY))
+    for key in sorted(spec):
+        if key not in POD_SPEC_FIELDS and key not in _POD_FIELDS_CHECKED and key not in _SNAKE_POD:
+            out.append(Violation(f"{at}.{key}", Rule.POD_FIELD))
     out.extend(_security_context(_mapping(spec.get("securityContext")), f"{at}.securityContext", pod=True))
     for i, volume in enumerate(_items(spec.get("volumes"))):
         out.extend(_volume(_mapping(volume), f"{at}.volumes[{i}]"))
@@ -203,11 +331,70 @@ def pod_spec_violations(spec: Mapping[str, Any], at: str = "spec.template.spec")
 def template_violations(template: Mapping[str, Any], at: str = "spec.template") -> list[Violation]:
     """Every rule a pod template (``{"metadata": ..., "spec": ...}``) breaks; empty when it is fine."""
     out: list[Violation] = []
-    annotations = _mapping(_mapping(template.get("metadata")).get("annotations"))
+    metadata = _mapping(template.get("metadata"))
+    for key in sorted(_mapping(metadata.get("labels"))):
+        if _reserved_key(key):
+            out.append(Violation(f"{at}.metadata.labels[{key}]", Rule.RESERVED_LABEL))
+    annotations = _mapping(metadata.get("annotations"))
     for key in sorted(annotations):
+        if key.startswith(RESERVED_KEY_PREFIXES):
+            out.append(Violation(f"{at}.metadata.annotations[{key}]", Rule.RESERVED_ANNOTATION))
         if key.startswith(APPARMOR_ANNOTATION_PREFIX) and annotations[key] == "unconfined":
             out.append(Violation(f"{at}.metadata.annotations[{key}]", Rule.APPARMOR))
     out.extend(pod_spec_violations(_mapping(template.get("spec")), f"{at}.spec"))
+    return out
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Toleration:
+    """A toleration as offers publish and jobs carry it (how long a NoExecute taint is tolerated
+    does not change which taints are tolerated)."""
+
+    key: str
+    operator: str = "Equal"
+    value: str = ""
+    effect: str = ""
+
+    @classmethod
+    def of(cls, toleration: Mapping[str, Any]) -> Toleration:
+        return cls(str(toleration.get("key") or ""), str(toleration.get("operator") or "Equal"),
+                   str(toleration.get("value") or ""), str(toleration.get("effect") or ""))
+
+    def __str__(self) -> str:
+        value = f"={self.value}" if self.operator == "Equal" else " Exists"
+        return f"{self.key}{value}:{self.effect or '*'}"
+
+
+def accelerator_violations(
+    spec: Mapping[str, Any], count: int, resource: str = GPU_RESOURCE, at: str = "spec.template.spec"
+) -> list[Violation]:
+    """Where a pod spec's accelerators disagree with ``count`` cards per replica.
+
+    Each explicit request or limit must equal ``count``, and the pod's effective request (the
+    Kubernetes rule: app containers and sidecars add up, ordinary init containers run alone)
+    must be ``count`` once the operator has set it: so at most one of the app containers and
+    sidecars may name the resource. A template naming none gets it on its first container.
+    """
+    out: list[Violation] = []
+    holders: list[str] = []
+    want = str(count)
+    for list_name in ("containers", "initContainers"):
+        for i, container in enumerate(_items(spec.get(list_name))):
+            container = _mapping(container)
+            resources = _mapping(container.get("resources"))
+            named = False
+            for key in ("limits", "requests"):
+                values = _mapping(resources.get(key))
+                if resource in values:
+                    named = True
+                    if str(values[resource]) != want:
+                        out.append(Violation(
+                            f"{at}.{list_name}[{i}].resources.{key}[{resource}]",
+                            f"an explicit {resource} must equal gpus.count ({want})"))
+            if named and (list_name == "containers" or is_sidecar(container)):
+                holders.append(f"{at}.{list_name}[{i}]")
+    if len(holders) > 1:
+        out.append(Violation(holders[1], Rule.ACCELERATOR_HOLDERS))
     return out
 
 
@@ -292,13 +479,20 @@ def disallowed_images(
 
 __all__ = [
     "ALLOWED_CAPABILITIES",
+    "ALLOWED_PROJECTION_SOURCES",
     "ALLOWED_SELINUX_TYPES",
     "ALLOWED_VOLUME_TYPES",
+    "CONTAINER_FIELDS",
     "DOCKER_HUB",
+    "POD_SPEC_FIELDS",
+    "RESERVED_KEYS",
+    "RESERVED_KEY_PREFIXES",
     "SAFE_SYSCTLS",
     "Rule",
+    "Toleration",
     "Violation",
     "WorkloadPolicyError",
+    "accelerator_violations",
     "check_template",
     "disallowed_images",
     "image_registry",

@@ -4,21 +4,32 @@ The name is derived from the ComputeJob's UID and the attempt, so creating it ag
 retry or an operator restart finds the same Job (adopt, never duplicate).
 
 The pod template is re-checked against the workload policy before anything is built (defence
-in depth: the CRD and the models refuse an escaping template first), and every pod gets the
-restricted Pod Security Standard's settings where the template leaves them out, so that it is
-admitted in the member's dispatch namespace (which enforces `restricted`, or `baseline`).
+in depth: the CRD and the models refuse an escaping template first); the pod is then built from
+an allow-list of fields, never copied; and every pod gets the restricted Pod Security Standard's
+settings where the template leaves them out, so that it is admitted in the member's dispatch
+namespace (which enforces `restricted`, or `baseline`). The Service environment variables of
+the member are switched off (``enableServiceLinks: false``): they list the member's Services.
 """
 
 from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from interconnect.adapters.member import ATTEMPT, JOB_UID, MANAGED_BY, MANAGED_BY_VALUE, OFFER
 from interconnect.api.v1alpha1 import ComputeJob
+from interconnect.core.capacity import effective_request
 from interconnect.core.vocabulary import GPU_PRODUCT_LABEL, GPU_RESOURCE
-from interconnect.core.workload_policy import check_template
+from interconnect.core.workload_policy import (
+    CONTAINER_FIELDS,
+    POD_SPEC_FIELDS,
+    Toleration,
+    WorkloadPolicyError,
+    accelerator_violations,
+    check_template,
+)
 
 ANNOTATION_PREFIX = "interconnect.dev/"
 
@@ -42,10 +53,14 @@ def build_member_job(
     gpu_model: str,
     node_selector: dict[str, str],
     trace: dict[str, str],
+    allowed_tolerations: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The member Job for one attempt of ``job`` placed on ``offer``.
 
-    ``trace`` holds annotations that lead back to the hub (node, identity code, price).
+    The pod is built from an allow-list (`POD_SPEC_FIELDS`, `CONTAINER_FIELDS`), never copied:
+    a field the models do not know never reaches a member. ``trace`` holds annotations that lead
+    back to the hub (node, identity code, price); ``allowed_tolerations`` are the offer's: any
+    other toleration is dropped (placement already kept the job off offers that lack one).
     Raises `WorkloadPolicyError` (naming each field) if the template breaks the workload policy.
     """
     uid = job.metadata.uid or ""
@@ -63,12 +78,20 @@ def build_member_job(
     }
     template = job.spec.template.model_dump(mode="json", by_alias=True, exclude_none=True)
     check_template(template)
-    pod_meta = copy.deepcopy(template.get("metadata") or {})
+    violations = accelerator_violations(template["spec"], job.spec.gpus.count)
+    if violations:
+        raise WorkloadPolicyError(violations)
+    pod_meta = {
+        key: dict(value) for key, value in (template.get("metadata") or {}).items() if key in ("labels", "annotations")
+    }
+    # The operator's own keys last: nothing the tenant wrote can stand for them.
     pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **labels}
     pod_meta["annotations"] = {**(pod_meta.get("annotations") or {}), **annotations}
-    pod_spec = copy.deepcopy(template["spec"])
+    pod_spec = allowed_pod_spec(template["spec"])
     pod_spec.setdefault("restartPolicy", "Never")
+    pod_spec["enableServiceLinks"] = False
     restrict(pod_spec)
+    _keep_tolerations(pod_spec, allowed_tolerations)
     _set_gpus(pod_spec, job.spec.gpus.count)
     pod_spec["nodeSelector"] = {**(pod_spec.get("nodeSelector") or {}), **node_selector,
                                 GPU_PRODUCT_LABEL: gpu_model}
@@ -93,20 +116,32 @@ def build_member_job(
     }
 
 
+def allowed_pod_spec(template_spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of the allow-listed fields of a pod spec and of each of its containers."""
+    out = {key: copy.deepcopy(value) for key, value in template_spec.items() if key in POD_SPEC_FIELDS}
+    for list_name in ("containers", "initContainers"):
+        if list_name in out:
+            out[list_name] = [{k: v for k, v in container.items() if k in CONTAINER_FIELDS}
+                              for container in out[list_name]]
+    return out
+
+
+def _keep_tolerations(pod_spec: dict[str, Any], allowed: Iterable[Mapping[str, Any]]) -> None:
+    permitted = {Toleration.of(t) for t in allowed}
+    kept = [t for t in pod_spec.get("tolerations") or [] if Toleration.of(t) in permitted]
+    if kept:
+        pod_spec["tolerations"] = kept
+    else:
+        pod_spec.pop("tolerations", None)
+
+
 def _set_gpus(pod_spec: dict[str, Any], gpus: int) -> None:
-    """Every replica holds ``gpus`` cards: on the container that asks for them, else the first."""
-    containers = pod_spec["containers"]
-    holder = next(
-        (c for c in containers if GPU_RESOURCE in ((c.get("resources") or {}).get("limits") or {})),
-        containers[0],
-    )
-    for container in containers:
-        resources = container.setdefault("resources", {})
-        for key in ("limits", "requests"):
-            values = resources.get(key)
-            if values and GPU_RESOURCE in values and container is not holder:
-                del values[GPU_RESOURCE]
-    resources = holder.setdefault("resources", {})
+    """Every replica holds ``gpus`` cards: where the template names them (already checked to make
+    an effective request of exactly ``gpus``), else on the first container."""
+    named = effective_request(pod_spec.get("containers") or [], pod_spec.get("initContainers") or [])
+    if named == gpus:
+        return
+    resources = pod_spec["containers"][0].setdefault("resources", {})
     resources.setdefault("limits", {})[GPU_RESOURCE] = str(gpus)
     if GPU_RESOURCE in (resources.get("requests") or {}):
         resources["requests"][GPU_RESOURCE] = str(gpus)

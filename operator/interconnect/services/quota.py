@@ -46,6 +46,7 @@ def tenant_quota(quota: ComputeQuota) -> TenantQuota:
         cards_per_model={m.model: m.cards for m in limits.cards_per_model},
         pending_jobs=limits.pending_jobs,
         monthly_spend=None if budget is None else Money.of(budget.amount, budget.currency),
+        max_priority=quota.spec.max_priority,
     )
 
 

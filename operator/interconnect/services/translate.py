@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from interconnect.api.v1alpha1 import ComputeJob, ComputeNode, ComputeOffer
+from interconnect.api.v1alpha1 import ComputeJob, ComputeNode, ComputeOffer, to_api
 from interconnect.api.v1alpha1 import Price as ApiPrice
 from interconnect.core.money import Money, Price, parse_price
 from interconnect.core.placement import JobRequest, NodeView, OfferView
 from interconnect.core.vocabulary import Industry
+from interconnect.core.workload_policy import Toleration
 
 
 def price_of(price: ApiPrice) -> Price:
@@ -43,6 +44,7 @@ def job_request(job: ComputeJob) -> JobRequest:
         priority=spec.priority,
         created=created,
         images=tuple(spec.template.images()),
+        tolerations=frozenset(Toleration.of(to_api(t)) for t in spec.template.spec.tolerations or []),
     )
 
 
@@ -74,6 +76,7 @@ def offer_view(offer: ComputeOffer, *, cards_total: int, cards_free: int) -> Off
         valid_from=spec.valid_from,
         valid_until=spec.valid_until,
         allowed_registries=frozenset(spec.allowed_registries),
+        tolerations=frozenset(Toleration.of(to_api(t)) for t in spec.tolerations),
     )
 
 

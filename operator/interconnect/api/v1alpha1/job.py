@@ -14,9 +14,12 @@ from interconnect.core.vocabulary import API_VERSION, GPU_RESOURCE, Industry, Jo
 from interconnect.core.workload_policy import (
     ALLOWED_CAPABILITIES,
     ALLOWED_SELINUX_TYPES,
+    RESERVED_KEY_PREFIXES,
+    RESERVED_KEYS,
     SAFE_SYSCTLS,
     UNCONFINED,
     Rule,
+    accelerator_violations,
     check_template,
 )
 
@@ -121,15 +124,22 @@ class PlacementPolicy(Model):
 QuantityValue = Annotated[schema.IntOrString, SchemaExtra(maxLength=64)]
 
 
-class ResourceRequirements(Model):
-    """Compute resources of a container (corev1.ResourceRequirements; other fields are kept)."""
+def _forbidden(field: str, message: str) -> dict[str, str]:
+    """A CEL rule on an object: ``field`` (of any type) may not be given."""
+    return rule(f"!has(self.{field})", message, field_path=f".{field}", reason="FieldValueForbidden")
 
-    model_config = ConfigDict(extra="allow")
+
+class ResourceRequirements(Model):
+    """Compute resources of a container (corev1.ResourceRequirements)."""
+
+    model_config = ConfigDict(json_schema_extra=cel(_forbidden("claims", Rule.CONTAINER_CLAIMS)))
 
     limits: Annotated[dict[str, QuantityValue], Field(max_length=32)] | None = None
     """Resource limits. nvidia.com/gpu, if given, must equal spec.gpus.count."""
     requests: Annotated[dict[str, QuantityValue], Field(max_length=32)] | None = None
     """Resource requests. nvidia.com/gpu, if given, must equal spec.gpus.count."""
+    claims: Annotated[list[schema.Dict[str, Any]], Field(max_length=16)] | None = None
+    """Not allowed: resource claims name the member's objects."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,79 +323,270 @@ class ContainerPort(Model):
 
 
 class VolumeProjection(Model):
-    """One source of a projected volume (corev1.VolumeProjection; fields not listed here are kept)."""
+    """One source of a projected volume (corev1.VolumeProjection): downwardAPI only. Secrets,
+    ConfigMaps, tokens and trust bundles of the member are not the tenant's."""
 
     model_config = ConfigDict(
-        extra="allow",
         json_schema_extra=cel(
             rule(
                 "!has(self.serviceAccountToken)",
                 Rule.TOKEN_PROJECTION,
                 field_path=".serviceAccountToken",
                 reason="FieldValueForbidden",
-            )
+            ),
+            _forbidden("secret", Rule.PROJECTION_SOURCE),
+            _forbidden("configMap", Rule.PROJECTION_SOURCE),
+            _forbidden("clusterTrustBundle", Rule.PROJECTION_SOURCE),
         ),
     )
 
+    downward_api: schema.Dict[str, Any] | None = Field(default=None, alias="downwardAPI")
+    """The pod's own metadata as files."""
     service_account_token: schema.Dict[str, Any] | None = None
     """Not allowed: pods get no service-account token of the member."""
+    secret: schema.Dict[str, Any] | None = None
+    """Not allowed."""
+    config_map: schema.Dict[str, Any] | None = None
+    """Not allowed."""
+    cluster_trust_bundle: schema.Dict[str, Any] | None = None
+    """Not allowed."""
 
 
 class ProjectedVolume(Model):
-    """A projected volume (corev1.ProjectedVolumeSource; fields not listed here are kept)."""
-
-    model_config = ConfigDict(extra="allow")
+    """A projected volume (corev1.ProjectedVolumeSource)."""
 
     sources: Annotated[list[VolumeProjection], Field(max_length=32)] | None = None
-    """The projected sources: configMap, secret, downwardAPI, clusterTrustBundle; no serviceAccountToken."""
+    """The projected sources: downwardAPI only."""
+    default_mode: Annotated[int, Field(ge=0, le=511)] | None = None
+    """File mode bits."""
+
+
+#: Volume types refused with a message of their own (any other unknown type is not in the schema).
+_FORBIDDEN_VOLUME_TYPES = ("secret", "configMap", "persistentVolumeClaim", "csi", "image", "nfs")
 
 
 class Volume(Model):
-    """A volume of the pod (corev1.Volume; fields not listed here are kept). Only the restricted
-    profile's types are allowed: configMap, csi, downwardAPI, emptyDir, ephemeral,
-    persistentVolumeClaim, projected, secret."""
+    """A volume of the pod (corev1.Volume): emptyDir, downwardAPI, ephemeral or projected
+    (downwardAPI). Nothing that names an object, a path or a driver of the member."""
 
     model_config = ConfigDict(
-        extra="allow",
         json_schema_extra=cel(
-            rule("!has(self.hostPath)", Rule.HOST_PATH, field_path=".hostPath", reason="FieldValueForbidden")
+            rule("!has(self.hostPath)", Rule.HOST_PATH, field_path=".hostPath", reason="FieldValueForbidden"),
+            *(_forbidden(kind, Rule.VOLUME_TYPE) for kind in _FORBIDDEN_VOLUME_TYPES),
         ),
     )
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=63)]
     """Volume name (DNS label)."""
+    empty_dir: schema.Dict[str, Any] | None = None
+    """Scratch space for the pod's life."""
+    downward_api: schema.Dict[str, Any] | None = Field(default=None, alias="downwardAPI")
+    """The pod's own metadata as files."""
+    ephemeral: schema.Dict[str, Any] | None = None
+    """A volume claimed for the pod's life from the member's default storage."""
+    projected: ProjectedVolume | None = None
+    """A projected volume (downwardAPI sources only)."""
     host_path: schema.Dict[str, Any] | None = None
     """Not allowed: pods do not mount the member's host paths."""
-    projected: ProjectedVolume | None = None
-    """A projected volume (no serviceAccountToken source)."""
+    secret: schema.Dict[str, Any] | None = None
+    """Not allowed: the member's Secrets are not the tenant's."""
+    config_map: schema.Dict[str, Any] | None = None
+    """Not allowed: the member's ConfigMaps are not the tenant's."""
+    persistent_volume_claim: schema.Dict[str, Any] | None = None
+    """Not allowed: the member's claims are not the tenant's."""
+    csi: schema.Dict[str, Any] | None = None
+    """Not allowed: the member's storage drivers."""
+    image: schema.Dict[str, Any] | None = None
+    """Not allowed (an image volume would bypass an offer's allowed registries)."""
+    nfs: schema.Dict[str, Any] | None = None
+    """Not allowed."""
+
+
+class EnvVarSource(Model):
+    """Where an environment variable's value comes from: the pod's own fields and resources only."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            _forbidden("secretKeyRef", Rule.SECRET_KEY_REF),
+            _forbidden("configMapKeyRef", Rule.CONFIG_MAP_KEY_REF),
+            _forbidden("fileKeyRef", Rule.FILE_KEY_REF),
+        ),
+    )
+
+    field_ref: schema.Dict[str, Any] | None = None
+    """A field of the pod (downward API), e.g. metadata.name."""
+    resource_field_ref: schema.Dict[str, Any] | None = None
+    """A resource limit or request of a container."""
+    secret_key_ref: schema.Dict[str, Any] | None = None
+    """Not allowed."""
+    config_map_key_ref: schema.Dict[str, Any] | None = None
+    """Not allowed."""
+    file_key_ref: schema.Dict[str, Any] | None = None
+    """Not allowed."""
+
+
+class EnvVar(Model):
+    """An environment variable (corev1.EnvVar)."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    """The variable's name."""
+    value: Annotated[str, StringConstraints(max_length=131072)] | None = None
+    """Its value."""
+    value_from: EnvVarSource | None = None
+    """Its source (fieldRef or resourceFieldRef)."""
+
+
+_Selector = Annotated[dict[str, Annotated[str, StringConstraints(max_length=63)]], Field(max_length=32)]
+_Strings = Annotated[list[Annotated[str, StringConstraints(max_length=65536)]], Field(max_length=1024)]
+_Loose = schema.Dict[str, Any]
 
 
 class Container(Model):
-    """A container of the pod template (corev1.Container; fields not listed here are kept as written)."""
+    """A container of the pod template (corev1.Container). Only the fields below reach a member:
+    anything else is refused by the API server (or pruned, for clients that do not ask for strict
+    field validation)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            _forbidden("envFrom", Rule.ENV_FROM),
+            _forbidden("volumeDevices", Rule.VOLUME_DEVICES),
+            rule(
+                "!has(self.restartPolicy) || self.restartPolicy == 'Always'",
+                "restartPolicy of a container may only be Always (a native sidecar, in initContainers)",
+                field_path=".restartPolicy",
+            ),
+        ),
+    )
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
     """Container name (DNS label)."""
     image: Annotated[str, StringConstraints(max_length=1024)] | None = None
     """The image reference, e.g. registry.example.cn/ml/train:1.0 (an offer may restrict the registries)."""
+    command: _Strings | None = None
+    """The entrypoint."""
+    args: _Strings | None = None
+    """Arguments to the entrypoint."""
+    working_dir: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    """The working directory."""
+    env: Annotated[list[EnvVar], Field(max_length=1024)] | None = None
+    """Environment variables: values, or the pod's own fields (no Secrets or ConfigMaps of the member)."""
     resources: ResourceRequirements | None = None
     """Compute resources. The operator sets nvidia.com/gpu from spec.gpus.count."""
+    volume_mounts: Annotated[list[_Loose], Field(max_length=64)] | None = None
+    """Where the pod's volumes are mounted."""
+    liveness_probe: _Loose | None = None
+    """Liveness probe."""
+    readiness_probe: _Loose | None = None
+    """Readiness probe."""
+    startup_probe: _Loose | None = None
+    """Startup probe."""
+    lifecycle: _Loose | None = None
+    """postStart and preStop hooks."""
+    termination_message_path: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    """Where the container writes its termination message."""
+    termination_message_policy: Literal["File", "FallbackToLogsOnError"] | None = None
+    """File or FallbackToLogsOnError."""
+    image_pull_policy: Literal["Always", "Never", "IfNotPresent"] | None = None
+    """Always, Never or IfNotPresent."""
     security_context: SecurityContext | None = None
     """The container's security context (the restricted profile applies)."""
     ports: Annotated[list[ContainerPort], Field(max_length=64)] | None = None
     """Ports the container exposes (no hostPort)."""
+    stdin: bool | None = None
+    """Keep stdin open."""
+    stdin_once: bool | None = None
+    """Close stdin after the first attach."""
+    tty: bool | None = None
+    """Allocate a TTY."""
+    restart_policy: Annotated[str, StringConstraints(max_length=16)] | None = None
+    """Always, for a native sidecar in initContainers only."""
+    resize_policy: Annotated[list[_Loose], Field(max_length=8)] | None = None
+    """In-place resize policy."""
+    env_from: Annotated[list[_Loose], Field(max_length=64)] | None = None
+    """Not allowed: it reads the member's Secrets and ConfigMaps."""
+    volume_devices: Annotated[list[_Loose], Field(max_length=64)] | None = None
+    """Not allowed."""
+
+
+class Toleration(Model):
+    """A toleration (corev1.Toleration). Only those the chosen offer publishes are dispatched; a
+    toleration without a key (tolerating every taint) is refused."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            rule(
+                "has(self.key) && self.key != ''",
+                "a toleration must name a taint key: tolerating every taint is not allowed",
+                field_path=".key",
+                reason="FieldValueRequired",
+            )
+        )
+    )
+
+    key: Annotated[str, StringConstraints(max_length=317)] | None = None
+    """The taint key."""
+    operator: Literal["Exists", "Equal"] | None = None
+    """Exists or Equal (default)."""
+    value: Annotated[str, StringConstraints(max_length=63)] | None = None
+    """The taint value (with Equal)."""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute", ""] | None = None
+    """The taint effect; empty: all."""
+    toleration_seconds: int | None = None
+    """How long a NoExecute taint is tolerated."""
+
+    @model_validator(mode="after")
+    def _names_a_key(self) -> Toleration:
+        if not self.key:
+            raise ValueError("key: a toleration must name a taint key: tolerating every taint is not allowed")
+        return self
+
+
+class Affinity(Model):
+    """Scheduling constraints: node affinity only (pods may not seek or probe other tenants' pods)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            _forbidden("podAffinity", Rule.POD_AFFINITY),
+            _forbidden("podAntiAffinity", Rule.POD_ANTI_AFFINITY),
+        )
+    )
+
+    node_affinity: _Loose | None = None
+    """Node affinity (within the offer's nodes: the operator adds the offer's selector)."""
+    pod_affinity: _Loose | None = None
+    """Not allowed."""
+    pod_anti_affinity: _Loose | None = None
+    """Not allowed."""
+
+
+#: Pod spec fields refused with a rule of their own.
+_FORBIDDEN_POD_FIELDS: tuple[tuple[str, str], ...] = (
+    ("nodeName", Rule.NODE_NAME),
+    ("priorityClassName", Rule.PRIORITY_CLASS),
+    ("priority", Rule.PRIORITY),
+    ("preemptionPolicy", Rule.PREEMPTION_POLICY),
+    ("runtimeClassName", Rule.RUNTIME_CLASS),
+    ("schedulerName", Rule.SCHEDULER_NAME),
+    ("imagePullSecrets", Rule.IMAGE_PULL_SECRETS),
+    ("topologySpreadConstraints", Rule.TOPOLOGY_SPREAD),
+    ("schedulingGates", Rule.SCHEDULING_GATES),
+    ("resourceClaims", Rule.RESOURCE_CLAIMS),
+    ("overhead", Rule.OVERHEAD),
+    ("readinessGates", Rule.READINESS_GATES),
+    ("resources", Rule.POD_RESOURCES),
+)
 
 
 class PodSpecTemplate(Model):
-    """The pod spec (corev1.PodSpec; fields not listed here are kept as written).
+    """The pod spec (corev1.PodSpec), from an allow-list: only the fields below reach a member.
 
     The pod runs on someone else's cluster under the Pod Security Standards' restricted profile:
     no privileged mode, host namespaces, hostPath volumes, host ports, added capabilities beyond
-    NET_BIND_SERVICE, root user, or service-account token."""
+    NET_BIND_SERVICE, root user, or service-account token; and nothing that names an object of
+    the member (Secrets, ConfigMaps, claims, priority or runtime classes, pull secrets) or
+    chooses where or before whom it runs (nodeName, schedulerName, priority)."""
 
     model_config = ConfigDict(
-        extra="allow",
         json_schema_extra=cel(
             _absent("serviceAccountName", Rule.SERVICE_ACCOUNT),
             _absent("serviceAccount", Rule.SERVICE_ACCOUNT_DEPRECATED),
@@ -395,13 +596,50 @@ class PodSpecTemplate(Model):
                 field_path=".ephemeralContainers",
                 reason="FieldValueForbidden",
             ),
+            *(_forbidden(key, message) for key, message in _FORBIDDEN_POD_FIELDS),
         ),
     )
 
     containers: Annotated[list[Container], Field(min_length=1, max_length=16)]
     """The containers (at least one)."""
     init_containers: Annotated[list[Container], Field(max_length=16)] | None = None
-    """Init containers."""
+    """Init containers (restartPolicy Always: a native sidecar)."""
+    restart_policy: Literal["Never", "OnFailure"] | None = None
+    """Never (the default) or OnFailure: a Job's pods may not restart Always."""
+    volumes: Annotated[list[Volume], Field(max_length=64)] | None = None
+    """Volumes: emptyDir, downwardAPI, ephemeral, projected (downwardAPI)."""
+    security_context: PodSecurityContext | None = None
+    """The pod's security context."""
+    termination_grace_period_seconds: Annotated[int, Field(ge=0)] | None = None
+    """Seconds between SIGTERM and SIGKILL."""
+    active_deadline_seconds: Annotated[int, Field(ge=1)] | None = None
+    """Seconds a pod may be active."""
+    dns_policy: Literal["ClusterFirst", "Default", "None"] | None = None
+    """ClusterFirst, Default or None."""
+    dns_config: _Loose | None = None
+    """DNS parameters."""
+    hostname: Annotated[str, StringConstraints(max_length=63)] | None = None
+    """The pod's hostname."""
+    subdomain: Annotated[str, StringConstraints(max_length=253)] | None = None
+    """The pod's subdomain."""
+    set_hostname_as_fqdn: bool | None = Field(default=None, alias="setHostnameAsFQDN")
+    """Use the FQDN as the hostname."""
+    share_process_namespace: bool | None = None
+    """One process namespace for the pod's containers."""
+    node_selector: _Selector | None = None
+    """Node labels (within the offer's nodes: the operator adds the offer's selector and GPU model)."""
+    affinity: Affinity | None = None
+    """Node affinity only."""
+    tolerations: Annotated[list[Toleration], Field(max_length=32)] | None = None
+    """Tolerations: a job is placed only on offers that publish each of them (spec.tolerations)."""
+    host_aliases: Annotated[list[_Loose], Field(max_length=64)] | None = None
+    """Entries for the pod's /etc/hosts."""
+    host_users: bool | None = None
+    """false: a user namespace for the pod."""
+    os: _Loose | None = None
+    """The pod's OS."""
+    enable_service_links: bool | None = None
+    """The operator sets false: the member's Services are not announced to the pod."""
     host_network: Annotated[bool, _must("!self", Rule.HOST_NETWORK)] | None = None
     """Must be false or unset."""
     host_pid: Annotated[bool, _must("!self", Rule.HOST_PID)] | None = Field(default=None, alias="hostPID")
@@ -414,22 +652,77 @@ class PodSpecTemplate(Model):
     """Not allowed (the deprecated spelling of serviceAccountName)."""
     automount_service_account_token: Annotated[bool, _must("!self", Rule.AUTOMOUNT_TOKEN)] | None = None
     """Must be false or unset: the operator sets false."""
-    security_context: PodSecurityContext | None = None
-    """The pod's security context."""
-    volumes: Annotated[list[Volume], Field(max_length=64)] | None = None
-    """Volumes (the restricted profile's types only; no hostPath)."""
-    ephemeral_containers: Annotated[list[schema.Dict[str, Any]], Field(max_length=16)] | None = None
+    ephemeral_containers: Annotated[list[_Loose], Field(max_length=16)] | None = None
     """Not allowed."""
+    node_name: ShortName | None = None
+    """Not allowed: the member's scheduler places the pod."""
+    priority_class_name: ShortName | None = None
+    """Not allowed: priority is granted by the hub (ComputeQuota spec.maxPriority)."""
+    priority: int | None = None
+    """Not allowed."""
+    preemption_policy: Annotated[str, StringConstraints(max_length=32)] | None = None
+    """Not allowed."""
+    runtime_class_name: ShortName | None = None
+    """Not allowed: the member chooses the runtime."""
+    scheduler_name: ShortName | None = None
+    """Not allowed: the member's default scheduler places the pod."""
+    image_pull_secrets: Annotated[list[_Loose], Field(max_length=16)] | None = None
+    """Not allowed: they name the member's Secrets."""
+    topology_spread_constraints: Annotated[list[_Loose], Field(max_length=16)] | None = None
+    """Not allowed: their selectors count other tenants' pods."""
+    scheduling_gates: Annotated[list[_Loose], Field(max_length=16)] | None = None
+    """Not allowed."""
+    resource_claims: Annotated[list[_Loose], Field(max_length=16)] | None = None
+    """Not allowed: they name the member's objects."""
+    overhead: _Loose | None = None
+    """Not allowed."""
+    readiness_gates: Annotated[list[_Loose], Field(max_length=16)] | None = None
+    """Not allowed."""
+    resources: _Loose | None = None
+    """Not allowed (pod-level resources): containers carry the requests."""
+
+
+_Labels = Annotated[dict[str, Annotated[str, StringConstraints(max_length=63)]], Field(max_length=64)]
+_Annotations = Annotated[dict[str, Annotated[str, StringConstraints(max_length=65536)]], Field(max_length=64)]
+_RESERVED = " || ".join(f"k.startsWith('{p}')" for p in RESERVED_KEY_PREFIXES)
+
+
+class PodMetadata(Model):
+    """Labels and annotations for the pods. Keys under interconnect.dev/ and batch.kubernetes.io/
+    are the operator's and the Job controller's, and are refused."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            rule(
+                f"!has(self.labels) || self.labels.all(k, !({_RESERVED} || k in {sorted(RESERVED_KEYS)!r}))",
+                Rule.RESERVED_LABEL,
+                field_path=".labels",
+                reason="FieldValueForbidden",
+            ),
+            rule(
+                f"!has(self.annotations) || self.annotations.all(k, !({_RESERVED}))",
+                Rule.RESERVED_ANNOTATION,
+                field_path=".annotations",
+                reason="FieldValueForbidden",
+            ),
+        )
+    )
+
+    labels: _Labels | None = None
+    """Labels for the pods."""
+    annotations: _Annotations | None = None
+    """Annotations for the pods."""
 
 
 class PodTemplate(Model):
     """The workload: a pod template (corev1.PodTemplateSpec). The member Job runs one pod per replica.
 
     The operator re-checks the whole template against the workload policy (the restricted Pod
-    Security Standard, no service-account token) before it is placed or dispatched."""
+    Security Standard, no service-account token, no object of the member) before it is placed or
+    dispatched."""
 
-    metadata: schema.Dict[str, Any] | None = None
-    """Labels and annotations for the pods (kept as written)."""
+    metadata: PodMetadata | None = None
+    """Labels and annotations for the pods."""
     spec: PodSpecTemplate
     """The pod spec. Its containers' nvidia.com/gpu limits are set by the operator from spec.gpus;
     an explicit different value is rejected."""
@@ -500,6 +793,23 @@ def _gpu_rule(containers: str) -> dict[str, str]:
     )
 
 
+def _gpu_holders_rule() -> dict[str, str]:
+    """At most one of the containers and sidecars names the accelerator: the pod's effective
+    request (containers plus sidecars) is then exactly gpus.count."""
+    gpu = f"'{GPU_RESOURCE}'"
+    names = (f"has(c.resources) && ((has(c.resources.limits) && {gpu} in c.resources.limits) || "
+             f"(has(c.resources.requests) && {gpu} in c.resources.requests))")
+    spec = "self.template.spec"
+    return rule(
+        f"!has(self.template) || !has({spec}) || !has({spec}.containers) || "
+        f"size({spec}.containers.filter(c, {names})) + (has({spec}.initContainers) ? "
+        f"size({spec}.initContainers.filter(c, has(c.restartPolicy) && c.restartPolicy == 'Always' && {names})) "
+        ": 0) <= 1",
+        Rule.ACCELERATOR_HOLDERS,
+        field_path=".template.spec",
+    )
+
+
 class ComputeJobSpec(Model):
     """What the tenant asks for: GPUs, where, how fast, at what price, and the workload."""
 
@@ -518,6 +828,7 @@ class ComputeJobSpec(Model):
             ),
             _gpu_rule("containers"),
             _gpu_rule("initContainers"),
+            _gpu_holders_rule(),
         )
     )
 
@@ -563,16 +874,9 @@ class ComputeJobSpec(Model):
                 raise ValueError("budget.currency must equal maxPrice.currency")
             if not any(c in "123456789" for c in self.budget.amount):
                 raise ValueError("budget.amount must be greater than 0")
-        want = str(self.gpus.count)
-        containers = [*self.template.spec.containers, *(self.template.spec.init_containers or [])]
-        for container in containers:
-            resources = container.resources
-            for values in (resources.limits, resources.requests) if resources else ():
-                if values and GPU_RESOURCE in values and str(values[GPU_RESOURCE]) != want:
-                    raise ValueError(
-                        f"container {container.name!r}: an explicit {GPU_RESOURCE} of "
-                        f"{values[GPU_RESOURCE]} conflicts with gpus.count {want}"
-                    )
+        violations = accelerator_violations(to_api(self.template.spec), self.gpus.count)
+        if violations:
+            raise ValueError("; ".join(map(str, violations)))
         return self
 
     @property

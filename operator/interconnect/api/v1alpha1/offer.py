@@ -20,7 +20,7 @@ from .common import (
     immutable,
     rule,
 )
-from .job import SetOf
+from .job import SetOf, Toleration
 
 #: Condition type of a ComputeOffer: valid now, its node Ready, and capacity backing it.
 AVAILABLE = "Available"
@@ -84,6 +84,10 @@ class ComputeOfferSpec(Model):
     """Image registries the offer runs images from, e.g. [registry.example.cn] (nodes with compliance
     needs): a job with an image from any other registry is not placed here. A host name with a dot,
     localhost, or a host with its port; lower case; Docker Hub is docker.io. Empty: any registry."""
+    tolerations: Annotated[list[Toleration], Field(max_length=32)] = Field(default_factory=list)
+    """Tolerations a job may carry here, for the taints of the offer's nodes (e.g. a dedicated pool):
+    a job whose template tolerates anything else is not placed on this offer, and only these reach
+    the member. Empty: none."""
 
     @model_validator(mode="after")
     def _cross_field(self) -> ComputeOfferSpec:

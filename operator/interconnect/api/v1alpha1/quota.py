@@ -124,6 +124,11 @@ class ComputeQuotaSpec(Model):
     use divided by its weight is lowest goes first. Default: 1, as for a tenant without a quota."""
     limits: QuotaLimits = Field(default_factory=QuotaLimits)
     """The limits. Omitted: none (the quota then only sets the weight)."""
+    max_priority: Annotated[int, Field(ge=-1000, le=1000)] = 0
+    """The highest spec.priority the tenant's ComputeJobs may have (-1000 to 1000): priority sorts
+    before fair share, so it is granted here, not chosen by the tenant. A job above it stays
+    Pending with reason QuotaExceeded naming this field. Default: 0, as for a tenant without a
+    quota."""
 
 
 class SpendThisMonth(Model):
