@@ -716,6 +716,25 @@ IMMUTABLE_CHANGES: list[Change] = [
         "job-gpus-models", job("immutable-job-models"), {"spec": {"gpus": {"models": ["NVIDIA-H800"]}}}, "spec.gpus"
     ),
     Change("job-origin", job("immutable-job-origin"), {"spec": {"origin": "CN-GZ"}}, "spec.origin"),
+    # What decides placement and price stays as placed: a Job's template is immutable too (issue 21).
+    Change("job-replicas", _set(job("immutable-job-replicas"), "spec.replicas", 2), {"spec": {"replicas": 8}},
+           "spec.replicas"),
+    Change("job-replicas-added", job("immutable-job-replicas-added"), {"spec": {"replicas": 1}}, "spec.replicas"),
+    Change(
+        "job-template",
+        job("immutable-job-template"),
+        {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "other:2"}]}}}},
+        "spec.template",
+    ),
+    Change("job-max-price", job("immutable-job-max-price"), {"spec": {"maxPrice": {"amount": "99"}}}, "spec.maxPrice"),
+    Change("job-latency-tier", job("immutable-job-tier"), {"spec": {"latencyTier": "20ms"}}, "spec.latencyTier"),
+    Change(
+        "job-placement-added",
+        job("immutable-job-placement"),
+        {"spec": {"placement": {"allowedRegions": ["CN-GZ"]}}},
+        "spec.placement",
+    ),
+    Change("job-backoff-limit", job("immutable-job-backoff"), {"spec": {"backoffLimit": 6}}, "spec.backoffLimit"),
     Change(
         "node-type",
         node("immutable-node-type"),

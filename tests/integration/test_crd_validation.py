@@ -263,10 +263,11 @@ def test_identity_code_never_changes(
     [
         (node("mutable-node"), {"spec": {"cordoned": True}}),
         (offer("mutable-offer"), {"spec": {"cards": 32, "price": {"amount": "9.25"}}}),
-        (job("mutable-job"), {"spec": {"priority": 10, "replicas": 3, "maxPrice": {"amount": "30"}}}),
+        (job("mutable-job"), {"spec": {"priority": 10, "budget": {"amount": "30", "currency": "CNY"},
+                                       "expectedHours": "2", "failurePolicy": {"rePlace": "Never"}}}),
         (quota("mutable-quota"), {"spec": {"weight": 3, "limits": {"cards": 64, "pendingJobs": 10}}}),
     ],
-    ids=["node-cordon", "offer-cards-and-price", "job-priority-replicas-price", "quota-weight-and-limits"],
+    ids=["node-cordon", "offer-cards-and-price", "job-priority-budget-hours-policy", "quota-weight-and-limits"],
 )
 def test_mutable_fields_can_change(
     objects: Objects, created: Callable[[dict[str, Any]], dict[str, Any]], obj: dict[str, Any], patch: dict[str, Any]

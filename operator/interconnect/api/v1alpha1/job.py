@@ -793,6 +793,15 @@ def _gpu_rule(containers: str) -> dict[str, str]:
     )
 
 
+_DeadlineSeconds = Annotated[int, Field(ge=1, json_schema_extra=immutable("activeDeadlineSeconds"))]
+
+
+def _presence_fixed(field: str) -> dict[str, str]:
+    """An optional immutable field may not be added or removed either (a field's own transition
+    rule only compares two values that both exist)."""
+    return rule(f"has(self.{field}) == has(oldSelf.{field})", f"{field} is immutable", field_path=f".{field}")
+
+
 def _gpu_holders_rule() -> dict[str, str]:
     """At most one of the containers and sidecars names the accelerator: the pod's effective
     request (containers plus sidecars) is then exactly gpus.count."""
@@ -829,18 +838,19 @@ class ComputeJobSpec(Model):
             _gpu_rule("containers"),
             _gpu_rule("initContainers"),
             _gpu_holders_rule(),
+            *(_presence_fixed(f) for f in ("replicas", "placement", "activeDeadlineSeconds", "backoffLimit")),
         )
     )
 
     gpus: Annotated[GpuRequest, Field(json_schema_extra=immutable("gpus"))]
     """GPUs each replica needs: count, acceptable models, least memory per card. Immutable."""
-    replicas: Annotated[int, Field(ge=1, le=1024)] = 1
-    """Pods run at once, each with gpus.count cards, all on the same node. Default: 1."""
+    replicas: Annotated[int, Field(ge=1, le=1024, json_schema_extra=immutable("replicas"))] = 1
+    """Pods run at once, each with gpus.count cards, all on the same node. Default: 1. Immutable."""
     origin: Annotated[RegionCode, Field(json_schema_extra=immutable("origin"))]
     """ISO 3166-2:CN code of the region the job is submitted from (latency is measured from there). Immutable."""
-    latency_tier: LatencyTier
+    latency_tier: Annotated[LatencyTier, Field(json_schema_extra=immutable("latencyTier"))]
     """Required latency from origin: 1ms (same city), 5ms (same region), 20ms (national)."""
-    max_price: MonetaryAmount
+    max_price: Annotated[MonetaryAmount, Field(json_schema_extra=immutable("maxPrice"))]
     """The highest price per card-hour the tenant accepts (machine-hour offers are compared per card)."""
     budget: MonetaryAmount | None = None
     """Cap on the job's total cost, in maxPrice's currency. Omitted: no cap."""
@@ -854,15 +864,15 @@ class ComputeJobSpec(Model):
         | None
     ) = None
     """Declared duration in hours, a decimal string, e.g. "2.5": used for quotes and the budget check."""
-    placement: PlacementPolicy | None = None
-    """Region, industry and node constraints."""
+    placement: Annotated[PlacementPolicy, Field(json_schema_extra=immutable("placement"))] | None = None
+    """Region, industry and node constraints. Immutable."""
     priority: Annotated[int, Field(ge=-1000, le=1000)] = 0
     """Higher is placed first (-1000 to 1000). Default: 0."""
-    template: PodTemplate
-    """The workload: a pod template."""
-    active_deadline_seconds: Annotated[int, Field(ge=1)] | None = None
-    """Seconds the member Job may be active before it is terminated. Omitted: no limit."""
-    backoff_limit: Annotated[int, Field(ge=0, le=100)] | None = None
+    template: Annotated[PodTemplate, Field(json_schema_extra=immutable("template"))]
+    """The workload: a pod template. Immutable, like a Job's: delete and create to change it."""
+    active_deadline_seconds: _DeadlineSeconds | None = None
+    """Seconds the member Job may be active before it is terminated. Omitted: no limit. Immutable."""
+    backoff_limit: Annotated[int, Field(ge=0, le=100, json_schema_extra=immutable("backoffLimit"))] | None = None
     """Pod retries in the member Job before the attempt fails. Omitted: the Job's default (6)."""
     failure_policy: FailurePolicy | None = None
     """What to do when the node is lost. Omitted: re-place after 120 seconds."""
