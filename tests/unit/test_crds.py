@@ -207,9 +207,12 @@ def test_immutable_fields() -> None:
 
     job = schema_of("ComputeJob")["properties"]["spec"]["properties"]
     node = schema_of("ComputeNode")["properties"]["spec"]["properties"]
-    for field in (job["gpus"], job["origin"], node["type"], node["region"]):
+    immutable = ("gpus", "origin", "replicas", "template", "maxPrice", "latencyTier", "placement", "backoffLimit",
+                 "activeDeadlineSeconds")
+    for field in (*(job[f] for f in immutable), node["type"], node["region"]):
         assert "self == oldSelf" in rules(field)
-    assert "self == oldSelf" not in rules(job["replicas"])
+    for mutable in ("priority", "budget", "expectedHours", "failurePolicy"):
+        assert "self == oldSelf" not in rules(job[mutable])
 
 
 def test_prices_are_strings() -> None:
