@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 MEMBERS ?= 3
 
-.PHONY: deps demo test lint unit crds down
+.PHONY: deps demo test lint unit crds down image lock
 
 deps:
 	hack/ensure-deps
@@ -29,3 +29,11 @@ crds: deps
 
 down:
 	hack/testbed down
+
+## image: the operator's OCI image without a Docker engine (build/image/; needs root). Not part of test.
+image:
+	hack/build-image build
+
+## lock: regenerate image/requirements.lock (hashes, for the image's Python) and image/build-tools.lock.
+lock:
+	hack/build-image lock
