@@ -102,7 +102,8 @@ def _join(args: argparse.Namespace) -> int:
 
     name = join(kubeconfig=args.kubeconfig, member_context=args.member_context, hub_context=args.hub_context,
                 values_file=Path(args.values), namespace=args.namespace, service_account=args.service_account,
-                operator_namespace=args.operator_namespace)
+                operator_namespace=args.operator_namespace, hub_namespace=args.hub_namespace,
+                token_lifetime=args.token_lifetime)
     print(f"joined: ComputeNode {name} (kubectl --context {args.hub_context} get cnode {name})")
     return 0
 
@@ -116,8 +117,21 @@ def _leave(args: argparse.Namespace) -> int:
     return 0
 
 
+def token_lifetime(text: str) -> int:
+    """``--token-lifetime``: 12h, 90m, 600s or seconds, from 10m to 24h."""
+    from interconnect.core.credentials import parse_lifetime
+
+    try:
+        return parse_lifetime(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from interconnect import __version__
+
     parser = argparse.ArgumentParser(prog="python -m interconnect", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"compute-interconnect {__version__}")
     sub = parser.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="start the operator against the hub")
@@ -148,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument("--values", required=True, help="the member chart's values file (node and offers)")
     join.add_argument("--namespace", help="dispatch namespace on the member (default: from the values)")
     join.add_argument("--service-account", help="the hub's service account on the member (default: from values)")
+    join.add_argument("--hub-namespace", help="the member's namespace of that service account and its token "
+                      "binding (default: hubNamespace from the values, else interconnect-hub)")
+    join.add_argument("--token-lifetime", type=token_lifetime, default="12h",
+                      help="how long the hub's token is valid, 10m to 24h (default: 12h); the operator renews it "
+                      "when half of it has passed (INTERCONNECT_TOKEN_RENEW_FRACTION)")
     join.add_argument("--operator-namespace", default="interconnect-system")
     join.add_argument("--kubeconfig")
     join.set_defaults(func=_join)

@@ -503,6 +503,22 @@ def health_items() -> list[Item]:
         timeseries(Spec("Heartbeat age", "Seconds since the hub last reached each member's API server.", SECONDS, [
             Query(f"max by (node) (interconnect_member_heartbeat_age_seconds{{{NODE}}})", "{{node}}"),
         ]), thresholds=[(30, "orange"), (60, "red")]),
+        "Member credentials",
+        timeseries(Spec("Member token: time left", "Seconds until the hub's bound token for each member expires "
+                        "(members joined with `join`; client certificates have none). It is renewed once "
+                        "settings.tokenRenewFraction of its lifetime has passed; near 0, the member turns "
+                        "Ready=False (CredentialsExpired) and must be joined again.", SECONDS, [
+                            Query(f"max by (node) (interconnect_member_token_expiry_timestamp_seconds{{{NODE}}})"
+                                  " - time()", "{{node}}"),
+                        ])),
+        timeseries(Spec("Member token renewals", "Tokens renewed per selected range step, and failed renewals "
+                        "(reconcile errors of the credentials loop, retried while the current token lasts).",
+                        COUNT, [
+                            Query(f"sum by (node) (increase(interconnect_member_token_renewals_total{{{NODE}}}"
+                                  f"[$__rate_interval]))", "{{node}} renewed"),
+                            Query('sum(increase(interconnect_reconcile_errors_total{loop="credentials"}'
+                                  '[$__rate_interval]))', "failed"),
+                        ])),
         "Failover",
         single_stat(Spec("Active replicas", "Replicas that place and dispatch: exactly 1 (0 during a takeover, "
                          "more than 1 is a fault).", COUNT, [Query("sum(interconnect_operator_active)", "active")],

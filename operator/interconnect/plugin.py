@@ -404,6 +404,8 @@ def cmd_join(args: argparse.Namespace) -> int:
 
     forward = ["join", "--member-context", args.member_context, "--hub-context", args.context or args.hub_context,
                "--values", args.values]
+    if args.token_lifetime:
+        forward += ["--token-lifetime", args.token_lifetime]
     if args.kubeconfig:
         forward += ["--kubeconfig", args.kubeconfig]
     return interconnect_main(forward)
@@ -469,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument("--member-context", required=True)
     join.add_argument("--hub-context", default=None)
     join.add_argument("--values", required=True)
+    join.add_argument("--token-lifetime", help="how long the hub's token for the member is valid, 10m to 24h "
+                      "(default: 12h); the operator renews it before it expires")
     join.set_defaults(func=cmd_join)
     leave = sub.add_parser("leave", parents=[common], help="drain a member and remove it")
     leave.add_argument("node")

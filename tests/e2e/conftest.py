@@ -25,7 +25,10 @@ def metrics_port() -> int:
 @pytest.fixture(scope="session")
 def operator(testbed: tb.Testbed, tmp_path_factory: pytest.TempPathFactory, metrics_port: int) -> Iterator[m.Operator]:
     log_dir = tmp_path_factory.mktemp("operator")
-    with m.running_market(testbed, log_dir, {"INTERCONNECT_METRICS_PORT": str(metrics_port)}) as op:
+    # A joined member's token (10 minutes in test_charts.py) is renewed after 2% of it, about 12 s;
+    # the market's kubeconfigs carry client certificates, which are not renewed.
+    env = {"INTERCONNECT_METRICS_PORT": str(metrics_port), "INTERCONNECT_TOKEN_RENEW_FRACTION": "0.02"}
+    with m.running_market(testbed, log_dir, env) as op:
         yield op
 
 

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client
+from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from interconnect.core.credentials import decode_token, with_token
 from tests import testbed as tb
 from tests.e2e import market as m
 
@@ -53,14 +54,25 @@ def test_every_rendered_manifest_is_accepted_by_a_real_api_server(testbed: tb.Te
                                        str(CHARTS / "interconnect-hub" / "crds")), check=True, capture_output=True)
     subprocess.run(testbed.kubectl_cmd("hub", "wait", "--for=condition=Established", "--timeout=60s",
                                        "crd/clusterkopfpeerings.kopf.dev"), check=True, capture_output=True)
+    # A server dry run creates no namespace, so the member chart's must exist: the market made the
+    # dispatch namespace; the hub's service account has its own (hubNamespace).
+    m.ensure_namespace(testbed.api("member-2"), "interconnect-hub")
+    isolation = ["--set-json", 'resourceQuota={"enabled":true,"hard":{"requests.nvidia.com/gpu":32,"pods":"200"}}',
+                 "--set-json", 'networkPolicy.podCIDRs=["10.42.0.0/16"]', "--set-json",
+                 'networkPolicy.apiServerCIDRs=["172.18.0.2/32"]', "--set", "limitRange.max.cpu=16"]
     for chart, cluster, extra in (("interconnect-hub", "hub", ["--set", "replicaCount=2"]),
-                                  ("interconnect-member", "member-2", [])):  # its namespace exists (market)
+                                  ("interconnect-member", "member-2", []),   # its namespace exists (market)
+                                  ("interconnect-member", "member-2", isolation)):
         rendered = helm(testbed, cluster, "template", "x", str(CHARTS / chart), "--namespace", "default",
                         "--kube-version", "1.36.3", *extra)
         applied = subprocess.run(testbed.kubectl_cmd(cluster, "apply", "--dry-run=server", "-f", "-"),
                                  input=rendered.stdout, capture_output=True, text=True)
         assert applied.returncode == 0, f"{chart}: {applied.stderr}"
         assert "created (server dry run)" in applied.stdout or "configured (server dry run)" in applied.stdout
+        if chart == "interconnect-member":
+            for kind in ("networkpolicy.networking.k8s.io", "limitrange"):
+                assert f"{kind}/interconnect-dispatch" in applied.stdout, applied.stdout
+            assert ("resourcequota/interconnect-dispatch" in applied.stdout) == bool(extra), applied.stdout
 
 
 def test_hub_chart_installs_a_production_operator(testbed: tb.Testbed, operator: m.Operator) -> None:
@@ -111,12 +123,62 @@ def interconnect(*args: str) -> subprocess.CompletedProcess[str]:
                           cwd=m.REPO, env=dict(os.environ, PYTHONPATH=str(m.REPO / "operator")))
 
 
+HUB_NS, HUB_SA = "interconnect-hub", "interconnect-hub"   # the member chart's defaults
+BINDING = f"{HUB_SA}-binding"
+
+
+def stored_kubeconfig(hub: client.ApiClient, node: str) -> dict[str, Any]:
+    """The kubeconfig join left on the hub for ``node``."""
+    secret = client.CoreV1Api(hub).read_namespaced_secret(f"{node}-kubeconfig", m.OPERATOR_NS)
+    return yaml.safe_load(base64.b64decode(secret.data["kubeconfig"]))  # type: ignore[no-any-return]
+
+
+def token_of(kubeconfig: dict[str, Any]) -> str:
+    """The hub holds a token, never the installer's credentials (certificates, exec plugins)."""
+    [user] = kubeconfig["users"]
+    assert set(user["user"]) == {"token"}, f"expected a token only, got {sorted(user['user'])}"
+    return str(user["user"]["token"])
+
+
+def answer_to(kubeconfig: dict[str, Any], token: str) -> int:
+    """The member's HTTP status for a request made with ``token``: 200, or 401 once it is void."""
+    api = config.new_client_from_config_dict(with_token(kubeconfig, token))
+    try:
+        client.VersionApi(api).get_code(_request_timeout=10)
+    except ApiException as exc:
+        return int(exc.status)
+    finally:
+        api.close()
+    return 200
+
+
+def assert_no_hub_credentials(bed: tb.Testbed, member: str, ns: str, tokens: list[str]) -> None:
+    """What a tenant pod's namespace holds, read from the member's API server: no service-account
+    token Secret, and none of the hub's tokens in any Secret."""
+    secrets = client.CoreV1Api(bed.api(member)).list_namespaced_secret(ns).items
+    legacy = [s.metadata.name for s in secrets if s.type == "kubernetes.io/service-account-token"]
+    assert not legacy, f"service-account token Secrets in {ns}: {legacy}"
+    for secret in secrets:
+        for key, value in (secret.data or {}).items():
+            text = base64.b64decode(value).decode(errors="replace")
+            assert not any(t in text for t in tokens), f"Secret {ns}/{secret.metadata.name} ({key}) holds a hub token"
+
+
+def ready_condition(hub: client.ApiClient, node: str) -> dict[str, Any]:
+    obj = m.custom(hub).get_cluster_custom_object(m.GROUP, m.VERSION, "computenodes", node)
+    return next((c for c in (obj.get("status") or {}).get("conditions", []) if c["type"] == "Ready"), {})
+
+
 def test_member_joins_with_one_install_works_with_least_privilege_and_leaves(
     testbed: tb.Testbed, operator: m.Operator, tmp_path: Path
 ) -> None:
     member, node, ns = "member-1", "gz-joined", "ic-joined"
     values: dict[str, Any] = {
         "dispatchNamespace": ns,
+        "resourceQuota": {"enabled": True, "hard": {"requests.nvidia.com/gpu": "16", "pods": 50}},
+        "networkPolicy": {"podCIDRs": ["10.244.0.0/16", "10.245.0.0/16"], "serviceCIDRs": ["10.96.0.0/16"],
+                          "extraExcept": ["192.168.0.0/16"]},
+        "limitRange": {"max": {"cpu": "48"}},
         "node": {"name": node, "type": "regional", "region": "CN-GZ",
                  "operatingEntity": {"name": "Guizhou Compute Co.", "creditCode": m.CREDIT_CODE,
                                      "telecomLicence": "B1-20240002", "registeredCapital": "60000000"}},
@@ -129,12 +191,18 @@ def test_member_joins_with_one_install_works_with_least_privilege_and_leaves(
     out = helm(testbed, member, "install", "interconnect-member", str(CHARTS / "interconnect-member"),
                "-f", str(values_file))
     assert "python -m interconnect join" in out.stdout
+    assert "--token-lifetime 12h" in out.stdout and "CredentialsExpired" in out.stdout  # NOTES.txt
     kubeconfig = merged_kubeconfig(testbed, tmp_path, "hub", member)
     hub = testbed.api("hub")
     try:
-        labels = client.CoreV1Api(testbed.api(member)).read_namespace(ns).metadata.labels
+        member_core = client.CoreV1Api(testbed.api(member))
+        labels = member_core.read_namespace(ns).metadata.labels
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
-        sa = f"system:serviceaccount:{ns}:interconnect-hub"
+        # The hub's account is in a namespace of its own, with no token Secret anywhere.
+        assert member_core.read_namespaced_service_account(HUB_SA, HUB_NS).automount_service_account_token is False
+        assert_no_hub_credentials(testbed, member, ns, [])
+        assert_no_hub_credentials(testbed, member, HUB_NS, [])
+        sa = f"system:serviceaccount:{HUB_NS}:{HUB_SA}"
         for verb, resource, where, allowed in (
             ("create", "jobs.batch", ns, "yes"), ("delete", "jobs.batch", ns, "yes"),
             ("list", "nodes", None, "yes"), ("watch", "pods", None, "yes"),
@@ -146,14 +214,32 @@ def test_member_joins_with_one_install_works_with_least_privilege_and_leaves(
             can = subprocess.run(testbed.kubectl_cmd(member, "auth", "can-i", verb, resource, "--as", sa, *scope),
                                  capture_output=True, text=True)
             assert can.stdout.strip() == allowed, f"can {sa} {verb} {resource} in {where}? {can.stdout}"
-        joined = interconnect("join", "--kubeconfig", str(kubeconfig), "--member-context", member,
-                              "--hub-context", "hub", "--values", str(values_file))
+        # In its namespace: tokens for itself only, and get/delete of its binding Secret only.
+        for args, allowed in (
+            (["create", f"serviceaccounts/{HUB_SA}", "--subresource=token", "-n", HUB_NS], "yes"),
+            (["create", "serviceaccounts/default", "--subresource=token", "-n", HUB_NS], "no"),
+            (["create", "serviceaccounts/default", "--subresource=token", "-n", ns], "no"),
+            (["get", f"secrets/{BINDING}", "-n", HUB_NS], "yes"),
+            (["delete", f"secrets/{BINDING}", "-n", HUB_NS], "yes"),
+            (["update", f"secrets/{BINDING}", "-n", HUB_NS], "no"), (["get", "secrets/other", "-n", HUB_NS], "no"),
+            (["list", "secrets", "-n", HUB_NS], "no"), (["create", "secrets", "-n", HUB_NS], "no"),
+        ):
+            can = subprocess.run(testbed.kubectl_cmd(member, "auth", "can-i", *args, "--as", sa),
+                                 capture_output=True, text=True)
+            assert can.stdout.strip() == allowed, f"can {sa} {' '.join(args)}? {can.stdout}"
+        join = ["join", "--kubeconfig", str(kubeconfig), "--member-context", member, "--hub-context", "hub",
+                "--values", str(values_file), "--token-lifetime", "10m"]
+        joined = interconnect(*join)
         assert joined.returncode == 0, joined.stderr
-        # The hub holds the chart's service-account token, never the installer's credentials.
-        secret = client.CoreV1Api(hub).read_namespaced_secret(f"{node}-kubeconfig", m.OPERATOR_NS)
-        stored = yaml.safe_load(base64.b64decode(secret.data["kubeconfig"]))
-        user = stored["users"][0]["user"]
-        assert set(user) == {"token"}, f"expected a token only, got {sorted(user)}"
+        # The hub holds a 10-minute token of the chart's account, bound to the binding Secret.
+        stored = stored_kubeconfig(hub, node)
+        first = token_of(stored)
+        claims = decode_token(first)
+        binding = member_core.read_namespaced_secret(BINDING, HUB_NS)
+        assert binding.type == "Opaque" and not binding.data
+        assert claims is not None and claims.subject == sa and claims.lifetime == 600
+        assert (claims.secret, claims.secret_uid) == (BINDING, binding.metadata.uid)
+        assert_no_hub_credentials(testbed, member, ns, [first])
 
         def ready() -> dict[str, Any] | None:
             obj = m.custom(hub).get_cluster_custom_object(m.GROUP, m.VERSION, "computenodes", node)
@@ -162,6 +248,15 @@ def test_member_joins_with_one_install_works_with_least_privilege_and_leaves(
 
         obj = m.wait_for(ready, 60, f"{node} Ready")
         assert obj["status"]["identityCode"].startswith("CIRGZ")
+        # The operator renews it (after 2% of its lifetime here: INTERCONNECT_TOKEN_RENEW_FRACTION)
+        # with the token itself: same account, same binding, same lifetime.
+        second = m.wait_for(lambda: (t := token_of(stored_kubeconfig(hub, node))) != first and t, 45,
+                            "the operator to renew the hub's token")
+        renewed = decode_token(second)
+        assert renewed is not None and renewed.subject == sa and renewed.lifetime == 600
+        assert (renewed.secret, renewed.secret_uid) == (claims.secret, claims.secret_uid)
+        assert renewed.issued_at > claims.issued_at
+        assert answer_to(stored, second) == 200 and ready(), "still Ready with the renewed token"
         # Work runs through the least-privilege identity.
         tenant = m.tenant(hub)
         job = m.job_manifest("via-join", tenant, origin="CN-GZ", tier="1ms", gpus=1, max_price="10",
@@ -175,10 +270,35 @@ def test_member_joins_with_one_install_works_with_least_privilege_and_leaves(
         done = m.get_job(hub, tenant, "via-join")
         assert done["status"]["placement"]["node"] == node
         assert done["status"]["memberJob"]["namespace"] == ns
+        # The namespace is isolated, and the hub's pods are among those isolated.
+        assert_isolated(testbed, member, ns, values)
+        assert_no_hub_credentials(testbed, member, ns, [first, second, token_of(stored_kubeconfig(hub, node))])
+        # Revoked behind the hub's back (the binding Secret deleted): CredentialsExpired, with how to
+        # re-join; a re-join writes a new kubeconfig, which the operator picks up.
+        member_core.delete_namespaced_secret(BINDING, HUB_NS)
+        expired = m.wait_for(lambda: (c := ready_condition(hub, node)).get("reason") == "CredentialsExpired" and c,
+                             60, f"{node} Ready=False (CredentialsExpired)")
+        assert expired["status"] == "False"
+        assert "kubectl compute join --member-context <ctx> --hub-context <hub> --values <file>" in expired["message"]
+        rejoined = interconnect(*join)
+        assert rejoined.returncode == 0, rejoined.stderr
+        m.wait_for(ready, 60, f"{node} Ready again after the re-join")
+        rebound = decode_token(token_of(stored_kubeconfig(hub, node)))
+        assert rebound is not None and rebound.secret_uid == member_core.read_namespaced_secret(
+            BINDING, HUB_NS).metadata.uid != claims.secret_uid
+        issued = [first, second, token_of(stored_kubeconfig(hub, node))]
         # Leaving drains (nothing active here) and removes node, offers and Secret.
+        issued.append(token_of(stored_kubeconfig(hub, node)))
         left = interconnect("leave", node, "--kubeconfig", str(kubeconfig), "--hub-context", "hub",
                             "--timeout", "60")
         assert left.returncode == 0, left.stderr
+        assert f"deleted Secret {HUB_NS}/{BINDING} on the member" in left.stdout, left.stdout + left.stderr
+        # ... which revoked every token join and the operator issued (bound-token checks may lag a little).
+        m.wait_for(lambda: all(answer_to(stored, t) == 401 for t in set(issued)), 30,
+                   "the member to refuse every token the hub had (401)")
+        with pytest.raises(ApiException) as revoked:
+            member_core.read_namespaced_secret(BINDING, HUB_NS)
+        assert revoked.value.status == 404
 
         def gone() -> bool:
             try:
@@ -209,3 +329,77 @@ def test_member_joins_with_one_install_works_with_least_privilege_and_leaves(
     finally:
         helm(testbed, member, "uninstall", "interconnect-member", check=False)
         interconnect("leave", node, "--kubeconfig", str(kubeconfig), "--hub-context", "hub", "--timeout", "5")
+
+
+def label_selector(selector: client.V1LabelSelector) -> str:
+    """A LabelSelector as the API's label_selector string ("" selects everything)."""
+    parts = [f"{key}={value}" for key, value in (selector.match_labels or {}).items()]
+    for expr in selector.match_expressions or []:
+        parts.append({"In": f"{expr.key} in ({','.join(expr.values or [])})",
+                      "NotIn": f"{expr.key} notin ({','.join(expr.values or [])})",
+                      "Exists": expr.key, "DoesNotExist": f"!{expr.key}"}[expr.operator])
+    return ",".join(parts)
+
+
+def restricted_pod(name: str, resources: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A pod that Pod Security "restricted" admits, not from the hub."""
+    container: dict[str, Any] = {"name": "c", "image": "registry.example/other:1", "securityContext": {
+        "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}
+    if resources:
+        container["resources"] = resources
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "not-the-hub"}},
+            "spec": {"securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
+                                         "seccompProfile": {"type": "RuntimeDefault"}},
+                     "containers": [container]}}
+
+
+def assert_isolated(bed: tb.Testbed, member: str, ns: str, values: dict[str, Any]) -> None:
+    """What the member chart installed in the dispatch namespace, read from the member's API server,
+    after the hub dispatched a job there. Nothing here enforces a NetworkPolicy (no network plugin on
+    the test bed): this checks the objects, what they select and that admission applies the limits."""
+    api = bed.api(member)
+    core = client.CoreV1Api(api)
+    policy = client.NetworkingV1Api(api).read_namespaced_network_policy("interconnect-dispatch", ns)
+    assert sorted(policy.spec.policy_types) == ["Egress", "Ingress"]
+    assert not policy.spec.ingress, "no ingress rule"
+    dns, internet = policy.spec.egress
+    assert dns.to[0].namespace_selector.match_labels == {"kubernetes.io/metadata.name": "kube-system"}
+    assert dns.to[0].pod_selector.match_labels == {"k8s-app": "kube-dns"}
+    assert sorted((p.protocol, p.port) for p in dns.ports) == [("TCP", 53), ("UDP", 53)]
+    [block] = internet.to
+    assert block.ip_block.cidr == "0.0.0.0/0" and not internet.ports
+    wanted = [*values["networkPolicy"]["podCIDRs"], *values["networkPolicy"]["serviceCIDRs"],
+              *values["networkPolicy"]["extraExcept"], "169.254.169.254/32"]
+    assert set(wanted) <= set(block.ip_block._except), block.ip_block._except
+    # helm install looked up the addresses the member's API server advertises.
+    advertised = client.DiscoveryV1Api(api).read_namespaced_endpoint_slice("kubernetes", "default")
+    if advertised.address_type == "IPv4":   # the test bed's: 192.0.2.2
+        addresses = [a for endpoint in advertised.endpoints or [] for a in endpoint.addresses]
+        assert addresses and {f"{a}/32" for a in addresses} <= set(block.ip_block._except), block.ip_block._except
+
+    # The policy's pods, against the real pods: every pod the hub dispatched, and any other pod.
+    stranger = core.create_namespaced_pod(ns, restricted_pod("not-from-the-hub"))
+    try:
+        dispatched = {p.metadata.name for p in core.list_namespaced_pod(
+            ns, label_selector="interconnect.dev/managed-by=interconnect-hub").items}
+        assert dispatched, "the hub's pods are there"
+        selected = {p.metadata.name for p in core.list_namespaced_pod(
+            ns, label_selector=label_selector(policy.spec.pod_selector)).items}
+        everything = {p.metadata.name for p in core.list_namespaced_pod(ns).items}
+        assert dispatched <= selected and stranger.metadata.name in selected and selected == everything
+        # The LimitRange gave the stranger (which set nothing) the defaults ...
+        resources = stranger.spec.containers[0].resources
+        assert resources.limits == {"cpu": "1", "memory": "2Gi", "ephemeral-storage": "20Gi"}
+        assert resources.requests == {"cpu": "1", "memory": "2Gi", "ephemeral-storage": "0"}
+    finally:
+        core.delete_namespaced_pod(stranger.metadata.name, ns, grace_period_seconds=0)
+    limits = core.read_namespaced_limit_range("interconnect-dispatch", ns).spec.limits[0]
+    assert limits.max == {"cpu": "48", "memory": "1Ti", "ephemeral-storage": "1Ti"}
+    # ... and refuses a container over its max (dry run: nothing is created).
+    with pytest.raises(ApiException) as caught:
+        core.create_namespaced_pod(ns, restricted_pod("greedy", {"limits": {"cpu": "64", "memory": "8Gi"}}),
+                                   dry_run="All")
+    assert caught.value.status == 403 and "maximum cpu usage per Container is 48" in caught.value.body, caught.value
+    quota = core.read_namespaced_resource_quota("interconnect-dispatch", ns)
+    assert quota.spec.hard == {"requests.nvidia.com/gpu": "16", "pods": "50"}
+    assert quota.status.hard == quota.spec.hard, "the quota controller has taken it up"

@@ -87,6 +87,13 @@ def hub_release(testbed: tb.Testbed) -> Iterator[Hub]:
         client.ApiextensionsV1Api(hub).read_custom_resource_definition("computeoffers.interconnect.dev")
     except ApiException:
         m.install_crds(testbed)
+    # The chart's post-install hook creates kopf's ClusterKopfPeering: its CRD must exist too (another
+    # test may not have installed it yet).
+    peering = CHARTS / "interconnect-hub" / "crds" / "clusterkopfpeerings.kopf.dev.yaml"
+    subprocess.run(testbed.kubectl_cmd("hub", "apply", "--server-side", "--force-conflicts", "-f", str(peering)),
+                   check=True, capture_output=True)
+    subprocess.run(testbed.kubectl_cmd("hub", "wait", "--for=condition=Established", "--timeout=60s",
+                                       "crd/clusterkopfpeerings.kopf.dev"), check=True, capture_output=True)
     suffix = uuid.uuid4().hex[:6]
     h = Hub(release=f"rbac-{suffix}", namespace=f"ic-rbac-{suffix}", suffix=suffix, sre_group=f"sre-{suffix}")
     helm(testbed, "hub", "install", h.release, str(CHARTS / "interconnect-hub"), "-n", h.namespace,
@@ -258,6 +265,174 @@ def test_a_node_operator_changes_only_the_offers_of_their_node(testbed: tb.Testb
                 admin.delete_cluster_custom_object(m.GROUP, m.VERSION, "computeoffers", name)
         with contextlib.suppress(ApiException):
             rbac.delete_cluster_role_binding(binding)
+
+
+def bind_node_operator(hub: client.ApiClient, name: str, role: str, user: str) -> None:
+    client.RbacAuthorizationV1Api(hub).create_cluster_role_binding(client.V1ClusterRoleBinding(
+        metadata=client.V1ObjectMeta(name=name),
+        role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=role),
+        subjects=[client.RbacV1Subject(api_group="rbac.authorization.k8s.io", kind="User", name=user)]))
+
+
+def wait_until_denied(objects: client.CustomObjectsApi, group: str, plural: str, name: str) -> None:
+    """The policy is loaded asynchronously: wait for it to deny a change of ``name`` (dry run)."""
+
+    def denied() -> bool:
+        try:
+            objects.patch_cluster_custom_object(group, m.VERSION, plural, name, {"metadata": {"labels": {"x": "y"}}},
+                                                dry_run="All")
+        except ApiException as exc:
+            assert exc.status == 403, exc
+            return True
+        return False
+
+    m.wait_for(denied, 60, "the offers-by-node policy to be in force")
+
+
+def refused(call: Any, *args: Any, **kwargs: Any) -> tuple[int, str]:
+    with pytest.raises(ApiException) as caught:
+        call(*args, **kwargs)
+    return caught.value.status, str(json.loads(caught.value.body)["message"])
+
+
+def test_a_node_operator_can_neither_move_offers_between_nodes_nor_delete_another_nodes(
+    testbed: tb.Testbed, hub_release: Hub
+) -> None:
+    """UPDATE checks the old and the new spec.nodeRef, DELETE the old one (object is null then).
+    On the real CRD a move is refused first by its own rule (nodeRef is immutable, 422, before any
+    admission policy runs); the chart's policy itself is then put, unchanged, on a scratch resource
+    whose nodeRef may change, to show that it holds on its own."""
+    hub = testbed.api("hub")
+    admin = m.custom(hub)
+    sfx = hub_release.suffix
+    gz_group, sh_group = NODE_OPERATORS + "gz-regional", NODE_OPERATORS + "sh-finance"
+    own, foreign, doomed = f"move-{sfx}-gz", f"move-{sfx}-sh", f"move-{sfx}-gz-doomed"
+    binding = f"move-{sfx}-carol"
+    carol = impersonating(testbed, "carol", gz_group)
+    carols = m.custom(carol)
+    made: list[str] = []
+    try:
+        bind_node_operator(hub, binding, f"{hub_release.release}-node-operator", "carol")
+        for name, node in ((own, "gz-regional"), (foreign, "sh-finance"), (doomed, "gz-regional")):
+            admin.create_cluster_custom_object(m.GROUP, m.VERSION, "computeoffers", offer(name, node))
+            made.append(name)
+        wait_until_denied(carols, m.GROUP, "computeoffers", foreign)
+
+        def node_of(name: str) -> str:
+            return str(admin.get_cluster_custom_object(m.GROUP, m.VERSION, "computeoffers", name)["spec"]["nodeRef"])
+
+        # UPDATE moving her node's offer to a node she does not operate: refused.
+        status, message = refused(carols.patch_cluster_custom_object, m.GROUP, m.VERSION, "computeoffers", own,
+                                  {"spec": {"nodeRef": "sh-finance"}})
+        assert status == 422 and "nodeRef is immutable" in message, (status, message)
+        # UPDATE moving another node's offer onto hers: refused.
+        status, message = refused(carols.patch_cluster_custom_object, m.GROUP, m.VERSION, "computeoffers", foreign,
+                                  {"spec": {"nodeRef": "gz-regional"}})
+        assert status == 422 and "nodeRef is immutable" in message, (status, message)
+        assert (node_of(own), node_of(foreign)) == ("gz-regional", "sh-finance")
+        # DELETE of another node's offer: refused by the policy, which read the old object.
+        message = forbidden(carols.delete_cluster_custom_object, m.GROUP, m.VERSION, "computeoffers", foreign)
+        assert (f"ComputeOffer {foreign} belongs to node sh-finance: only members of group {sh_group} "
+                "may change it") in message, message
+        assert node_of(foreign) == "sh-finance", "still there"
+        # DELETE of her own: allowed.
+        carols.delete_cluster_custom_object(m.GROUP, m.VERSION, "computeoffers", doomed)
+        with pytest.raises(ApiException) as caught:
+            admin.get_cluster_custom_object(m.GROUP, m.VERSION, "computeoffers", doomed)
+        assert caught.value.status == 404
+        made.remove(doomed)
+    finally:
+        carol.close()
+        for name in made:
+            with contextlib.suppress(ApiException):
+                admin.delete_cluster_custom_object(m.GROUP, m.VERSION, "computeoffers", name)
+        with contextlib.suppress(ApiException):
+            client.RbacAuthorizationV1Api(hub).delete_cluster_role_binding(binding)
+
+
+def scratch_offers_crd(group: str) -> dict[str, Any]:
+    """Cluster-scoped ComputeOffers of another group, whose spec.nodeRef may change."""
+    schema = {"type": "object", "properties": {"spec": {"type": "object", "required": ["nodeRef"], "properties": {
+        "nodeRef": {"type": "string", "minLength": 1}, "cards": {"type": "integer"}}}}}
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"computeoffers.{group}"},
+            "spec": {"group": group, "scope": "Cluster",
+                     "names": {"plural": "computeoffers", "singular": "computeoffer", "kind": "ComputeOffer"},
+                     "versions": [{"name": m.VERSION, "served": True, "storage": True,
+                                   "schema": {"openAPIV3Schema": schema}}]}}
+
+
+def test_the_offers_policy_itself_checks_both_nodes_of_a_move(testbed: tb.Testbed, hub_release: Hub) -> None:
+    hub = testbed.api("hub")
+    admin = m.custom(hub)
+    sfx = hub_release.suffix
+    group = f"moves-{sfx}.e2e.interconnect.dev"
+    gz_group, sh_group = NODE_OPERATORS + "gz-regional", NODE_OPERATORS + "sh-finance"
+    policy, role = f"{hub_release.release}-offers-by-node", f"move-{sfx}-scratch"
+    clone = f"{policy}-scratch"
+
+    def kubectl(*args: str, manifest: dict[str, Any] | None = None) -> str:
+        out = subprocess.run(testbed.kubectl_cmd("hub", *args), input=json.dumps(manifest) if manifest else None,
+                             capture_output=True, text=True)
+        assert out.returncode == 0, f"kubectl {' '.join(args)}: {out.stderr}"
+        return out.stdout
+
+    carol = impersonating(testbed, "carol", gz_group)
+    carols = m.custom(carol)
+    try:
+        kubectl("create", "-f", "-", manifest=scratch_offers_crd(group))
+        kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/computeoffers.{group}")
+        # The chart's policy as installed, on the scratch resource instead of interconnect.dev's.
+        installed = json.loads(kubectl("get", "validatingadmissionpolicy", policy, "-o", "json"))
+        spec = installed["spec"]
+        [rule] = spec["matchConstraints"]["resourceRules"]
+        assert rule["apiGroups"] == [m.GROUP] and set(rule["operations"]) == {"CREATE", "UPDATE", "DELETE"}
+        rule["apiGroups"] = [group]
+        kubectl("create", "-f", "-", manifest={
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": clone}, "spec": spec})
+        kubectl("create", "-f", "-", manifest={
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": clone}, "spec": {"policyName": clone, "validationActions": ["Deny"]}})
+        kubectl("create", "clusterrole", role, "--verb=get,create,update,patch,delete",
+                f"--resource=computeoffers.{group}")
+        kubectl("create", "clusterrolebinding", role, f"--clusterrole={role}", "--user=carol")
+        for name, node in (("own", "gz-regional"), ("foreign", "sh-finance")):
+            admin.create_cluster_custom_object(group, m.VERSION, "computeoffers", {
+                "apiVersion": f"{group}/{m.VERSION}", "kind": "ComputeOffer", "metadata": {"name": name},
+                "spec": {"nodeRef": node, "cards": 1}})
+        wait_until_denied(carols, group, "computeoffers", "foreign")
+        # Her node's offer, unmoved: allowed (dry run).
+        carols.patch_cluster_custom_object(group, m.VERSION, "computeoffers", "own", {"spec": {"cards": 2}},
+                                           dry_run="All")
+        # From her node to one she does not operate: the new node's group is checked.
+        message = forbidden(carols.patch_cluster_custom_object, group, m.VERSION, "computeoffers", "own",
+                            {"spec": {"nodeRef": "sh-finance"}})
+        assert (f"ComputeOffer own may not move to node sh-finance: only members of group {sh_group} "
+                "may give an offer to that node") in message, message
+        # From another node to hers: the old node's group is checked.
+        message = forbidden(carols.patch_cluster_custom_object, group, m.VERSION, "computeoffers", "foreign",
+                            {"spec": {"nodeRef": "gz-regional"}})
+        assert (f"ComputeOffer foreign belongs to node sh-finance: only members of group {sh_group} "
+                "may change it") in message, message
+        # Deleting another node's offer: the old object's node (object is null on DELETE).
+        message = forbidden(carols.delete_cluster_custom_object, group, m.VERSION, "computeoffers", "foreign")
+        assert f"belongs to node sh-finance: only members of group {sh_group}" in message, message
+        assert {o["spec"]["nodeRef"] for o in admin.list_cluster_custom_object(
+            group, m.VERSION, "computeoffers")["items"]} == {"gz-regional", "sh-finance"}, "nothing moved"
+        # Someone in both groups may move it (kubectl: two --as-group), so the policy refuses a move
+        # for the missing group, not every move.
+        moved = kubectl("patch", f"computeoffers.{group}", "own", "--type=merge", "-p",
+                        json.dumps({"spec": {"nodeRef": "sh-finance"}}), "--dry-run=server", "-o", "json",
+                        "--as", "carol", "--as-group", gz_group, "--as-group", sh_group)
+        assert json.loads(moved)["spec"]["nodeRef"] == "sh-finance"
+        carols.delete_cluster_custom_object(group, m.VERSION, "computeoffers", "own", dry_run="All")
+    finally:
+        carol.close()
+        for kind, name in (("validatingadmissionpolicybinding", clone), ("validatingadmissionpolicy", clone),
+                           ("clusterrolebinding", role), ("clusterrole", role), ("crd", f"computeoffers.{group}")):
+            subprocess.run(testbed.kubectl_cmd("hub", "delete", kind, name, "--ignore-not-found", "--wait=false"),
+                           capture_output=True)
 
 
 def test_an_sre_reads_everything_but_secrets_and_the_operator_reads_only_its_own(

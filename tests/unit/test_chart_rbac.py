@@ -97,6 +97,20 @@ def test_node_operators_manage_offers_and_the_policy_binds_them_to_their_node() 
     assert "'corp:gpu:' + variables.node" in str(spec["variables"])
 
 
+def test_the_offers_policy_checks_the_old_and_the_new_node() -> None:
+    spec = render()[("ValidatingAdmissionPolicy", "rel-offers-by-node")]["spec"]
+    variables = {v["name"]: " ".join(v["expression"].split()) for v in spec["variables"]}
+    # DELETE: object is null, the node is the old object's; UPDATE: both the old and the new node.
+    assert variables["node"].startswith("request.operation == 'DELETE' ? oldObject.spec.nodeRef :")
+    assert "object.spec.nodeRef" in variables["node"].partition(":")[2]
+    assert variables["oldNode"].startswith("request.operation == 'UPDATE' ?")
+    assert "oldObject.spec.nodeRef" in variables["oldNode"]
+    assert "variables.oldNode" in variables["mayOld"] and "variables.node" in variables["mayNew"]
+    [rule] = spec["validations"]
+    assert rule["expression"] == "variables.mayOld && variables.mayNew"
+    assert "may not move to node" in rule["messageExpression"]
+
+
 def test_sre_reads_everything_and_the_operator_namespace_without_secrets() -> None:
     docs = render()
     rules = rules_of(docs, "ClusterRole", "rel-sre")

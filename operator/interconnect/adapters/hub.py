@@ -186,6 +186,33 @@ class Hub:
             raise KeyError(f"Secret {namespace}/{name} has no key {key!r}")
         return base64.b64decode(data[key]).decode()
 
+    async def read_secret_version(self, namespace: str, name: str, key: str) -> tuple[str, str]:
+        """One key of a Secret, decoded, and the Secret's resourceVersion (for a guarded write)."""
+        import base64
+
+        secret = await self.core.read_namespaced_secret(name, namespace, _request_timeout=15)
+        data = secret.data or {}
+        if key not in data:
+            raise KeyError(f"Secret {namespace}/{name} has no key {key!r}")
+        return base64.b64decode(data[key]).decode(), str(secret.metadata.resource_version)
+
+    async def write_secret_key(self, namespace: str, name: str, key: str, value: str, resource_version: str) -> None:
+        """Set one key of an existing Secret, only if nobody changed it since ``resource_version``
+        (else Conflict). A merge patch: the operator may patch Secrets of its namespace, never
+        create or list them."""
+        import base64
+
+        patch = {"metadata": {"resourceVersion": resource_version},
+                 "data": {key: base64.b64encode(value.encode()).decode()}}
+        try:
+            response: Any = await self.core.patch_namespaced_secret(  # type: ignore[call-arg]
+                name, namespace, patch, _content_type=MERGE_PATCH, _preload_content=False, _request_timeout=15)
+        except ApiException as exc:
+            if exc.status == 409:
+                raise Conflict(f"Secret {namespace}/{name} changed") from None
+            raise
+        await _settle(response, f"secret {namespace}/{name}")
+
     async def read_config_map(self, namespace: str, name: str) -> tuple[dict[str, str], str | None]:
         """The ConfigMap's data and resourceVersion; empty and None when it does not exist."""
         try:

@@ -26,6 +26,8 @@ from kubernetes_asyncio.config.config_exception import ConfigException
 from interconnect.adapters.hub import direct
 from interconnect.adapters.informer import Change, Informer, read_json
 from interconnect.core.capacity import MemberNode, MemberPod, gpus_requested
+from interconnect.core.credentials import ServiceAccountToken, decode_token, kubeconfig_token, with_token
+from interconnect.core.quantity import parse_quantity
 from interconnect.core.vocabulary import GPU_RESOURCE
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,10 @@ OURS = f"{MANAGED_BY}={MANAGED_BY_VALUE}"
 
 class MemberUnavailable(Exception):
     """The member's API server did not answer (or refused us)."""
+
+
+class MemberUnauthorized(MemberUnavailable):
+    """The member's API server answered 401: it does not accept the hub's credential any more."""
 
 
 def _time(value: str | None) -> datetime | None:
@@ -85,8 +91,9 @@ class DispatchedJob:
 
 def project_node(obj: Mapping[str, Any]) -> MemberNode | None:
     status = obj.get("status") or {}
-    allocatable = int(str((status.get("allocatable") or {}).get(GPU_RESOURCE, "0")))
-    capacity = int(str((status.get("capacity") or {}).get(GPU_RESOURCE, "0")))
+    # A node's cards are whole; a fraction is rounded down, never sold.
+    allocatable = int(parse_quantity((status.get("allocatable") or {}).get(GPU_RESOURCE, "0")))
+    capacity = int(parse_quantity((status.get("capacity") or {}).get(GPU_RESOURCE, "0")))
     if capacity == 0 and allocatable == 0:
         return None
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
@@ -227,10 +234,12 @@ class MemberCluster:
     """Client and watches of one member; `start()` once, `close()` on cleanup."""
 
     def __init__(self, name: str, api: k8s.ApiClient, namespace: str,
-                 on_change: Callable[[str, MemberChange], None]) -> None:
+                 on_change: Callable[[str, MemberChange], None], kubeconfig: Mapping[str, Any] | None = None) -> None:
         self.name = name
         self.namespace = namespace
         self.api = api
+        self.kubeconfig: dict[str, Any] = dict(kubeconfig or {})
+        """The kubeconfig the client was made from, with the token in use (never logged)."""
         self._on_change = on_change
         self._tasks: list[asyncio.Task[None]] = []
         self.last_error: str | None = None
@@ -277,7 +286,54 @@ class MemberCluster:
             raise ValueError(str(exc)) from None
         except Exception as exc:
             raise ValueError(f"the Secret's kubeconfig is not usable ({type(exc).__name__})") from None
-        return cls(name, api, namespace, on_change)
+        return cls(name, api, namespace, on_change, config)
+
+    def same_kubeconfig(self, text: str) -> bool:
+        """Whether ``text`` (a Secret's kubeconfig) is the one this client uses now."""
+        try:
+            return bool(yaml.safe_load(text) == self.kubeconfig)
+        except yaml.YAMLError:
+            return False
+
+    @property
+    def token(self) -> ServiceAccountToken | None:
+        """The claims of the service-account token the hub uses here; None for other credentials
+        (client certificates, a static token), which are not renewed."""
+        token = kubeconfig_token(self.kubeconfig)
+        return decode_token(token) if token else None
+
+    async def request_token(self, current: ServiceAccountToken, lifetime: int, timeout: float = 10.0) -> str:
+        """A new token for the same service account, bound to the same Secret, asked for with the
+        current one (TokenRequest: the member chart lets the hub's account do this for itself only)."""
+        spec: dict[str, Any] = {"expirationSeconds": lifetime}
+        if current.secret:
+            spec["boundObjectRef"] = {"apiVersion": "v1", "kind": "Secret", "name": current.secret,
+                                      **({"uid": current.secret_uid} if current.secret_uid else {})}
+        body: Any = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+        try:
+            response: Any = await self._core.create_namespaced_service_account_token(
+                current.service_account, current.namespace, body, _preload_content=False, _request_timeout=timeout)
+            issued = await read_json(response)
+        except ApiException as exc:
+            self._error(exc)
+            if exc.status == 401:
+                raise MemberUnauthorized(f"401 {exc.reason}") from None
+            raise MemberUnavailable(f"TokenRequest for {current.subject}: {exc.status} {exc.reason}") from None
+        except (TimeoutError, OSError) as exc:
+            self._error(exc)
+            raise MemberUnavailable(str(exc) or type(exc).__name__) from exc
+        self.last_ok = time.monotonic()
+        token = str((issued.get("status") or {}).get("token") or "")
+        if decode_token(token) is None:
+            raise MemberUnavailable(f"TokenRequest for {current.subject} answered without a service-account token")
+        return token
+
+    def use_token(self, token: str) -> dict[str, Any]:
+        """Send ``token`` from now on (the watches pick it up when they next connect); the
+        kubeconfig with it."""
+        self.kubeconfig = with_token(self.kubeconfig, token)
+        self.api.configuration.api_key["BearerToken"] = f"Bearer {token}"
+        return self.kubeconfig
 
     def _notify(self, change: MemberChange) -> None:
         self.last_ok = time.monotonic()
@@ -333,7 +389,12 @@ class MemberCluster:
         """The member's version, or MemberUnavailable: the heartbeat."""
         try:
             version = await k8s.VersionApi(self.api).get_code(_request_timeout=timeout)
-        except (TimeoutError, ApiException, OSError) as exc:
+        except ApiException as exc:
+            self._error(exc)
+            if exc.status == 401:
+                raise MemberUnauthorized(f"401 {exc.reason}") from exc
+            raise MemberUnavailable(str(exc) or type(exc).__name__) from exc
+        except (TimeoutError, OSError) as exc:
             self._error(exc)
             raise MemberUnavailable(str(exc) or type(exc).__name__) from exc
         except Exception as exc:

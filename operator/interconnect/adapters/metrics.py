@@ -67,6 +67,12 @@ class Metrics:
                             "peering), 0 in a standby.", registry=r)
         self.fenced_jobs = Counter("interconnect_fenced_member_jobs", "Member Jobs of superseded attempts deleted "
                                    "when their node answered again.", ("node",), registry=r)
+        self.token_renewals = Counter("interconnect_member_token_renewals", "The hub's bound token for a member "
+                                      "renewed before it expired (failures: interconnect_reconcile_errors_total "
+                                      "{loop=\"credentials\"}).", ("node",), registry=r)
+        self.token_expiry = Gauge("interconnect_member_token_expiry_timestamp_seconds", "When the hub's token for "
+                                  "a member expires (Unix time); no series for other credentials.", ("node",),
+                                  registry=r)
         # Tenancy (ComputeQuota): usage next to its limit; a limit the quota leaves out has no series.
         self.quota_cards_in_use = Gauge("interconnect_quota_cards_in_use", "Cards held by the tenant's active "
                                         "ComputeJobs (Scheduled, Dispatched, Running).", ("tenant",), registry=r)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from interconnect.core.credentials import DEFAULT_RENEW_FRACTION, check_renew_fraction
+
 PEERING_ENV = "INTERCONNECT_PEERING"
 """The ClusterKopfPeering the replica takes part in; empty when it runs standalone (set by `run`)."""
 PRIORITY_ENV = "INTERCONNECT_PEERING_PRIORITY"
@@ -23,6 +25,16 @@ def _float(name: str, default: float) -> float:
     if parsed <= 0:
         raise ValueError(f"{name}={value!r}: must be positive")
     return parsed
+
+
+def _fraction(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return check_renew_fraction(float(value))
+    except ValueError as exc:
+        raise ValueError(f"{name}={value!r}: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +58,8 @@ class Settings:
     """kopf peering object's name; empty: standalone, always active."""
     priority: int = 0
     identity: str = ""
+    token_renew_fraction: float = DEFAULT_RENEW_FRACTION
+    """A member's token is renewed once this fraction of its lifetime has passed."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -64,4 +78,5 @@ class Settings:
             peering=os.environ.get(PEERING_ENV, ""),
             priority=int(os.environ.get(PRIORITY_ENV, "0")),
             identity=os.environ.get(IDENTITY_ENV, ""),
+            token_renew_fraction=_fraction("INTERCONNECT_TOKEN_RENEW_FRACTION", DEFAULT_RENEW_FRACTION),
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -22,6 +23,7 @@ from functools import partial
 from typing import Any
 
 import pydantic
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from interconnect.adapters.hub import Hub
 from interconnect.adapters.informer import Change, Informer
@@ -30,6 +32,7 @@ from interconnect.adapters.member import (
     DispatchedPod,
     MemberChange,
     MemberCluster,
+    MemberUnauthorized,
     MemberUnavailable,
 )
 from interconnect.adapters.metrics import Metrics
@@ -44,6 +47,7 @@ from interconnect.api.v1alpha1 import (
 )
 from interconnect.api.v1alpha1.quota import ComputeQuota
 from interconnect.core.capacity import OfferCards, capacity_by_model, offer_cards
+from interconnect.core.credentials import CREDENTIALS_EXPIRED, ServiceAccountToken, expired, expired_message
 from interconnect.core.eligibility import eligibility_failures
 from interconnect.core.fair_share import FairShareQueue, dominant_share
 from interconnect.core.latency import LatencyTable
@@ -62,11 +66,13 @@ from interconnect.core.quota import (
     check_estimate,
     tenant_usage,
     within_pending_limit,
+    within_priority_cap,
 )
 from interconnect.core.reservations import Reservation, ReservationLedger
 from interconnect.core.vocabulary import API_VERSION, GROUP, VERSION, JobPhase
 from interconnect.core.workload_policy import WorkloadPolicyError
 from interconnect.services.config import Settings
+from interconnect.services.credentials import CredentialRenewer, Renewal
 from interconnect.services.events import EventRecorder
 from interconnect.services.identity import IdentityRegistry
 from interconnect.services.journal import DispatchJournal, Recovered
@@ -205,6 +211,7 @@ class Controller:
         self.events = EventRecorder(hub, self.metrics)
         self.identity = IdentityRegistry(hub, settings.namespace, settings.identity_config_map)
         self.journal = DispatchJournal(hub, settings.namespace)
+        self.credentials = CredentialRenewer(hub, settings.token_renew_fraction)
         self._recovered: dict[str, Recovered] = {}
         """Placements found in the journal at start-up, until their jobs are seen."""
         self.nodes: dict[str, NodeState] = {}
@@ -348,7 +355,10 @@ class Controller:
         state.member, state.connection_key = member, key
         member.start()
         try:
-            await member.ping()
+            await self._ping(member)
+        except MemberUnauthorized:
+            self._credentials_expired(state, member.token)
+            return
         except MemberUnavailable as exc:
             state.ready, state.ready_reason, state.ready_message = False, "MemberUnavailable", str(exc)
             state.lost_since = _declared_lost_at(state.model) or now().replace(microsecond=0)
@@ -359,8 +369,54 @@ class Controller:
         state.ready_reason = "MemberReady" if synced else "WatchNotSynced"
         state.ready_message = "the member's API server answers" if synced else "the member's watches did not sync"
 
+    async def _reconnect_if_changed(self, state: NodeState) -> None:
+        """Connect again when the node's Secret holds another kubeconfig than the one in use (a
+        re-join after CredentialsExpired); an unreadable Secret leaves things as they are."""
+        conn = state.model.spec.connection
+        try:
+            text = await self.hub.read_secret_key(conn.secret_ref.namespace, conn.secret_ref.name,
+                                                  conn.secret_ref.key)
+        except Exception as exc:
+            log.warning("cannot read the kubeconfig Secret of %s: %s", state.name, type(exc).__name__)
+            return
+        if state.member is not None and state.member.same_kubeconfig(text):
+            return
+        log.info("the kubeconfig Secret of %s changed: connecting with it", state.name)
+        if state.member is not None:
+            await state.member.close()
+        state.member, state.connection_key = None, None
+        await self._connect(state)
+
+    @staticmethod
+    async def _ping(member: MemberCluster) -> None:
+        """The heartbeat's call: an expired token is not even sent (MemberUnauthorized)."""
+        token = member.token
+        if token is not None and expired(token, time.time()):
+            raise MemberUnauthorized("the token has expired")
+        await member.ping()
+
+    def _credentials_expired(self, state: NodeState, token: ServiceAccountToken | None) -> None:
+        """The member refuses the hub's token: unreachable like a lost member (its jobs are re-placed
+        after their grace), but the message says how the node operator fixes it."""
+        state.ready, state.ready_reason = False, CREDENTIALS_EXPIRED
+        state.ready_message = expired_message(token, time.time())
+        if state.lost_since is None:
+            state.lost_since = _declared_lost_at(state.model) or now().replace(microsecond=0)
+
+    async def _renew_credentials(self, state: NodeState) -> None:
+        member = state.member
+        if member is None:
+            return
+        ref = state.model.spec.connection.secret_ref
+        outcome = await self.credentials.renew_if_due(state.name, member, (ref.namespace, ref.name, ref.key))
+        if outcome is Renewal.RENEWED:
+            self.metrics.token_renewals.labels(node=state.name).inc()
+        elif outcome is Renewal.SUPERSEDED:
+            await self._reconnect_if_changed(state)
+
     async def node_deleted(self, name: str) -> None:
         """Forget a node; call ``drain`` first when the ComputeNode itself is being deleted."""
+        self.credentials.forget(name)
         state = self.nodes.pop(name, None)
         if state is not None and state.member is not None:
             await state.member.close()
@@ -373,8 +429,8 @@ class Controller:
         member Jobs, already metered into their ComputeJobs' status, are deleted.
         """
         state = self.nodes.get(name)
-        if state is None or state.member is None:
-            return None
+        if state is None or state.member is None or state.ready_reason == CREDENTIALS_EXPIRED:
+            return None  # nothing can be done on a member that refuses the hub's token (e.g. after leave)
         active = [s for s in self.jobs.values()
                   if s.placement and s.placement["node"] == name and s.phase in ACTIVE]
         if active:
@@ -398,6 +454,15 @@ class Controller:
                 if isinstance(result, Exception):
                     self.metrics.reconcile_errors.labels(loop="heartbeat").inc()
                     log.warning("heartbeat of %s failed: %r", node.name, result)
+            # Tokens are renewed while the member answers (a renewal is a request to it); a
+            # failure is counted and tried again later: the current token still works meanwhile.
+            answering = [s for s in nodes if s.member is not None and (s.ready or s.fencing)]
+            renewed = await asyncio.gather(*(self._renew_credentials(s) for s in answering), return_exceptions=True)
+            for node, result in zip(answering, renewed, strict=True):
+                if isinstance(result, Exception):
+                    self.metrics.reconcile_errors.labels(loop="credentials").inc()
+                    log.warning("renewing the hub's token for %s failed: %s", node.name,
+                                str(result) or type(result).__name__)
             try:
                 await self.fail_over()
                 if time.monotonic() - self._last_gc >= GC_INTERVAL_SECONDS:
@@ -432,15 +497,22 @@ class Controller:
                 m.heartbeat_age.labels(node=state.name).set(time.monotonic() - state.last_ok)
             if state.member is not None:
                 m.watch_restarts.labels(node=state.name).set(sum(i.restarts for i in state.member.informers))
+        m.token_expiry.clear()
+        for state in self.nodes.values():
+            token = state.member.token if state.member is not None else None
+            if token is not None:
+                m.token_expiry.labels(node=state.name).set(token.expires_at)
 
     async def _heartbeat(self, state: NodeState) -> None:
+        was_ready, was_reason = state.ready, state.ready_reason
+        if state.member is not None and state.ready_reason == CREDENTIALS_EXPIRED:
+            await self._reconnect_if_changed(state)  # a re-join writes a new kubeconfig
         if state.member is None:
             await self._connect(state)
         member = state.member
-        was_ready = state.ready
         if member is not None:
             try:
-                await member.ping()
+                await self._ping(member)
                 state.last_ok = time.monotonic()
                 state.lost_since = None
                 if state.fencing:
@@ -452,6 +524,8 @@ class Controller:
                 else:
                     state.ready, state.ready_reason, state.ready_message = True, "MemberReady", \
                         "the member's API server answers"
+            except MemberUnauthorized:
+                self._credentials_expired(state, member.token)
             except MemberUnavailable as exc:
                 # A member busy enough to miss a ping but still sending watch events or answering
                 # writes is alive: only silence on every channel counts.
@@ -462,7 +536,7 @@ class Controller:
                     state.ready, state.ready_reason = False, "MemberUnavailable"
                     state.ready_message = f"no answer for {silent:.0f}s: {exc}"
         due = time.monotonic() - state.last_status_write >= max(15.0, self.settings.heartbeat_interval)
-        if state.ready != was_ready or due:
+        if state.ready != was_ready or state.ready_reason != was_reason or due:
             await self._write_node_status(state)
         if state.ready != was_ready:
             self.wake()
@@ -848,7 +922,7 @@ class Controller:
             self.journal.settled(state.uid)
 
     def _set(self, state: JobState, type_: str, ok: bool, reason: str, message: str) -> None:
-        state.conditions = set_condition(state.conditions, type_, ok, reason, message,
+        state.conditions = set_condition(state.conditions, type_, ok, reason, summarised(message),
                                          state.model.metadata.generation, now())
 
     # ------------------------------------------------------------------ placement
@@ -894,7 +968,9 @@ class Controller:
         requests = [job_request(s.model) for s in pending]
         quotas = {q.spec.namespace: tenant_quota(q) for q in self.quotas.values()}
         usage = self.tenant_usage(at)
-        kept, held = within_pending_limit(requests, quotas)
+        granted, over_cap = within_priority_cap(requests, quotas)
+        kept, held = within_pending_limit(granted, quotas)
+        held.update(over_cap)
         writes: list[Coroutine[Any, Any, None]] = []
         held_counts: dict[str, dict[QuotaLimit, int]] = {}
 
@@ -1124,6 +1200,7 @@ class Controller:
                 manifest = build_member_job(
                     state.model, attempt=state.attempt, namespace=state.member_job["namespace"],
                     offer=state.placement["offer"], gpu_model=state.placement["gpuModel"], node_selector=selector,
+                    allowed_tolerations=[to_api(t) for t in offer.spec.tolerations] if offer else [],
                     trace={"node": state.placement["node"], "identity-code": str(state.placement["identityCode"]),
                            "price": f"{state.placement['price']['amount']} {state.placement['price']['currency']}"
                                     f"/{state.placement['price']['unit']}"})
@@ -1150,6 +1227,13 @@ class Controller:
                 await self._refuse_workload(state, str(exc))
                 break
             except Exception as exc:
+                if isinstance(exc, ApiException) and member_refused(exc.status):
+                    # The member will never take this Job (422 invalid, 403 forbidden by its quota
+                    # or admission, ...): retrying would hold the cards for nothing.
+                    await self._refuse_workload(
+                        state, f"member {state.placement['node']} refused the Job (HTTP {exc.status}): "
+                        f"{_api_message(exc)}", reason="MemberRejected")
+                    break
                 log.warning("dispatch of %s failed: %s; retrying in %.1fs", uid, exc, backoff)
                 if state.durable_attempt == attempt and "placement" in state.unwritten:
                     # It may wait long (member down): show where it is going and why it waits.
@@ -1175,13 +1259,17 @@ class Controller:
                 log.warning("status of %s not written yet: %s", uid, exc)
                 await asyncio.sleep(2.0)
 
-    async def _refuse_workload(self, state: JobState, message: str) -> None:
-        state.phase = JobPhase.FAILED
-        self._set(state, "Failed", True, "WorkloadPolicy", message)
+    async def _refuse_workload(self, state: JobState, message: str, reason: str = "WorkloadPolicy") -> None:
+        """End the job as Failed: its workload can never run (our policy or the member refuses it).
+        The status write comes first; the cards go back once it is durable."""
+        message = summarised(message)
+        conditions = set_condition(state.conditions, "Failed", True, reason, message,
+                                   state.model.metadata.generation, now())
+        await self._patch_job(state, {"phase": JobPhase.FAILED.value, "completionTime": iso(now()),
+                                      "conditions": [to_api(c) for c in conditions]})
+        state.phase, state.conditions = JobPhase.FAILED, conditions
         self.ledger = self.ledger.release(state.uid)
-        await self._patch_job(state, {"phase": state.phase.value, "completionTime": iso(now()),
-                                      "conditions": [to_api(c) for c in state.conditions]})
-        self.events.record(state.ref, "Warning", "WorkloadPolicy", message)
+        self.events.record(state.ref, "Warning", reason, message)
         self.wake()
 
     # ------------------------------------------------------------------ metering
@@ -1404,9 +1492,8 @@ class Controller:
             events.append(("Normal", "Completed", f"completed on {member.name}"))
         elif mjob.failed_reason:
             state.phase = JobPhase.FAILED
-            pod_reasons = sorted({f"{p.name}: {p.message or p.reason}" for p in pods if p.phase == "Failed"})
-            msg = f"{mjob.failed_reason}: {mjob.failed_message or ''}".strip() + (
-                f" ({'; '.join(pod_reasons)})" if pod_reasons else "")
+            msg = failure_summary(mjob.failed_reason, mjob.failed_message,
+                                  [(p.name, p.message or p.reason or "") for p in pods if p.phase == "Failed"])
             self._set(state, "Failed", True, mjob.failed_reason, msg)
             status.update(phase=state.phase.value, completionTime=iso(mjob.completion_time or now()))
             events.append(("Warning", "Failed", msg))
@@ -1460,9 +1547,53 @@ def _job_key(obj: Mapping[str, Any]) -> tuple[int, bool]:
 def _declared_lost_at(node: ComputeNode) -> dt.datetime | None:
     """When a node was declared lost, from its own status (it survives an operator restart)."""
     ready = next((c for c in node.status.conditions if c.type == "Ready"), None)
-    if ready is None or ready.status != "False" or ready.reason != "MemberUnavailable":
+    if ready is None or ready.status != "False" or ready.reason not in ("MemberUnavailable", CREDENTIALS_EXPIRED):
         return None
     return ready.last_transition_time
+
+
+def member_refused(status: int | None) -> bool:
+    """A member's answer that no retry can change: a 4xx other than 409 (it exists: adopt it),
+    429 (throttled) and 408 (timed out), and other than 401 (our credential: the node's Ready
+    condition says so, and a re-join fixes it)."""
+    return status is not None and 400 <= status < 500 and status not in (401, 408, 409, 429)
+
+
+def _api_message(exc: ApiException) -> str:
+    """The API server's own message of an error answer, without its JSON envelope."""
+    try:
+        body = json.loads(exc.body or "{}")
+    except ValueError:
+        return str(exc.reason or exc.status)
+    return str(body.get("message") or exc.reason or exc.status) if isinstance(body, dict) else str(exc.reason)
+
+
+def failure_summary(reason: str, message: str | None, pods: list[tuple[str, str]], shown: int = 5) -> str:
+    """Why a member Job failed, with the reasons of a few of its failed pods: a job with 400
+    failing pods gets one readable line, not 400 (which once overflowed the condition)."""
+    text = f"{reason}: {message or ''}".strip()
+    if not pods:
+        return text
+    by_reason: dict[str, list[str]] = {}
+    for name, why in sorted(pods):
+        by_reason.setdefault(why, []).append(name)
+    parts = [f"{len(names)} pods: {why} (e.g. {names[0]})" if len(names) > 1 else f"{names[0]}: {why}"
+             for why, names in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:shown]]
+    more = len(by_reason) - shown
+    return f"{text} ({'; '.join(parts)}{f'; {more} other reasons' if more > 0 else ''})"
+
+
+MESSAGE_LIMIT = 4096
+"""A condition message is summarised to this many characters (the API allows 32,768; a job's
+status must stay far from the object size limit whatever a member or a tenant writes)."""
+
+
+def summarised(message: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``message`` cut to ``limit`` characters, saying how much was left out."""
+    if len(message) <= limit:
+        return message
+    tail = f" ... ({len(message) - limit} more characters)"
+    return message[: limit - len(tail)] + tail
 
 
 def _validation_message(exc: pydantic.ValidationError) -> str:
