@@ -97,7 +97,8 @@ async def build(jobs: int, members: int) -> dict[str, Any]:
     from interconnect.adapters.metrics import Metrics
     from interconnect.core.latency import LatencyTable
     from interconnect.services.config import Settings
-    from interconnect.services.controller import Controller, _job_key
+    from interconnect.services.controller import Controller
+    from interconnect.services.job_watch import job_key
 
     gc.collect()
     before = rss_mib()
@@ -122,8 +123,8 @@ async def build(jobs: int, members: int) -> dict[str, Any]:
     for j in range(jobs):
         i = j % members
         body = job_body(j, f"member-{i}")
-        await controller.job_changed(body)  # as the hub's watch hands it over
-        hub_watch[body["metadata"]["uid"]] = _job_key(body)
+        await controller.job_watch.job_changed(body)  # as the hub's watch hands it over
+        hub_watch[body["metadata"]["uid"]] = job_key(body)
         member_job, pod = member_objects(body, f"member-{i}-gpu-{(j // members) // 8}")
         member = clusters[i]
         for informer, obj, projected in ((member.jobs, member_job, project_dispatched_job(member_job)),

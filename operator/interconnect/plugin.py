@@ -20,11 +20,12 @@ from typing import Any
 import pydantic
 import yaml
 
-from interconnect.api.v1alpha1 import ComputeJob, ComputeNode, ComputeOffer
-from interconnect.core.latency import LatencyTable
+from interconnect.api.v1alpha1 import ComputeJob, ComputeNode, ComputeOffer, validation_message
+from interconnect.core.latency import LATENCY_CONFIG_MAP, LatencyTable, latency_from_config
 from interconnect.core.money import Money, effective_price_money, round_to_minor_unit
 from interconnect.core.placement import Decision, JobRequest, PlacementSnapshot, place, what_would_fit
 from interconnect.core.vocabulary import GROUP, VERSION
+from interconnect.services.report import GROUPS
 from interconnect.services.translate import job_request, node_view, offer_view, price_of
 
 WIDTH = 100
@@ -95,10 +96,8 @@ class Hub:
         jobs = self._list("computejobs")
         latency = LatencyTable.default()
         try:
-            cm = self.core.read_namespaced_config_map("interconnect-latency", namespace, _request_timeout=15)
-            text = (cm.data or {}).get("latency.yaml")
-            if text and yaml.safe_load(text):
-                latency = LatencyTable.from_mapping(yaml.safe_load(text), base=latency)
+            cm = self.core.read_namespaced_config_map(LATENCY_CONFIG_MAP, namespace, _request_timeout=15)
+            latency = latency_from_config(cm.data or {})
         except ApiException:
             pass
         return Market(nodes, offers, jobs, latency)
@@ -337,8 +336,7 @@ def _load_job(path: str, namespace: str | None) -> tuple[dict[str, Any], Compute
     try:
         return manifest, ComputeJob.model_validate(probe)
     except pydantic.ValidationError as exc:
-        details = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise PluginError(f"{path} is not a valid ComputeJob: {details}") from exc
+        raise PluginError(f"{path} is not a valid ComputeJob: {validation_message(exc)}") from exc
 
 
 def cmd_quote(args: argparse.Namespace) -> int:
@@ -465,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_argument("--since")
     usage.add_argument("--until")
     usage.add_argument("--group-by", default="tenant",
-                       choices=("node", "tenant", "region", "industry", "offer", "gpu-model"))
+                       choices=GROUPS)
     usage.set_defaults(func=cmd_usage)
     join = sub.add_parser("join", parents=[common], help="register a member cluster with the hub")
     join.add_argument("--member-context", required=True)

@@ -35,9 +35,9 @@ from interconnect.core.credentials import (
     decode_token,
     kubeconfig_token,
 )
-from interconnect.core.vocabulary import API_VERSION, GROUP, VERSION
+from interconnect.core.vocabulary import ACTIVE_PHASES, API_VERSION, GROUP, VERSION
 
-ACTIVE_PHASES = ("Scheduled", "Dispatched", "Running")
+ACTIVE = {phase.value for phase in ACTIVE_PHASES}
 DEFAULT_HUB_NAMESPACE = "interconnect-hub"
 DEFAULT_SERVICE_ACCOUNT = "interconnect-hub"
 BINDING_LABEL = "interconnect.dev/token-binding"
@@ -295,7 +295,7 @@ def leave(*, kubeconfig: str | None, hub_context: str, node: str, operator_names
         jobs = custom.list_cluster_custom_object(GROUP, VERSION, "computejobs")["items"]
         active = [f"{j['metadata']['namespace']}/{j['metadata']['name']}" for j in jobs
                   if ((j.get("status") or {}).get("placement") or {}).get("node") == node
-                  and (j.get("status") or {}).get("phase") in ACTIVE_PHASES]
+                  and (j.get("status") or {}).get("phase") in ACTIVE]
         if not active:
             break
         if time.monotonic() > deadline:

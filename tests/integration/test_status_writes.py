@@ -48,16 +48,17 @@ async def test_a_later_status_write_is_never_overtaken_by_an_earlier_one(control
     body = job("ordered")
     body["metadata"]["namespace"] = namespace
     created = await custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "computejobs", body)
-    await ctl.job_changed(created)
-    state = ctl.jobs[created["metadata"]["uid"]]
+    await ctl.job_watch.job_changed(created)
+    state = ctl.jobs.get(created["metadata"]["uid"])
+    assert state is not None
     for round_ in range(15):
         # The deferred write: large, made first; the Running write: small, made right after.
         state.unwritten.update(phase="Dispatched", attemptHistory=[
             {"attempt": 1, "node": "n", "memberJobName": f"ic-x-{round_}", "offer": "o" * 200,
              "price": {"amount": "1.00", "currency": "CNY", "unit": "card-hour"}}])
-        await asyncio.gather(ctl._patch_job(state, {}), ctl._patch_job(state, {"phase": "Running"}))
+        await asyncio.gather(ctl.writer.write(state, {}), ctl.writer.write(state, {"phase": "Running"}))
         got = await custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "computejobs", "ordered")
         assert got["status"]["phase"] == "Running", f"round {round_}: the earlier write landed last"
         assert got["status"]["attemptHistory"][0]["memberJobName"] == f"ic-x-{round_}"
         assert not state.unwritten
-        await ctl._patch_job(state, {"phase": "Pending"})
+        await ctl.writer.write(state, {"phase": "Pending"})

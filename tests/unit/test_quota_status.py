@@ -13,7 +13,9 @@ from interconnect.api.v1alpha1 import ComputeJob, ComputeQuota
 from interconnect.core.money import Money
 from interconnect.core.quota import Month, TenantUsage, tenant_usage
 from interconnect.core.vocabulary import JobPhase
-from interconnect.services.quota import quota_job, quota_status, tenant_quota
+from interconnect.services.jobs import job_state
+from interconnect.services.market import quota_job
+from interconnect.services.quota import quota_status, tenant_quota
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -57,7 +59,7 @@ def test_a_running_job_holds_its_cards_and_charges_its_attempts() -> None:
             {"attempt": 2, "pod": "p2", "gpus": 16, "microseconds": 3_600_000_000},
         ]},
     }
-    job = quota_job(ComputeJob.model_validate(obj))
+    job = quota_job(job_state(ComputeJob.model_validate(obj)), NOW)
     assert (job.namespace, job.phase, job.cards, job.gpu_model) == ("tenant-a", JobPhase.RUNNING, 16, "NVIDIA-H800")
     assert [c.cost for c in job.charges] == [Money(Decimal(640), "CNY"), Money(Decimal(320), "CNY")]
     usage = tenant_usage([job], NOW)["tenant-a"]

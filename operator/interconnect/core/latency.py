@@ -175,3 +175,20 @@ def _default_table() -> LatencyTable:
         table[(a.code, a.code)] = INTRA_REGION_RTT_MS
     assert set(BY_CODE) == {code for pair in table for code in pair}
     return LatencyTable(table)
+
+
+LATENCY_CONFIG_MAP = "interconnect-latency"
+"""The hub chart's latency ConfigMap (the operator's setting INTERCONNECT_LATENCY_CONFIGMAP)."""
+LATENCY_KEY = "latency.yaml"
+"""Its key holding the table."""
+
+
+def latency_from_config(data: Mapping[str, str]) -> LatencyTable:
+    """The table a latency ConfigMap's data holds, over the built-in one (which an empty one gives)."""
+    import yaml
+
+    text = data.get(LATENCY_KEY)
+    loaded = yaml.safe_load(text) if text else None
+    if not loaded:
+        return LatencyTable.default()
+    return LatencyTable.from_mapping(loaded, base=LatencyTable.default())

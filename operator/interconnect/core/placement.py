@@ -420,6 +420,9 @@ class Decision:
     """kube-scheduler style: "0/5 offers fit: 2 price above maxPrice, 1 insufficient free cards"."""
     rejection_rows: tuple[_RejectionRow, ...] = field(repr=False)
     """`rejected` as plain tuples: the hot path never pays for 10,000 named tuples it does not read."""
+    top_reason: str | None = None
+    """The summary's first reason, as data: the label most offers were rejected for (ties by label),
+    "no offers published" when there were none; None when nothing was rejected."""
 
     @property
     def placed(self) -> bool:
@@ -439,6 +442,14 @@ def _summary(fitting: int, considered: int, label_counts: Mapping[str, int]) -> 
         return head
     ordered = sorted(label_counts.items(), key=lambda item: (-item[1], item[0]))
     return f"{head}: " + ", ".join(f"{count} {label}" for label, count in ordered)
+
+
+def _top_reason(considered: int, label_counts: Mapping[str, int]) -> str | None:
+    if considered == 0:
+        return "no offers published"
+    if not label_counts:
+        return None
+    return min(label_counts.items(), key=lambda item: (-item[1], item[0]))[0]
 
 
 _Score = tuple[Decimal, int, float, int, str]
@@ -753,6 +764,7 @@ def place(job: JobRequest, snapshot: PlacementSnapshot) -> Decision:
         reason_counts=MappingProxyType({r: by_reason[r] for r in FILTER_ORDER if r in by_reason}),
         summary=_summary(outcome.fitting, considered, by_label),
         rejection_rows=tuple(outcome.rejections),
+        top_reason=_top_reason(considered, by_label),
     )
 
 

@@ -46,13 +46,11 @@ from typing import NamedTuple, Protocol, TypeVar
 
 from interconnect.core.money import Money, MoneyError, round_to_minor_unit
 from interconnect.core.placement import Candidate, JobRequest, Queued
-from interconnect.core.vocabulary import JobPhase
+from interconnect.core.vocabulary import ACTIVE_PHASES, JobPhase
 
 QUOTA_EXCEEDED = "QuotaExceeded"
 """The reason a job over quota is held with (condition Scheduled=False, reason QuotaExceeded)."""
 
-ACTIVE_PHASES = frozenset({JobPhase.SCHEDULED, JobPhase.DISPATCHED, JobPhase.RUNNING})
-"""Phases in which a job holds its cards (placed, not finished)."""
 
 def _require_aware(value: datetime | None, what: str) -> None:
     if value is not None and value.utcoffset() is None:

@@ -59,6 +59,12 @@ class JobPhase(enum.StrEnum):
         return self in (JobPhase.SUCCEEDED, JobPhase.FAILED, JobPhase.CANCELLED)
 
 
+ACTIVE_PHASES = frozenset({JobPhase.SCHEDULED, JobPhase.DISPATCHED, JobPhase.RUNNING})
+"""Phases in which a job holds its cards (placed, not finished)."""
+FINALIZER = "interconnect.dev/finalizer"
+"""kopf's finalizer on ComputeNodes (and, from earlier versions, on ComputeJobs)."""
+
+
 class Industry(enum.StrEnum):
     """Industries an industry node may serve (the programme's N)."""
 

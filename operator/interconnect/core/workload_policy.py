@@ -235,8 +235,9 @@ def _container(container: Mapping[str, Any], at: str) -> Iterator[Violation]:
             yield Violation(f"{at}.{key}", Rule.CONTAINER_FIELD)
 
 
-#: Pod fields refused with a rule of their own (checked before the allow-list).
-_POD_FIELD_RULES: tuple[tuple[str, str], ...] = (
+#: Pod fields refused with a rule of their own (checked before the allow-list; the CRD's CEL rules
+#: are made from the same list).
+FORBIDDEN_POD_FIELDS: tuple[tuple[str, str], ...] = (
     ("nodeName", Rule.NODE_NAME),
     ("priorityClassName", Rule.PRIORITY_CLASS),
     ("priority", Rule.PRIORITY),
@@ -253,7 +254,7 @@ _POD_FIELD_RULES: tuple[tuple[str, str], ...] = (
 )
 _POD_FIELDS_CHECKED = frozenset(
     {"hostNetwork", "hostPID", "hostIPC", "serviceAccountName", "serviceAccount", "ephemeralContainers"}
-    | {key for key, _ in _POD_FIELD_RULES}
+    | {key for key, _ in FORBIDDEN_POD_FIELDS}
 )
 _CONTAINER_FIELDS_CHECKED = frozenset({"envFrom", "volumeDevices"})
 #: The models accept Python spellings too (host_network); the allow-list judges the API's.
@@ -306,7 +307,7 @@ def pod_spec_violations(spec: Mapping[str, Any], at: str = "spec.template.spec")
         out.append(Violation(f"{at}.automountServiceAccountToken", Rule.AUTOMOUNT_TOKEN))
     if _items(spec.get("ephemeralContainers")):
         out.append(Violation(f"{at}.ephemeralContainers", Rule.EPHEMERAL_CONTAINERS))
-    for key, message in _POD_FIELD_RULES:
+    for key, message in FORBIDDEN_POD_FIELDS:
         if spec.get(key) not in (None, "", [], {}):
             out.append(Violation(f"{at}.{key}", message))
     affinity = _mapping(spec.get("affinity"))
@@ -484,6 +485,7 @@ __all__ = [
     "ALLOWED_VOLUME_TYPES",
     "CONTAINER_FIELDS",
     "DOCKER_HUB",
+    "FORBIDDEN_POD_FIELDS",
     "POD_SPEC_FIELDS",
     "RESERVED_KEYS",
     "RESERVED_KEY_PREFIXES",

@@ -7,7 +7,7 @@ from typing import Any
 
 import kopf
 
-FINALIZER = "interconnect.dev/finalizer"
+from interconnect.core.vocabulary import FINALIZER
 
 
 @kopf.on.startup()

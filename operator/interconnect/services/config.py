@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 from interconnect.core.credentials import DEFAULT_RENEW_FRACTION, check_renew_fraction
+from interconnect.core.latency import LATENCY_CONFIG_MAP
 
 PEERING_ENV = "INTERCONNECT_PEERING"
 """The ClusterKopfPeering the replica takes part in; empty when it runs standalone (set by `run`)."""
@@ -67,7 +68,7 @@ class Settings:
             namespace=os.environ.get("INTERCONNECT_NAMESPACE")
             or os.environ.get("POD_NAMESPACE")
             or "interconnect-system",
-            latency_config_map=os.environ.get("INTERCONNECT_LATENCY_CONFIGMAP", "interconnect-latency"),
+            latency_config_map=os.environ.get("INTERCONNECT_LATENCY_CONFIGMAP", LATENCY_CONFIG_MAP),
             identity_config_map=os.environ.get("INTERCONNECT_IDENTITY_CONFIGMAP", "interconnect-identities"),
             heartbeat_interval=_float("INTERCONNECT_HEARTBEAT_SECONDS", 5.0),
             not_ready_after=_float("INTERCONNECT_NOT_READY_AFTER_SECONDS", 30.0),

@@ -3,7 +3,7 @@
 For the controller's placement pass (see core/quota.py and core/fair_share.py):
 
     quotas = {q.spec.namespace: tenant_quota(q) for q in computequotas}
-    usage = tenant_usage((quota_job(j) for j in computejobs), now)
+    usage = market.tenant_usage(now)        # services/market.py: each job's charges via quota_job
     kept, held = within_pending_limit(requests, quotas)          # held: uid -> QuotaExceeded verdict
     queue = FairShareQueue(kept, usage, {t: q.weight for t, q in quotas.items()})
     for request in queue:
@@ -24,13 +24,10 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from interconnect.api.v1alpha1 import ComputeJob, set_condition, to_api
+from interconnect.api.v1alpha1 import set_condition, to_api
 from interconnect.api.v1alpha1.quota import WITHIN_LIMITS, ComputeQuota
-from interconnect.core.metering import CardTime, cost
 from interconnect.core.money import Money
-from interconnect.core.quota import Charge, QuotaJob, TenantQuota, TenantUsage, limits_reached
-from interconnect.core.vocabulary import JobPhase
-from interconnect.services.translate import price_of
+from interconnect.core.quota import TenantQuota, TenantUsage, limits_reached
 
 SHARE_PLACES = Decimal("0.000001")
 
@@ -47,30 +44,6 @@ def tenant_quota(quota: ComputeQuota) -> TenantQuota:
         pending_jobs=limits.pending_jobs,
         monthly_spend=None if budget is None else Money.of(budget.amount, budget.currency),
         max_priority=quota.spec.max_priority,
-    )
-
-
-def quota_job(job: ComputeJob) -> QuotaJob:
-    """The job's phase, cards and model, and what each attempt has cost (charged time only)."""
-    status = job.status
-    phase = status.phase or JobPhase.PENDING
-    usage = status.usage
-    charges: list[Charge] = []
-    for attempt in status.attempt_history:
-        if attempt.price is None or usage is None:
-            continue
-        micro = sum(p.gpus * p.microseconds for p in usage.pods if p.attempt == attempt.attempt)
-        if micro == 0:
-            continue
-        amount = cost(CardTime(micro), price_of(attempt.price), job.spec.gpus.count, job.spec.replicas)
-        charges.append(Charge(amount, attempt.started_at, attempt.finished_at or usage.accrued_until))
-    placement = status.placement
-    return QuotaJob(
-        namespace=job.metadata.namespace or "",
-        phase=JobPhase(phase),
-        cards=job.spec.total_cards,
-        gpu_model=None if placement is None else placement.gpu_model,
-        charges=tuple(charges),
     )
 
 
@@ -102,4 +75,4 @@ def quota_status(quota: ComputeQuota, usage: TenantUsage, *, share: float, now: 
     return {k: v for k, v in status.items() if v is not None}
 
 
-__all__ = ["quota_job", "quota_status", "tenant_quota"]
+__all__ = ["quota_status", "tenant_quota"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 
 from interconnect.api.v1alpha1 import ComputeJob, ComputeNode, ComputeOffer, to_api
@@ -78,8 +77,3 @@ def offer_view(offer: ComputeOffer, *, cards_total: int, cards_free: int) -> Off
         allowed_registries=frozenset(spec.allowed_registries),
         tolerations=frozenset(Toleration.of(to_api(t)) for t in spec.tolerations),
     )
-
-
-def offer_valid_at(offer: ComputeOffer, now: datetime) -> bool:
-    spec = offer.spec
-    return (spec.valid_from is None or spec.valid_from <= now) and (spec.valid_until is None or now < spec.valid_until)

@@ -12,6 +12,7 @@ from .common import (
     is_condition_true,
     set_condition,
     to_api,
+    validation_message,
 )
 from .job import ComputeJob, ComputeJobSpec, ComputeJobStatus
 from .node import ComputeNode, ComputeNodeSpec, ComputeNodeStatus
@@ -43,4 +44,5 @@ __all__ = [
     "is_condition_true",
     "set_condition",
     "to_api",
+    "validation_message",
 ]

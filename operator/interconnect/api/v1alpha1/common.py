@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
+import pydantic
 from kube_custom_resource import schema
 from kube_custom_resource.custom_resource import CustomResource, Metadata
 from pydantic import (
@@ -489,3 +490,8 @@ __all__ = [
     "structural",
     "to_api",
 ]
+
+
+def validation_message(exc: pydantic.ValidationError) -> str:
+    """Each error as `field.path: what is wrong`, the way the API server words its own."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())[:32000]

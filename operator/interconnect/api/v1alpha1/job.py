@@ -14,6 +14,7 @@ from interconnect.core.vocabulary import API_VERSION, GPU_RESOURCE, Industry, Jo
 from interconnect.core.workload_policy import (
     ALLOWED_CAPABILITIES,
     ALLOWED_SELINUX_TYPES,
+    FORBIDDEN_POD_FIELDS,
     RESERVED_KEY_PREFIXES,
     RESERVED_KEYS,
     SAFE_SYSCTLS,
@@ -559,24 +560,6 @@ class Affinity(Model):
     """Not allowed."""
 
 
-#: Pod spec fields refused with a rule of their own.
-_FORBIDDEN_POD_FIELDS: tuple[tuple[str, str], ...] = (
-    ("nodeName", Rule.NODE_NAME),
-    ("priorityClassName", Rule.PRIORITY_CLASS),
-    ("priority", Rule.PRIORITY),
-    ("preemptionPolicy", Rule.PREEMPTION_POLICY),
-    ("runtimeClassName", Rule.RUNTIME_CLASS),
-    ("schedulerName", Rule.SCHEDULER_NAME),
-    ("imagePullSecrets", Rule.IMAGE_PULL_SECRETS),
-    ("topologySpreadConstraints", Rule.TOPOLOGY_SPREAD),
-    ("schedulingGates", Rule.SCHEDULING_GATES),
-    ("resourceClaims", Rule.RESOURCE_CLAIMS),
-    ("overhead", Rule.OVERHEAD),
-    ("readinessGates", Rule.READINESS_GATES),
-    ("resources", Rule.POD_RESOURCES),
-)
-
-
 class PodSpecTemplate(Model):
     """The pod spec (corev1.PodSpec), from an allow-list: only the fields below reach a member.
 
@@ -596,7 +579,7 @@ class PodSpecTemplate(Model):
                 field_path=".ephemeralContainers",
                 reason="FieldValueForbidden",
             ),
-            *(_forbidden(key, message) for key, message in _FORBIDDEN_POD_FIELDS),
+            *(_forbidden(key, message) for key, message in FORBIDDEN_POD_FIELDS),
         ),
     )
 

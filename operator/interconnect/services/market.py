@@ -1,0 +1,162 @@
+"""The market: offers, tenant quotas and the reservation ledger, and what they add up to.
+
+`Market` owns the ComputeOffers and ComputeQuotas as last seen, and the ledger of cards
+reserved for placements whose pods do not hold them yet. `reserve` and `release` are the one
+path by which reservations change (kube-scheduler's Assume/Forget). It answers the questions
+placement and the reporter ask: the cards of an offer (from the member's own nodes and pods,
+less reservations), a placement snapshot, and every tenant's usage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+from typing import Any
+
+from interconnect.api.v1alpha1 import ComputeOffer
+from interconnect.api.v1alpha1.quota import ComputeQuota
+from interconnect.core.capacity import OfferCards, offer_cards
+from interconnect.core.latency import LatencyTable
+from interconnect.core.placement import OfferView, PlacementSnapshot
+from interconnect.core.quota import Charge, Month, QuotaJob, QuotaLimit, TenantQuota, TenantUsage, tenant_usage
+from interconnect.core.reservations import Reservation, ReservationLedger
+from interconnect.core.vocabulary import JobPhase
+from interconnect.services.jobs import ACTIVE, JobState, JobStore
+from interconnect.services.members import Members
+from interconnect.services.quota import tenant_quota
+from interconnect.services.translate import node_view, offer_view
+
+NO_LIMIT = 10**9
+"""Free cards assumed when a reservation is restored from a job's status (it was granted before)."""
+
+
+class Market:
+    """Offers, quotas and reservations (see the module docstring)."""
+
+    def __init__(self, members: Members, jobs: JobStore, latency: LatencyTable) -> None:
+        self._members = members
+        self._jobs = jobs
+        self.latency = latency
+        self.offers: dict[str, ComputeOffer] = {}
+        self.quotas: dict[str, ComputeQuota] = {}
+        """By name (which is also the tenant namespace it caps)."""
+        self._ledger = ReservationLedger()
+        self.held: dict[str, dict[QuotaLimit, int]] = {}
+        """Per tenant, how many jobs the last placement pass held, by the limit that held them."""
+
+    # ------------------------------------------------------------------ reservations
+
+    def reserve(self, offer: str, uid: str, cards: int, free_now: int = NO_LIMIT) -> None:
+        """Hold ``cards`` of ``offer`` for job ``uid`` until its pods hold them or it ends."""
+        self._ledger = self._ledger.reserve(offer, uid, cards, free_now=free_now)
+
+    def release(self, uid: str) -> None:
+        """The job's reservation is over (it ended, was deleted or its attempt was superseded)."""
+        self._ledger = self._ledger.release(uid)
+
+    def reserved(self, offer: str) -> int:
+        return self._ledger.reserved(offer)
+
+    @property
+    def ledger(self) -> ReservationLedger:
+        return self._ledger
+
+    def _pool_reservations(self) -> dict[tuple[str, str], list[Reservation]]:
+        """Reservations by (node, GPU model): offers of one node and model share its cards."""
+        pools: dict[tuple[str, str], list[Reservation]] = {}
+        for reservation in self._ledger:
+            offer = self.offers.get(reservation.offer)
+            if offer is not None:
+                pools.setdefault((offer.spec.node_ref, offer.spec.gpu_model), []).append(reservation)
+        return pools
+
+    # ------------------------------------------------------------------ offers
+
+    def cards_of_all(self) -> dict[str, OfferCards]:
+        """Every offer's cards, from one pass over the reservations."""
+        pools = self._pool_reservations()
+        return {name: self._cards(offer, pools) for name, offer in list(self.offers.items())}
+
+    def _cards(self, offer: ComputeOffer, pools: dict[tuple[str, str], list[Reservation]]) -> OfferCards:
+        member = self._members.connected(offer.spec.node_ref)
+        if member is None:
+            return OfferCards(0, 0, 0)
+        selector = offer.spec.node_selector.match_labels if offer.spec.node_selector else {}
+        # A reservation on any offer of the pool counts here.
+        reservations = [replace(r, offer=offer.metadata.name)
+                        for r in pools.get((offer.spec.node_ref, offer.spec.gpu_model), [])]
+        return offer_cards(offer=offer.metadata.name, cards_offered=offer.spec.cards, selector=selector,
+                           gpu_model=offer.spec.gpu_model, nodes=member.nodes.items.values(),
+                           pods=member.gpu_pods.items.values(), reservations=reservations)
+
+    def sellable(self, offer: ComputeOffer) -> bool:
+        state = self._members.get(offer.spec.node_ref)
+        return bool(state and state.registered and state.ready and not state.model.spec.cordoned)
+
+    def snapshot(self, at: dt.datetime) -> tuple[PlacementSnapshot, dict[str, OfferView]]:
+        """What placement sees now: every node's health and every offer's free cards."""
+        views = [node_view(s.model, registered=s.registered, ready=s.ready and s.member is not None,
+                           fenced=s.fencing) for s in self._members]
+        cards = self.cards_of_all()
+        offers = {name: offer_view(offer, cards_total=cards[name].total, cards_free=cards[name].free)
+                  for name, offer in list(self.offers.items()) if name in cards}
+        return PlacementSnapshot.of(views, offers.values(), self.latency, at), offers
+
+    # ------------------------------------------------------------------ quotas and tenants
+
+    def tenant_quotas(self) -> dict[str, TenantQuota]:
+        return {q.spec.namespace: tenant_quota(q) for q in self.quotas.values()}
+
+    def tenant_usage(self, at: dt.datetime) -> dict[str, TenantUsage]:
+        """Every tenant's cards in use, pending jobs and (where a budget needs it) spend this month."""
+        budgeted = {q.spec.namespace for q in self.quotas.values() if q.spec.limits.monthly_spend is not None}
+        if not budgeted:  # the common case, once per placement pass: cards and pending counts only
+            cards: dict[str, int] = {}
+            by_model: dict[str, dict[str, int]] = {}
+            pending: dict[str, int] = {}
+            for s in self._jobs:
+                tenant = s.model.metadata.namespace or ""
+                if s.phase in ACTIVE:
+                    held = s.cards
+                    cards[tenant] = cards.get(tenant, 0) + held
+                    if s.placement:
+                        models = by_model.setdefault(tenant, {})
+                        models[s.placement["gpuModel"]] = models.get(s.placement["gpuModel"], 0) + held
+                elif s.phase is JobPhase.PENDING:
+                    pending[tenant] = pending.get(tenant, 0) + 1
+            month = Month.of(at)
+            return {t: TenantUsage(cards=cards.get(t, 0), cards_by_model=by_model.get(t, {}),
+                                   pending=pending.get(t, 0), month=month)
+                    for t in cards.keys() | pending.keys()}
+        return tenant_usage((quota_job(s, at if s.model.metadata.namespace in budgeted else None)
+                             for s in self._jobs), at)
+
+    def quota_changed(self, quota: ComputeQuota) -> None:
+        self.quotas[quota.metadata.name] = quota
+
+    def quota_deleted(self, name: str) -> ComputeQuota | None:
+        self.held.pop(name, None)
+        return self.quotas.pop(name, None)
+
+    def describe(self) -> dict[str, Any]:
+        """Sizes, for the memory bench and debugging."""
+        return {"offers": len(self.offers), "quotas": len(self.quotas), "reservations": len(list(self._ledger))}
+
+
+def quota_job(state: JobState, charged_at: dt.datetime | None) -> QuotaJob:
+    """The job as quotas count it; with ``charged_at``, also what each attempt has cost so far,
+    over the span it ran (its own start and end where its history has them, else up to
+    ``charged_at``), for the monthly budget's pro-rata attribution."""
+    spent: list[Charge] = []
+    if charged_at is not None:
+        spans = {h["attempt"]: (_time(h.get("startedAt")), _time(h.get("finishedAt"))) for h in state.history}
+        for attempt, money in state.costs(state.usage).items():
+            if money.amount > 0:
+                start, end = spans.get(attempt, (None, None))
+                spent.append(Charge(money, start, end or state.lost_at(attempt) or charged_at))
+    return QuotaJob(namespace=state.model.metadata.namespace or "", phase=state.phase, cards=state.cards,
+                    gpu_model=state.placement["gpuModel"] if state.placement else None, charges=tuple(spent))
+
+
+def _time(text: object) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None

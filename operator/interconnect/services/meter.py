@@ -1,0 +1,174 @@
+"""Metering: the pods' own timestamps into each job's status, then into Prometheus.
+
+`Meter` accrues the pods of an attempt (`core.metering.accrue`: idempotent, from the member's
+timestamps) into the job's ``status.usage``, and adds the increase to the counters only once
+that write has landed, so a counter never runs ahead of the durable figure. Its loop meters
+running jobs every ``meteringInterval``; the member sync and the fence call `write_usage` for
+finished and superseded attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from interconnect.adapters.member import DispatchedPod
+from interconnect.adapters.metrics import Metrics
+from interconnect.core.metering import PodRun, accrue
+from interconnect.core.money import Money, format_amount
+from interconnect.core.vocabulary import JobPhase
+from interconnect.services.jobs import JobState, JobStore, StatusWriter, decimal_text, iso
+from interconnect.services.market import Market
+from interconnect.services.members import Members
+
+log = logging.getLogger(__name__)
+
+ACCRUAL_MARGIN_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class UsageDelta:
+    """What one accrual added to one attempt: what the counters must add, once it is durable."""
+
+    attempt: int
+    card_hours: Decimal
+    cost: Decimal
+    lost_card_hours: Decimal
+
+
+class Meter:
+    """Usage into status and counters (see the module docstring)."""
+
+    def __init__(self, jobs: JobStore, members: Members, market: Market, writer: StatusWriter, metrics: Metrics,
+                 interval: float) -> None:
+        self._jobs = jobs
+        self._members = members
+        self._market = market
+        self._writer = writer
+        self._metrics = metrics
+        self._interval = interval
+
+    def accrue(self, state: JobState, pods: list[DispatchedPod], at: dt.datetime, final: bool = False,
+               attempt: int | None = None) -> tuple[dict[str, Any] | None, list[UsageDelta]]:
+        """The new usage status and, per attempt, the increase of card-hours, cost and lost card-hours.
+
+        ``pods`` belong to ``attempt`` (default: the current one); a superseded attempt's time
+        after its node was declared lost is recorded apart and not charged. Changes the state's
+        usage and history in memory: the caller writes them (and restores them if that fails).
+        """
+        attempt = state.attempt if attempt is None else attempt
+        runs = [PodRun(p.uid, p.gpus, p.started, p.finished) for p in pods if p.started is not None]
+        old = state.usage
+        new = accrue(old, runs, at, attempt, lost_since=state.lost_at(attempt)) if runs else old
+        if new == old and not final:
+            return None, []
+        old_costs, new_costs = state.costs(old), state.costs(new)
+        deltas = []
+        for each in new.attempts:
+            hours = new.card_time(each).increase_over(old.card_time(each)).card_hours
+            lost = new.lost_card_time(each).increase_over(old.lost_card_time(each)).card_hours
+            zero = Money(Decimal(0), new_costs[each].currency) if each in new_costs else None
+            spent = (new_costs[each] - old_costs.get(each, zero)).amount if zero is not None else Decimal(0)
+            deltas.append(UsageDelta(each, hours, max(Decimal(0), spent), lost))
+        state.usage = new
+        total = sum((c.amount for c in new_costs.values()), Decimal(0))
+        currency = next(iter(new_costs.values())).currency if new_costs else None
+        for entry in state.history:
+            entry["cardHours"] = decimal_text(new.card_hours(entry["attempt"]))
+        usage: dict[str, Any] = {
+            "cardHours": decimal_text(new.card_hours()),
+            "cost": format_amount(total, currency) if currency else decimal_text(total),
+            "accruedUntil": iso(at),
+            "pods": [{"attempt": p.attempt, "pod": p.pod_uid, "gpus": p.gpus, "microseconds": p.microseconds,
+                      "finished": p.finished, **({"lostMicroseconds": p.lost_microseconds}
+                                                 if p.lost_microseconds else {})} for p in new.pods],
+        }
+        if currency:
+            usage["currency"] = currency
+        lost_time = new.lost_card_time()
+        if lost_time.card_microseconds:
+            usage["lostCardHours"] = decimal_text(lost_time.card_hours)
+        return usage, deltas
+
+    def register(self, state: JobState, attempt: int) -> None:
+        """The usage series of a new attempt exist at 0 from placement on, before the first
+        card-hour, so that Prometheus' increase() sees all of it."""
+        state.attempt_labels[attempt] = self._usage_labels(state, attempt)
+        self._metrics.register_usage(state.attempt_labels[attempt])
+
+    def _usage_labels(self, state: JobState, attempt: int) -> dict[str, str]:
+        """The counters' labels of one attempt: where it ran, at which offer and currency."""
+        if attempt in state.attempt_labels:
+            return state.attempt_labels[attempt]
+        entry = next((h for h in state.history if h["attempt"] == attempt), {})
+        placement = state.placement if attempt == state.attempt and state.placement else None
+        node_name = str(entry.get("node") or (placement or {}).get("node") or "unknown")
+        node = self._members.get(node_name)
+        offer_name = str(entry.get("offer") or (placement or {}).get("offer") or "unknown")
+        offer = self._market.offers.get(offer_name)
+        price = state.attempt_price(attempt) or {}
+        if placement is not None:
+            code, region = placement.get("identityCode"), placement["region"]
+            gpu_model, industry = placement["gpuModel"], placement.get("industry")
+        else:  # an earlier attempt, after a restart: from its node and offer as they are now
+            code = node.model.status.identity_code if node else None
+            region = node.model.spec.region if node else "unknown"
+            gpu_model = offer.spec.gpu_model if offer else "unknown"
+            industry = node.model.spec.industry.value if node and node.model.spec.industry else None
+        return {"node": str(code or node_name), "offer": offer_name, "gpu_model": str(gpu_model),
+                "tenant": state.model.metadata.namespace or "", "region": str(region),
+                "industry": str(industry or "none"), "currency": str(price.get("currency", "CNY"))}
+
+    def count(self, state: JobState, deltas: list[UsageDelta]) -> None:
+        """Add usage increases to the counters, after they are durable in the job's status."""
+        for delta in deltas:
+            labels = self._usage_labels(state, delta.attempt)
+            self._metrics.add_usage(labels, delta.card_hours, delta.cost)
+            self._metrics.add_lost(labels, delta.lost_card_hours)
+
+    def member_clock(self, state: JobState) -> dt.datetime | None:
+        """Up to when a running pod's time can be counted without overshooting its finish.
+
+        The hub only knows a pod still runs as of the last time its member answered (and a
+        finish reaches the hub through the watch a little later): running time is counted up to
+        then, less a margin, never to the hub's own clock. A member that does not answer accrues
+        nothing until it does; its pods' real timestamps settle the figure then.
+        """
+        answered = self._members.answered_at(state.node) if state.node else None
+        return None if answered is None else answered - dt.timedelta(seconds=ACCRUAL_MARGIN_SECONDS)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.meter_running()
+
+    async def meter_running(self) -> None:
+        """One pass: each running job on its own, so that one whose write fails stops no other."""
+        for state in self._jobs.in_phase(JobPhase.RUNNING, JobPhase.DISPATCHED):
+            at = self.member_clock(state)
+            member = self._members.connected(state.node) if state.node else None
+            if at is None or member is None:
+                continue
+            try:
+                await self.write_usage(state, member.cached_pods(state.uid, state.attempt), at)
+            except Exception as exc:
+                self._metrics.reconcile_errors.labels(loop="metering").inc()
+                log.warning("metering %s failed: %s", state.uid, str(exc) or type(exc).__name__)
+
+    async def write_usage(self, state: JobState, pods: list[DispatchedPod], at: dt.datetime,
+                          attempt: int | None = None) -> None:
+        """Accrue an attempt's pods into the job's status, then (once durable) into the counters."""
+        before = (state.usage, [dict(h) for h in state.history])
+        usage, deltas = self.accrue(state, pods, at, attempt=attempt)
+        if usage is None:
+            return
+        try:
+            await self._writer.write(state, {"usage": usage, "attemptHistory": state.history})
+        except Exception:
+            state.usage, state.history = before
+            raise
+        self.count(state, deltas)

@@ -1,0 +1,144 @@
+"""What the market looks like, for people: offer and quota status, and the operator's gauges.
+
+`Reporter` reads the stores and writes; it changes nothing anyone else reads. Every two seconds
+it writes each ComputeQuota's usage and each ComputeOffer's cards into their status (only when
+they changed) and into Prometheus; on the heartbeat's interval it refreshes the jobs, queue,
+unschedulable-reason and member gauges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from interconnect.adapters.hub import Hub
+from interconnect.adapters.metrics import Metrics
+from interconnect.core.capacity import OfferCards
+from interconnect.core.fair_share import dominant_share
+from interconnect.core.quota import NO_USAGE
+from interconnect.core.vocabulary import JobPhase
+from interconnect.services.jobs import JobStore, now
+from interconnect.services.journal import DispatchJournal
+from interconnect.services.market import Market
+from interconnect.services.members import Members
+from interconnect.services.quota import quota_status, tenant_quota
+
+log = logging.getLogger(__name__)
+
+STATUS_INTERVAL_SECONDS = 2.0
+
+
+class Reporter:
+    """Status of offers and quotas, and gauges (see the module docstring)."""
+
+    def __init__(self, hub: Hub, jobs: JobStore, members: Members, market: Market, journal: DispatchJournal,
+                 metrics: Metrics, gauge_interval: float) -> None:
+        self._hub = hub
+        self._jobs = jobs
+        self._members = members
+        self._market = market
+        self._journal = journal
+        self._metrics = metrics
+        self._gauge_interval = gauge_interval
+        self._offer_status: dict[str, OfferCards] = {}
+        self._quota_status: dict[str, dict[str, Any]] = {}
+        self._last_gauges = 0.0
+
+    def forget_offer(self, name: str) -> None:
+        self._offer_status.pop(name, None)
+
+    def forget_quota(self, name: str) -> None:
+        self._quota_status.pop(name, None)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_INTERVAL_SECONDS)
+            try:
+                await self.write_quota_status()
+            except Exception:
+                self._metrics.reconcile_errors.labels(loop="quota-status").inc()
+                log.exception("quota status pass failed")
+            try:
+                await self.write_offer_status()
+            except Exception:
+                self._metrics.reconcile_errors.labels(loop="offer-status").inc()
+                log.exception("offer status pass failed")
+            if time.monotonic() - self._last_gauges >= self._gauge_interval:
+                self._last_gauges = time.monotonic()
+                self.refresh_gauges()
+
+    async def write_offer_status(self) -> None:
+        for name, cards in self._market.cards_of_all().items():
+            offer = self._market.offers.get(name)
+            if offer is None:
+                continue
+            sellable = self._market.sellable(offer)
+            free = cards.free if sellable else 0
+            for label, value in (("total", cards.total), ("free", free), ("reserved", cards.reserved),
+                                 ("in_use", cards.in_use)):
+                self._metrics.offer_cards.labels(offer=name, node=offer.spec.node_ref,
+                                                 gpu_model=offer.spec.gpu_model, state=label).set(value)
+            if self._offer_status.get(name) == cards:
+                continue
+            self._offer_status[name] = cards
+            status = {"cardsTotal": cards.total, "cardsFree": free, "cardsReserved": cards.reserved,
+                      "cardsInUse": cards.in_use}
+            with contextlib.suppress(Exception):
+                await self._hub.patch_status("computeoffers", name, {"status": status})
+
+    async def write_quota_status(self) -> None:
+        """Each ComputeQuota's usage in its status (when it changed) and in Prometheus."""
+        quotas = self._market.quotas
+        if not quotas:
+            return
+        at = now()
+        usage = self._market.tenant_usage(at)
+        weights = {q.spec.namespace: q.spec.weight for q in quotas.values()}
+        for name, quota in list(quotas.items()):
+            tenant = quota.spec.namespace
+            used = usage.get(tenant, NO_USAGE)
+            share = dominant_share(used, weights[tenant])
+            self._metrics.set_quota(tenant, tenant_quota(quota), used, share=share,
+                                    held=self._market.held.get(tenant))
+            status = quota_status(quota, used, share=share, now=at)
+            comparable = {k: v for k, v in status.items() if k != "conditions"} | {
+                "conditions": [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in status["conditions"]]}
+            if self._quota_status.get(name) == comparable:
+                continue
+            await self._hub.patch_status("computequotas", name, {"status": status})
+            self._quota_status[name] = comparable
+            quota.status = type(quota.status).model_validate({**quota.status.model_dump(by_alias=True),
+                                                             "conditions": status["conditions"]})
+
+    def refresh_gauges(self) -> None:
+        m = self._metrics
+        counts = dict.fromkeys(JobPhase, 0)
+        reasons: dict[str, int] = {}
+        for s in self._jobs:
+            counts[s.phase] += 1
+            if s.phase is JobPhase.PENDING and s.top_reason:
+                reasons[s.top_reason] = reasons.get(s.top_reason, 0) + 1
+        for phase, count in counts.items():
+            m.jobs.labels(phase=phase.value).set(count)
+        m.queue_depth.set(counts[JobPhase.PENDING])
+        m.journal_placements.set(self._journal.outstanding)
+        m.unschedulable.clear()
+        for reason, count in reasons.items():
+            m.unschedulable.labels(reason=reason).set(count)
+        m.token_expiry.clear()
+        for state in self._members:
+            spec = state.model.spec
+            m.member_ready.labels(node=state.name, identity_code=state.model.status.identity_code or "",
+                                  region=spec.region, type=str(spec.type.value),
+                                  industry=str(spec.industry.value) if spec.industry else "none",
+                                  ).set(1 if state.ready else 0)
+            if state.last_ok is not None:
+                m.heartbeat_age.labels(node=state.name).set(time.monotonic() - state.last_ok)
+            if state.member is not None:
+                m.watch_restarts.labels(node=state.name).set(sum(i.restarts for i in state.member.informers))
+                token = state.member.token
+                if token is not None:
+                    m.token_expiry.labels(node=state.name).set(token.expires_at)

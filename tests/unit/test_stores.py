@@ -1,0 +1,137 @@
+"""The controller's stores and its routing, each on its own state, without a cluster.
+
+The wiring (`Controller`) is built for real with a hub client that is never called; what each
+store owns is checked through its own methods: the job store's queries, the market's one
+reserve/release path, the deletions that are forgotten once seen, the member sync's routing of
+watch events, and a job's state rebuilt from its status.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from kubernetes_asyncio import client as k8s
+
+from interconnect.adapters.hub import Hub
+from interconnect.adapters.informer import Change
+from interconnect.adapters.member import DispatchedJob
+from interconnect.adapters.metrics import Metrics
+from interconnect.api.v1alpha1 import ComputeJob
+from interconnect.core.latency import LatencyTable
+from interconnect.core.vocabulary import JobPhase
+from interconnect.services.config import Settings
+from interconnect.services.controller import Controller
+from interconnect.services.jobs import JobStore, job_state
+from interconnect.services.members import Deletions
+from tests.integration.bad_manifests import job
+
+SETTINGS = Settings(namespace="ops", latency_config_map="x", identity_config_map="y", heartbeat_interval=5,
+                    not_ready_after=30, re_place_after=120, metering_interval=15, member_sync_timeout=30,
+                    metrics_port=0)
+T0 = "2026-11-30T08:00:00Z"
+
+
+def compute_job(name: str, uid: str, namespace: str = "team-a", **status: Any) -> ComputeJob:
+    body = job(name)
+    body["metadata"].update(namespace=namespace, uid=uid, generation=1, creationTimestamp=T0)
+    body["status"] = status
+    return ComputeJob.model_validate(body)
+
+
+def placed(node: str = "gz", offer: str = "gz-a100", attempt: int = 1) -> dict[str, Any]:
+    price = {"amount": "8.00", "currency": "CNY", "unit": "card-hour"}
+    return {"phase": "Running", "attempts": attempt,
+            "placement": {"node": node, "identityCode": "CIRGZ000001E", "offer": offer, "price": price,
+                          "tier": "20ms", "region": "CN-GZ", "gpuModel": "NVIDIA-A100-SXM4-80GB", "placedAt": T0},
+            "attemptHistory": [{"attempt": attempt, "node": node, "memberJobName": f"ic-u-{attempt}",
+                                "offer": offer, "price": price}]}
+
+
+@pytest.fixture
+async def controller() -> AsyncIterator[Controller]:
+    ctl = Controller(Hub(k8s.ApiClient(k8s.Configuration())), SETTINGS, LatencyTable.default(), Metrics())
+    yield ctl
+    await ctl.hub.close()
+
+
+def test_a_job_state_is_rebuilt_from_its_status() -> None:
+    state = job_state(compute_job("train", "u1", **placed(attempt=2)))
+    assert (state.phase, state.attempt, state.node, state.durable_attempt) == (JobPhase.RUNNING, 2, "gz", 2)
+    assert state.cards == 2
+    assert state.attempt_price(2) == {"amount": "8.00", "currency": "CNY", "unit": "card-hour"}
+    fresh = job_state(compute_job("new", "u2"))
+    assert (fresh.phase, fresh.attempt, fresh.node, fresh.durable_attempt) == (JobPhase.PENDING, 0, None, 0)
+
+
+def test_the_job_store_answers_by_phase_and_node() -> None:
+    jobs = JobStore()
+    running = job_state(compute_job("run", "u1", **placed()))
+    elsewhere = job_state(compute_job("far", "u2", **placed(node="bj", offer="bj-h20")))
+    waiting = job_state(compute_job("wait", "u3"))
+    for state in (running, elsewhere, waiting):
+        jobs.add(state)
+    assert [s.uid for s in jobs.active_on("gz")] == ["u1"]
+    assert [s.uid for s in jobs.pending()] == ["u3"]
+    waiting.dispatching = 1
+    assert jobs.pending() == []  # a dispatch task has it
+    assert {s.uid for s in jobs.in_phase(JobPhase.RUNNING)} == {"u1", "u2"}
+    assert jobs.remove("u1") is running and "u1" not in jobs and len(jobs) == 2
+
+
+def test_deletions_are_forgotten_once_seen() -> None:
+    deletions = Deletions()
+    deletions.mark("ic-a-1")
+    assert "ic-a-1" in deletions
+    assert deletions.seen_gone("ic-a-1") is True
+    assert deletions.seen_gone("ic-a-1") is False  # someone else deleted it this time
+    assert len(deletions) == 0
+
+
+async def test_the_market_is_the_one_place_reservations_change(controller: Controller) -> None:
+    market = controller.market
+    market.reserve("gz-a100", "u1", 8, free_now=16)
+    market.reserve("gz-a100", "u2", 4, free_now=16)  # free_now counts the cards already reserved
+    assert market.reserved("gz-a100") == 12
+    market.release("u1")
+    assert market.reserved("gz-a100") == 4
+    market.release("u1")  # twice is harmless
+    assert market.reserved("gz-a100") == 4
+
+
+async def test_a_member_job_deleted_by_someone_else_fails_its_job_and_ours_do_not(controller: Controller) -> None:
+    state = job_state(compute_job("run", "u1", **placed()))
+    controller.jobs.add(state)
+
+    def gone(name: str) -> Change[Any]:
+        value = DispatchedJob(uid="m1", name=name, job_uid="u1", attempt=1, active=1, succeeded=0, failed=0,
+                              complete=False, failed_reason=None, failed_message=None, start_time=None,
+                              completion_time=None, deleting=False)
+        return Change("gz/jobs", "m1", value, None)
+
+    controller.job_watch._deletions.mark("ic-u-1")  # the hub deletes its own
+    controller.sync.member_changed("gz", gone("ic-u-1"))
+    assert state.member_job_deleted is False
+    assert "ic-u-1" not in controller.job_watch._deletions  # pruned once seen
+    controller.sync.member_changed("gz", gone("ic-u-1"))
+    assert state.member_job_deleted is True
+
+
+async def test_the_sync_decision_fails_a_job_whose_member_job_vanished(controller: Controller) -> None:
+    """Without a member connection nothing is decided (the watch cannot be trusted)."""
+    state = job_state(compute_job("run", "u1", **placed()))
+    state.member_job_deleted = True
+    controller.jobs.add(state)
+    await controller.sync.sync_job("u1")
+    assert state.phase is JobPhase.RUNNING
+
+
+def test_the_placement_reason_is_data() -> None:
+    from interconnect.core.placement import PlacementSnapshot, place
+    from interconnect.services.translate import job_request
+
+    request = job_request(compute_job("run", "u1"))
+    decision = place(request, PlacementSnapshot.of([], [], LatencyTable.default(), dt.datetime.now(dt.UTC)))
+    assert decision.top_reason == "no offers published"
