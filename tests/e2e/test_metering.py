@@ -188,8 +188,8 @@ ONLY_ON_TROUBLE = ("reconcile_errors", "member_api_errors", "unschedulable_jobs"
 def test_every_dashboard_panel_and_alert_evaluates_against_the_real_prometheus(
     testbed: tb.Testbed, operator: m.Operator, prometheus: Prometheus
 ) -> None:
-    from interconnect.alerts import ALERTS
-    from interconnect.dashboards import all_queries
+    from interconnect.generate.alerts import ALERTS
+    from interconnect.generate.dashboards import all_queries
 
     ns = m.tenant(testbed.api("hub"))
     run_jobs(testbed, ns, {"panels": (dict(origin="CN-GZ", tier="1ms", gpus=1, max_price="10", run_for="3s"),

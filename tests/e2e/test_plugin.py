@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 
 def compute(bed: tb.Testbed, *args: str, context: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "interconnect.plugin", *args, "--kubeconfig",
+    return subprocess.run([sys.executable, "-m", "interconnect.cli.plugin", *args, "--kubeconfig",
                            str(bed.hub.kubeconfig), "--context", context or bed.hub.context],
                           capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=str(m.REPO / "operator")))

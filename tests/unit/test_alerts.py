@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from interconnect import alerts
 from interconnect.adapters.metrics import Metrics
+from interconnect.generate import alerts
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "alerts" / "interconnect.rules.yaml"

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from interconnect import crdgen
 from interconnect.api.v1alpha1.job import GpuRequest
+from interconnect.generate import crds as crdgen
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS_DIR = ROOT / "crds"
@@ -226,7 +226,7 @@ def test_prices_are_strings() -> None:
 def test_the_hub_chart_ships_the_same_crds() -> None:
     from pathlib import Path
 
-    from interconnect.crdgen import render_crds
+    from interconnect.generate.crds import render_crds
 
     chart = Path(__file__).resolve().parents[2] / "charts" / "interconnect-hub" / "crds"
     for name, text in render_crds().items():

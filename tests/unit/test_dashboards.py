@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from interconnect import dashboards
+from interconnect.generate import dashboards
 from tests.unit.test_alerts import exported_series, helm, promtool
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -34,7 +34,7 @@ from interconnect.core.credit_code import CHARSET, make_credit_code
 from interconnect.core.identity import issue_identity_code
 from interconnect.core.regions import REGION_CODES
 from interconnect.core.vocabulary import Industry, JobPhase, LatencyTier
-from interconnect.crdgen import crd_objects
+from interconnect.generate.crds import crd_objects
 from tests.integration.bad_manifests import BAD_MANIFESTS, IMMUTABLE_CHANGES
 
 ROOT = Path(__file__).resolve().parents[2]

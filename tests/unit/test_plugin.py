@@ -12,10 +12,7 @@ from typing import Any
 import pytest
 
 from interconnect.api.v1alpha1 import ComputeJob, ComputeNode, ComputeOffer
-from interconnect.core.credit_code import make_credit_code
-from interconnect.core.latency import LatencyTable
-from interconnect.core.placement import place
-from interconnect.plugin import (
+from interconnect.cli.plugin import (
     WIDTH,
     Market,
     build_parser,
@@ -26,6 +23,9 @@ from interconnect.plugin import (
     render_topology,
     snapshot,
 )
+from interconnect.core.credit_code import make_credit_code
+from interconnect.core.latency import LatencyTable
+from interconnect.core.placement import place
 from interconnect.services.translate import job_request
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -123,7 +123,7 @@ def test_errors_are_one_clear_line_without_a_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "job.yaml"
     bad.write_text("apiVersion: interconnect.dev/v1alpha1\nkind: ComputeJob\nmetadata: {name: q}\n"
                    "spec: {gpus: {count: 0}, origin: CN-XX, latencyTier: 2ms}\n")
-    run = subprocess.run([sys.executable, "-m", "interconnect.plugin", "quote", "-f", str(bad)],
+    run = subprocess.run([sys.executable, "-m", "interconnect.cli.plugin", "quote", "-f", str(bad)],
                          capture_output=True, text=True, env={"PYTHONPATH": str(Path(__file__).parents[2] / "operator"),
                                                               "KUBECONFIG": str(tmp_path / "none")})
     assert run.returncode == 2

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from interconnect.__main__ import build_parser
-from interconnect.plugin import build_parser as plugin_parser
-from interconnect.registration import _cluster_of, binding_secret_name, member_kubeconfig, revoke
+from interconnect.cli.main import build_parser
+from interconnect.cli.plugin import build_parser as plugin_parser
+from interconnect.cli.registration import _cluster_of, binding_secret_name, member_kubeconfig, revoke
 
 
 def write_kubeconfig(path: Path, cluster: dict[str, object], context: str = "member-1") -> Path:

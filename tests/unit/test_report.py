@@ -2,7 +2,7 @@ import datetime as dt
 import json
 from decimal import Decimal
 
-from interconnect.services.report import render, usage_rows
+from interconnect.cli.report import render, usage_rows
 
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 

@@ -33,8 +33,8 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import prometheus as pm
 
-from interconnect import generated
-from interconnect.alerts import OPERATOR_JOB
+from interconnect.generate import files as generated
+from interconnect.generate.alerts import OPERATOR_JOB
 
 DATASOURCE = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 TAGS = ["interconnect"]
@@ -637,7 +637,7 @@ def all_queries(values: Mapping[str, str] | None = None,
 # ------------------------------------------------------------------------------------------ command
 
 def _root() -> Path:
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     return root if (root / "pyproject.toml").is_file() else Path.cwd()
 
 

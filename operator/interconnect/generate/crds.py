@@ -13,9 +13,9 @@ from typing import Any
 import yaml
 from kube_custom_resource.registry import CustomResourceRegistry
 
-from interconnect import generated
 from interconnect.api.v1alpha1 import KINDS
 from interconnect.core.vocabulary import GROUP
+from interconnect.generate import files as generated
 
 CATEGORIES = ["interconnect"]
 HEADER = (
@@ -48,7 +48,7 @@ def render_crds() -> dict[str, str]:
 
 def default_output_dir() -> Path:
     """crds/ of the checkout this module lives in, else crds/ under the working directory."""
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     if (root / "pyproject.toml").is_file():
         return root / "crds"
     return Path.cwd() / "crds"

@@ -21,11 +21,11 @@ import pydantic
 import yaml
 
 from interconnect.api.v1alpha1 import ComputeJob, ComputeNode, ComputeOffer, validation_message
+from interconnect.cli.report import GROUPS
 from interconnect.core.latency import LATENCY_CONFIG_MAP, LatencyTable, latency_from_config
 from interconnect.core.money import Money, effective_price_money, round_to_minor_unit
 from interconnect.core.placement import Decision, JobRequest, PlacementSnapshot, place, what_would_fit
 from interconnect.core.vocabulary import GROUP, VERSION
-from interconnect.services.report import GROUPS
 from interconnect.services.translate import job_request, node_view, offer_view, price_of
 
 WIDTH = 100
@@ -387,7 +387,7 @@ def cmd_topology(args: argparse.Namespace) -> int:
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
-    from interconnect.__main__ import main as interconnect_main
+    from interconnect.cli.main import main as interconnect_main
 
     forward = ["usage", "--group-by", args.group_by, "-o", "table" if args.output == "yaml" else args.output]
     for flag, value in (("--since", args.since), ("--until", args.until), ("--kubeconfig", args.kubeconfig),
@@ -398,7 +398,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
 
 
 def cmd_join(args: argparse.Namespace) -> int:
-    from interconnect.__main__ import main as interconnect_main
+    from interconnect.cli.main import main as interconnect_main
 
     forward = ["join", "--member-context", args.member_context, "--hub-context", args.context or args.hub_context,
                "--values", args.values]
@@ -410,7 +410,7 @@ def cmd_join(args: argparse.Namespace) -> int:
 
 
 def cmd_leave(args: argparse.Namespace) -> int:
-    from interconnect.__main__ import main as interconnect_main
+    from interconnect.cli.main import main as interconnect_main
 
     forward = ["leave", args.node, "--hub-context", args.context or args.hub_context, "--timeout", str(args.timeout)]
     if args.kubeconfig:

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from interconnect import generated
+from interconnect.generate import files as generated
 
 RULES_FILE = "interconnect.rules.yaml"
 RUNBOOK = "docs/runbook.md"
@@ -186,7 +186,7 @@ def render_alerts() -> dict[str, str]:
 
 
 def _root() -> Path:
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     return root if (root / "pyproject.toml").is_file() else Path.cwd()
 
 
