@@ -12,9 +12,9 @@ from typing import Any
 
 import yaml
 
-from tests.unit.test_alerts import helm
+from tests.unit.generate.test_alerts import helm
 
-CHARTS = Path(__file__).resolve().parents[2] / "charts"
+CHARTS = Path(__file__).resolve().parents[3] / "charts"
 Docs = dict[tuple[str, str, str], dict[str, Any]]
 
 

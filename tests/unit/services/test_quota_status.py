@@ -17,7 +17,7 @@ from interconnect.services.jobs import job_state
 from interconnect.services.market import quota_job
 from interconnect.services.quota import quota_status, tenant_quota
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 

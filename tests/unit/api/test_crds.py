@@ -12,7 +12,7 @@ import yaml
 from interconnect.api.v1alpha1.job import GpuRequest
 from interconnect.generate import crds as crdgen
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CRDS_DIR = ROOT / "crds"
 RENDERED = crdgen.render_crds()
 OBJECTS = {name: yaml.safe_load(text) for name, text in RENDERED.items()}
@@ -228,7 +228,7 @@ def test_the_hub_chart_ships_the_same_crds() -> None:
 
     from interconnect.generate.crds import render_crds
 
-    chart = Path(__file__).resolve().parents[2] / "charts" / "interconnect-hub" / "crds"
+    chart = Path(__file__).resolve().parents[3] / "charts" / "interconnect-hub" / "crds"
     for name, text in render_crds().items():
         assert (chart / name).read_text(encoding="utf-8") == text, f"{name}: run `python -m interconnect crds`"
 

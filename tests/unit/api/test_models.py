@@ -37,7 +37,7 @@ from interconnect.core.vocabulary import Industry, JobPhase, LatencyTier
 from interconnect.generate.crds import crd_objects
 from tests.integration.bad_manifests import BAD_MANIFESTS, IMMUTABLE_CHANGES
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted((ROOT / "deploy" / "examples").glob("*.yaml"))
 BY_KIND: dict[str, type[Resource]] = {kind.KIND: kind for kind in KINDS}
 SCHEMAS = {

@@ -10,9 +10,9 @@ from typing import Any
 
 import yaml
 
-from tests.unit.test_alerts import helm
+from tests.unit.generate.test_alerts import helm
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "interconnect-hub"
+CHART = Path(__file__).resolve().parents[3] / "charts" / "interconnect-hub"
 ROLES = ("tenant", "tenant-view", "catalog-reader", "node-operator", "sre")
 
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import yaml
 
-from tests.unit.test_alerts import helm
+from tests.unit.generate.test_alerts import helm
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "interconnect-member"
+CHART = Path(__file__).resolve().parents[3] / "charts" / "interconnect-member"
 METADATA = "169.254.169.254/32"
 
 

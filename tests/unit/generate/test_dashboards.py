@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from interconnect.generate import dashboards
-from tests.unit.test_alerts import exported_series, helm, promtool
+from tests.unit.generate.test_alerts import exported_series, helm, promtool
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DIRS = [ROOT / "deploy" / "dashboards", ROOT / "charts" / "interconnect-hub" / "dashboards"]
 CHART = ROOT / "charts" / "interconnect-hub"
 RENDERED = dashboards.render_dashboards()

@@ -124,7 +124,7 @@ def test_errors_are_one_clear_line_without_a_traceback(tmp_path: Path) -> None:
     bad.write_text("apiVersion: interconnect.dev/v1alpha1\nkind: ComputeJob\nmetadata: {name: q}\n"
                    "spec: {gpus: {count: 0}, origin: CN-XX, latencyTier: 2ms}\n")
     run = subprocess.run([sys.executable, "-m", "interconnect.cli.plugin", "quote", "-f", str(bad)],
-                         capture_output=True, text=True, env={"PYTHONPATH": str(Path(__file__).parents[2] / "operator"),
+                         capture_output=True, text=True, env={"PYTHONPATH": str(Path(__file__).parents[3] / "operator"),
                                                               "KUBECONFIG": str(tmp_path / "none")})
     assert run.returncode == 2
     assert "Traceback" not in run.stderr

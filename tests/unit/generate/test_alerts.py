@@ -15,7 +15,7 @@ import yaml
 from interconnect.adapters.metrics import Metrics
 from interconnect.generate import alerts
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 RULES = ROOT / "deploy" / "alerts" / "interconnect.rules.yaml"
 TESTS = ROOT / "deploy" / "alerts" / "interconnect.tests.yaml"
 CHART = ROOT / "charts" / "interconnect-hub"
