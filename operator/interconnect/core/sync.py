@@ -91,6 +91,27 @@ def member_outcome(
     return NO_CHANGE
 
 
+START_DEADLINE_EXCEEDED = "StartDeadlineExceeded"
+
+
+def start_overdue(placed_at: dt.datetime, at: dt.datetime, deadline_seconds: float, replicas: int,
+                  started: int) -> bool:
+    """Whether an attempt's pods missed their start deadline: fewer than ``replicas`` have ever
+    started, ``deadline_seconds`` after placement. Such pods hold cards without paying for them
+    (an unpullable image, a refusal by the member's quota or admission, no room on the member)."""
+    return started < replicas and (at - placed_at).total_seconds() >= deadline_seconds
+
+
+def start_failure(node: str, deadline_seconds: float, replicas: int, pods: Sequence[PodView], started: int) -> str:
+    """Why the attempt ended: how many pods started, and what the member says of the others."""
+    waiting = [(p.name, p.unschedulable or p.message or p.reason or p.phase) for p in pods]
+    text = (f"{started} of {replicas} pods started on {node} within {deadline_seconds:.0f}s of placement "
+            f"(spec.startDeadlineSeconds)")
+    if not pods:
+        return f"{text}: the member created no pod"
+    return failure_summary(START_DEADLINE_EXCEEDED, text, waiting)
+
+
 def member_refused(status: int | None) -> bool:
     """A member's answer that no retry can change: a 4xx other than 409 (it exists: adopt it),
     429 (throttled) and 408 (timed out), and other than 401 (our credential: the node's Ready

@@ -38,6 +38,10 @@ def _fraction(name: str, default: float) -> float:
         raise ValueError(f"{name}={value!r}: {exc}") from None
 
 
+DEFAULT_START_DEADLINE_SECONDS = 600.0
+DEFAULT_MAX_TERMINATION_GRACE_SECONDS = 300
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     namespace: str
@@ -61,6 +65,11 @@ class Settings:
     identity: str = ""
     token_renew_fraction: float = DEFAULT_RENEW_FRACTION
     """A member's token is renewed once this fraction of its lifetime has passed."""
+    start_deadline: float = DEFAULT_START_DEADLINE_SECONDS
+    """Default seconds from placement within which every pod of an attempt must have started
+    (a job's spec.startDeadlineSeconds overrides it); past it the attempt ends and its cards go back."""
+    max_termination_grace: int = DEFAULT_MAX_TERMINATION_GRACE_SECONDS
+    """The longest terminationGracePeriodSeconds a dispatched pod gets (a pod keeps its cards that long)."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -80,4 +89,7 @@ class Settings:
             priority=int(os.environ.get(PRIORITY_ENV, "0")),
             identity=os.environ.get(IDENTITY_ENV, ""),
             token_renew_fraction=_fraction("INTERCONNECT_TOKEN_RENEW_FRACTION", DEFAULT_RENEW_FRACTION),
+            start_deadline=_float("INTERCONNECT_START_DEADLINE_SECONDS", DEFAULT_START_DEADLINE_SECONDS),
+            max_termination_grace=int(_float("INTERCONNECT_MAX_TERMINATION_GRACE_SECONDS",
+                                             DEFAULT_MAX_TERMINATION_GRACE_SECONDS)),
         )

@@ -75,7 +75,8 @@ class Controller:
         self.sync = MemberSync(self.jobs, self.members, self.market, self.writer, self.meter, self.failover,
                                deletions, self.events, self.metrics, self.tasks, wake=self.wake, started=self.started)
         self.dispatcher = Dispatcher(self.jobs, self.members, self.market, self.writer, self.journal, self.events,
-                                     self.metrics, self.tasks, mark_dirty=self.sync.mark_dirty, wake=self.wake)
+                                     self.metrics, self.tasks, mark_dirty=self.sync.mark_dirty, wake=self.wake,
+                                     max_grace=settings.max_termination_grace)
         self.scheduler = Scheduler(self.jobs, self.members, self.market, self.writer, self.dispatcher, self.meter,
                                    self.events, self.metrics, self.wake)
         self.job_watch = JobWatch(hub, self.jobs, self.members, self.market, self.writer, self.journal,
@@ -96,6 +97,8 @@ class Controller:
             "job-events": self.job_watch.run, "events": self.events.run, "placement": self.scheduler.run,
             "sync": self.sync.run, "heartbeat": self.members.run, "failover": self.failover.run,
             "reporter": self.reporter.run, "metering": self.meter.run,
+            "start-deadlines": lambda: self.sync.run_deadlines(self.settings.heartbeat_interval,
+                                                               self.settings.start_deadline),
         }
         self._loops += [asyncio.create_task(loop(), name=name) for name, loop in loops.items()]
         self.started.set()

@@ -66,8 +66,9 @@ class Dispatcher:
 
     def __init__(self, jobs: JobStore, members: Members, market: Market, writer: StatusWriter,
                  journal: DispatchJournal, events: EventRecorder, metrics: Metrics, tasks: Tasks, *,
-                 mark_dirty: Callable[[str], None], wake: Callable[[], None]) -> None:
+                 mark_dirty: Callable[[str], None], wake: Callable[[], None], max_grace: int | None = None) -> None:
         self._jobs = jobs
+        self._max_grace = max_grace
         self._members = members
         self._market = market
         self._writer = writer
@@ -127,6 +128,7 @@ class Dispatcher:
                     state.model, attempt=state.attempt, namespace=state.member_job["namespace"],
                     offer=state.placement["offer"], gpu_model=state.placement["gpuModel"], node_selector=selector,
                     allowed_tolerations=[to_api(t) for t in offer.spec.tolerations] if offer else [],
+                    max_termination_grace=self._max_grace,
                     trace={"node": state.placement["node"], "identity-code": str(state.placement["identityCode"]),
                            "price": f"{state.placement['price']['amount']} {state.placement['price']['currency']}"
                                     f"/{state.placement['price']['unit']}"})

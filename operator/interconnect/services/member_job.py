@@ -32,6 +32,8 @@ from interconnect.core.workload_policy import (
 )
 
 ANNOTATION_PREFIX = "interconnect.dev/"
+DEFAULT_TERMINATION_GRACE_SECONDS = 30
+"""Kubernetes' default terminationGracePeriodSeconds."""
 
 
 def member_job_name(job_uid: str, attempt: int) -> str:
@@ -54,6 +56,7 @@ def build_member_job(
     node_selector: dict[str, str],
     trace: dict[str, str],
     allowed_tolerations: Iterable[Mapping[str, Any]] = (),
+    max_termination_grace: int | None = None,
 ) -> dict[str, Any]:
     """The member Job for one attempt of ``job`` placed on ``offer``.
 
@@ -90,6 +93,9 @@ def build_member_job(
     pod_spec = allowed_pod_spec(template["spec"])
     pod_spec.setdefault("restartPolicy", "Never")
     pod_spec["enableServiceLinks"] = False
+    if max_termination_grace is not None:
+        grace = pod_spec.get("terminationGracePeriodSeconds", DEFAULT_TERMINATION_GRACE_SECONDS)
+        pod_spec["terminationGracePeriodSeconds"] = min(int(grace), max_termination_grace)
     restrict(pod_spec)
     _keep_tolerations(pod_spec, allowed_tolerations)
     _set_gpus(pod_spec, job.spec.gpus.count)

@@ -11,6 +11,7 @@ only once the status write recording it has landed.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -18,13 +19,21 @@ from typing import Any
 from interconnect.adapters.member import DispatchedJob, DispatchedPod, MemberChange, MemberCluster
 from interconnect.adapters.metrics import Metrics
 from interconnect.api.v1alpha1 import to_api
-from interconnect.core.sync import MemberJobView, PodView, member_outcome
+from interconnect.core.sync import (
+    START_DEADLINE_EXCEEDED,
+    MemberJobView,
+    PodView,
+    member_outcome,
+    start_failure,
+    start_overdue,
+)
 from interconnect.core.vocabulary import JobPhase
 from interconnect.services.dispatcher import Dispatcher
 from interconnect.services.events import EventRecorder
 from interconnect.services.failover import Failover
 from interconnect.services.jobs import JobState, JobStore, StatusWriter, iso, now
 from interconnect.services.market import Market
+from interconnect.services.member_job import member_job_name
 from interconnect.services.members import Deletions, Members
 from interconnect.services.meter import Meter, UsageDelta
 from interconnect.services.tasks import Tasks
@@ -109,6 +118,42 @@ class MemberSync:
             if uid in self._resync:
                 self._resync.discard(uid)
                 self.mark_dirty(uid)
+
+    # ------------------------------------------------------------------ start deadlines
+
+    async def run_deadlines(self, interval: float, default_deadline: float) -> None:
+        """Every ``interval``: end the attempts whose pods missed their start deadline."""
+        while True:
+            await asyncio.sleep(interval)
+            for state in self._jobs.in_phase(JobPhase.DISPATCHED, JobPhase.RUNNING):
+                try:
+                    await self._check_start(state, default_deadline)
+                except Exception as exc:
+                    self._metrics.reconcile_errors.labels(loop="start-deadline").inc()
+                    log.warning("start deadline of %s: %s", state.uid, str(exc) or type(exc).__name__)
+
+    async def _check_start(self, state: JobState, default_deadline: float) -> None:
+        member, _, pods = self._member_objects(state)
+        placed = state.placement.get("placedAt") if state.placement else None
+        if member is None or not placed or self.dispatcher is None:
+            return
+        deadline = float(state.model.spec.start_deadline_seconds or default_deadline)
+        started = sum(1 for p in pods if p.started is not None)
+        replicas = state.model.spec.replicas
+        placed_at = dt.datetime.fromisoformat(str(placed).replace("Z", "+00:00"))
+        if not start_overdue(placed_at, now(), deadline, replicas, started):
+            return
+        message = start_failure(member.name, deadline, replicas,
+                                [PodView(p.name, p.phase, p.reason, p.message, p.unschedulable) for p in pods
+                                 if p.started is None], started)
+        at = self._meter.member_clock(state)
+        if at is not None and started:
+            await self._meter.write_usage(state, pods, at)  # what did start is billed
+        attempt = state.attempt
+        await self.dispatcher.refuse(state, message, START_DEADLINE_EXCEEDED)
+        name = member_job_name(state.uid, attempt)
+        self._deletions.mark(name)
+        await member.delete_job(name)
 
     # ------------------------------------------------------------------ the sync
 

@@ -14,6 +14,8 @@ from interconnect.core.sync import (
     failure_summary,
     member_outcome,
     member_refused,
+    start_failure,
+    start_overdue,
     summarised,
 )
 from interconnect.core.vocabulary import JobPhase
@@ -97,3 +99,22 @@ def test_outcome_messages_say_where_and_why() -> None:
     failed = member_outcome(R, "member-1", "ic-uid-1", FAILED, [FAILED_POD], deleted_by_others=False)
     assert failed.condition is not None
     assert failed.condition[3] == "BackoffLimitExceeded: limit reached (p1: container train exited with code 1)"
+
+
+# --------------------------------------------------------------------------------------------
+# Start deadline: pods that never start do not hold cards for free
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("seconds", "replicas", "started", "overdue"), [
+    (599, 1, 0, False), (600, 1, 0, True), (3600, 2, 1, True), (3600, 2, 2, False), (3600, 1, 3, False),
+])
+def test_start_overdue(seconds: int, replicas: int, started: int, overdue: bool) -> None:
+    assert start_overdue(T0, T0 + dt.timedelta(seconds=seconds), 600, replicas, started) is overdue
+
+
+def test_the_start_failure_says_what_the_member_says() -> None:
+    text = start_failure("member-1", 600, 2, [STUCK_POD], 1)
+    assert text.startswith("StartDeadlineExceeded: 1 of 2 pods started on member-1 within 600s of placement "
+                           "(spec.startDeadlineSeconds) (p0: 0/3 nodes are available")
+    assert start_failure("member-1", 10, 1, [], 0).endswith(": the member created no pod")

@@ -209,3 +209,15 @@ def test_every_dispatched_pod_meets_the_restricted_profile(spec: dict[str, Any])
     manifest = build(cj)
     assert restricted_problems(manifest["spec"]["template"]["spec"]) == []
     assert pod_spec_violations(manifest["spec"]["template"]["spec"]) == []
+
+
+@pytest.mark.parametrize(("asked", "cap", "given"), [(None, 300, 30), (31536000, 300, 300), (10, 300, 10),
+                                                     (None, 5, 5), (600, None, 600)])
+def test_a_pods_termination_grace_is_capped(asked: int | None, cap: int | None, given: int) -> None:
+    """A terminating pod keeps its cards: a tenant cannot ask for a year of grace."""
+    spec = {"containers": [{"name": "main", "image": "registry.example.cn/ml/train:1.0"}]}
+    if asked is not None:
+        spec["terminationGracePeriodSeconds"] = asked
+    manifest = build_member_job(compute_job(spec), attempt=1, namespace="ns", offer="o", gpu_model="m",
+                                node_selector={}, trace={}, max_termination_grace=cap)
+    assert manifest["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30) == given

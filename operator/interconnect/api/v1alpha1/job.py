@@ -857,6 +857,10 @@ class ComputeJobSpec(Model):
     """Seconds the member Job may be active before it is terminated. Omitted: no limit. Immutable."""
     backoff_limit: Annotated[int, Field(ge=0, le=100, json_schema_extra=immutable("backoffLimit"))] | None = None
     """Pod retries in the member Job before the attempt fails. Omitted: the Job's default (6)."""
+    start_deadline_seconds: Annotated[int, Field(ge=1, le=604800)] | None = None
+    """Seconds from placement within which every pod must have started (image pulled, scheduled,
+    admitted by the member); past it the attempt fails with StartDeadlineExceeded and its cards go
+    back. Omitted: the hub's default (settings.startDeadlineSeconds, 600)."""
     failure_policy: FailurePolicy | None = None
     """What to do when the node is lost. Omitted: re-place after 120 seconds."""
 

@@ -1,0 +1,90 @@
+"""Broken or hostile jobs cannot hold cards for free (issue 21, first part): a workload the member
+refuses and pods that never start end their attempt, say why, and give their cards back; what
+decides placement and price cannot be changed once placed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests import testbed as tb
+from tests.e2e import market as m
+
+pytestmark = pytest.mark.e2e
+
+# Beijing within 1 ms at 10 CNY: only bj-l40s (8 cards on member-3) qualifies.
+L40S_ONLY = dict(origin="CN-BJ", tier="1ms", max_price="10", models=[m.L40S])
+
+
+def _offer(hub: client.ApiClient) -> dict[str, Any]:
+    return (m.custom(hub).get_cluster_custom_object(m.GROUP, m.VERSION, "computeoffers", "bj-l40s")
+            .get("status") or {})
+
+
+def _failed(hub: client.ApiClient, ns: str, name: str) -> dict[str, Any] | None:
+    status = m.get_job(hub, ns, name).get("status") or {}
+    failed = next((c for c in status.get("conditions", []) if c["type"] == "Failed"), None)
+    return failed if status.get("phase") == "Failed" and failed else None
+
+
+def test_a_workload_the_member_refuses_ends_at_once_and_gives_its_cards_back(
+        testbed: tb.Testbed, operator: m.Operator) -> None:
+    """Two containers of one name pass the hub (its schema has no list keys there) and the member
+    answers 422: the attempt ends with the member's message instead of being retried forever."""
+    hub = testbed.api("hub")
+    ns = m.tenant(hub)
+    twins = m.job_manifest("twins", ns, gpus=4, run_for="1s", **L40S_ONLY)
+    twins["spec"]["template"]["spec"]["containers"] *= 2
+    m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", twins)
+    failed = m.wait_for(lambda: _failed(hub, ns, "twins"), 60, "the refused job to fail")
+    print(f"\n{failed['reason']}: {failed['message']}")
+    assert failed["reason"] == "MemberRejected"
+    assert "HTTP 422" in failed["message"] and "Duplicate value" in failed["message"], failed["message"]
+    # Its 4 cards are free again: a job that needs all 8 runs.
+    m.wait_for(lambda: _offer(hub).get("cardsReserved") == 0, 30, "the reservation to be released")
+    m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", m.job_manifest(
+        "all-eight", ns, gpus=8, run_for="1s", **L40S_ONLY))
+    m.wait_phase(testbed, ns, "all-eight", {"Succeeded"}, 90)
+
+
+def test_pods_that_never_start_end_the_attempt_within_the_start_deadline(
+        testbed: tb.Testbed, operator: m.Operator) -> None:
+    hub = testbed.api("hub")
+    ns = m.tenant(hub)
+    stuck = m.job_manifest("stuck", ns, gpus=8, run_for="1s", startDeadlineSeconds=8, **L40S_ONLY)
+    stuck["spec"]["template"]["spec"]["nodeSelector"] = {"pool": "does-not-exist"}
+    m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", stuck)
+    uid = m.get_job(hub, ns, "stuck")["metadata"]["uid"]
+    failed = m.wait_for(lambda: _failed(hub, ns, "stuck"), 60, "the stuck job to fail")
+    print(f"\n{failed['reason']}: {failed['message']}")
+    assert failed["reason"] == "StartDeadlineExceeded"
+    assert "0 of 1 pods started on bj-regional within 8s" in failed["message"], failed["message"]
+    assert "node(s) didn't match" in failed["message"] or "nodes are available" in failed["message"]
+    batch = client.BatchV1Api(testbed.api("member-3"))
+    m.wait_for(lambda: not batch.list_namespaced_job(m.WORK_NS, label_selector=f"interconnect.dev/job-uid={uid}")
+               .items, 30, "the member Job to be deleted")
+    m.wait_for(lambda: _offer(hub).get("cardsReserved") == 0, 30, "the reservation to be released")
+    status = m.get_job(hub, ns, "stuck")["status"]
+    assert status.get("usage", {}).get("cardHours", "0") == "0"
+
+
+@pytest.mark.parametrize(("field", "patch"), [
+    ("spec.replicas", {"spec": {"replicas": 2}}),
+    ("spec.template", {"spec": {"template": {"spec": {"containers": [{"name": "x", "image": "other:1"}]}}}}),
+    ("spec.maxPrice", {"spec": {"maxPrice": {"amount": "99", "currency": "CNY"}}}),
+])
+def test_a_placed_job_cannot_be_changed_where_it_decides_placement_or_price(
+        testbed: tb.Testbed, operator: m.Operator, field: str, patch: dict[str, Any]) -> None:
+    hub = testbed.api("hub")
+    ns = m.tenant(hub)
+    m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", m.job_manifest(
+        "placed", ns, gpus=1, run_for="20s", **L40S_ONLY))
+    m.wait_phase(testbed, ns, "placed", {"Running"}, 60)
+    result = subprocess.run(testbed.kubectl_cmd("hub", "patch", "cjob", "placed", "-n", ns, "--type=merge",
+                                                "-p", json.dumps(patch)), capture_output=True, text=True)
+    assert result.returncode != 0 and f"{field}: Invalid value" in result.stderr, result.stderr
+    assert "is immutable" in result.stderr
