@@ -208,7 +208,7 @@ def test_member_joins_with_one_install_works_with_least_privilege_and_leaves(
             ("list", "nodes", None, "yes"), ("watch", "pods", None, "yes"),
             ("get", "secrets", ns, "no"), ("list", "secrets", None, "no"),
             ("create", "jobs.batch", "default", "no"), ("delete", "pods", "kube-system", "no"),
-            ("create", "pods", "default", "no"), ("create", "pods", ns, "no"),
+            ("create", "pods", "default", "no"), ("create", "pods", ns, "no"), ("delete", "pods", ns, "yes"),
         ):
             scope = ["-n", where] if where else ["--all-namespaces"]
             can = subprocess.run(testbed.kubectl_cmd(member, "auth", "can-i", verb, resource, "--as", sa, *scope),

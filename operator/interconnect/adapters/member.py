@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -128,32 +128,87 @@ def project_gpu_pod(obj: Mapping[str, Any]) -> MemberPod | None:
     )
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _instant(value: str | None) -> datetime | None:
+    """A container timestamp, or None for the zero time the kubelet reports for a container that
+    never started (``StartError``: ``startedAt: 1970-01-01T00:00:00Z``, kubernetes#120331)."""
+    t = _time(value)
+    return t if t is not None and t > _EPOCH else None
+
+
+def _runs(cs: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The runs of one container the kubelet still shows: its current one and the one before."""
+    state, last = cs.get("state") or {}, cs.get("lastState") or {}
+    return [run for run in (state.get("running"), state.get("terminated"), last.get("terminated")) if run]
+
+
+def _pod_done(phase: str | None, statuses: list[Mapping[str, Any]], restart_policy: str, deleting: bool) -> bool:
+    """Whether none of the pod's containers will run again.
+
+    A terminal phase says so. Otherwise every container, init containers included, must be
+    terminated (a waiting one, e.g. CrashLoopBackOff between two restarts, will run again) and the
+    kubelet must not be about to restart one: with ``OnFailure`` a failed container is restarted
+    while the phase stays Running (kubelet ``getPhase``).
+    """
+    if phase in ("Succeeded", "Failed"):
+        return True
+    states = [{k: v for k, v in (cs.get("state") or {}).items() if v} for cs in statuses]
+    if not states or not all(set(s) == {"terminated"} for s in states):
+        return False
+    failed = any((s["terminated"].get("exitCode") or 0) != 0 for s in states)
+    return deleting or restart_policy == "Never" or (restart_policy == "OnFailure" and not failed)
+
+
+def _pod_span(status: Mapping[str, Any], restart_policy: str,
+              deleting: bool) -> tuple[datetime | None, datetime | None]:
+    """When the pod's first container started, and (once the pod is done) when its last one ended.
+
+    Every container counts, init containers and native sidecars included, and every run the
+    kubelet still shows (``state`` and ``lastState``): cards are held from the first start to the
+    last finish, restarts and the gaps between them included. The kubelet forgets runs older than
+    the last one; the hub keeps the earliest start it saw (``core.metering.accrue``).
+    """
+    statuses = [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
+    runs = [run for cs in statuses for run in _runs(cs)]
+    starts = [t for t in (_instant(run.get("startedAt")) for run in runs) if t is not None]
+    started = min(starts, default=None)
+    if not _pod_done(status.get("phase"), statuses, restart_policy, deleting):
+        return started, None
+    finishes = [t for t in (_instant(run.get("finishedAt")) for run in runs) if t is not None]
+    return started, max(finishes, default=None)
+
+
+def _pod_failure(obj: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The pod's reason and message, or else those of its first failed container: init containers
+    first, then the main ones, native sidecars last (the kubelet stops them when the pod ends, and
+    their exit code then says nothing of the job)."""
+    status = obj.get("status") or {}
+    reason, message = status.get("reason"), status.get("message")
+    sidecars = {c.get("name") for c in (obj.get("spec") or {}).get("initContainers") or []
+                if c.get("restartPolicy") == "Always"}
+    init = status.get("initContainerStatuses") or []
+    ordered = [*(cs for cs in init if cs.get("name") not in sidecars), *(status.get("containerStatuses") or []),
+               *(cs for cs in init if cs.get("name") in sidecars)]
+    for cs in ordered:
+        term = (cs.get("state") or {}).get("terminated")
+        if term and term.get("exitCode", 0) != 0:
+            reason = reason or term.get("reason")
+            message = message or f"container {cs.get('name')} exited with code {term.get('exitCode')}"
+    return reason, message
+
+
 def project_dispatched_pod(obj: Mapping[str, Any]) -> DispatchedPod | None:
     meta = obj["metadata"]
     labels = meta.get("labels") or {}
     if JOB_UID not in labels:
         return None
     status = obj.get("status") or {}
-    started: datetime | None = None
-    finished: datetime | None = None
-    reason = status.get("reason")
-    message = status.get("message")
-    for cs in status.get("containerStatuses") or []:
-        state = cs.get("state") or {}
-        if "running" in state:
-            t = _time(state["running"].get("startedAt"))
-            started = min(started, t) if started and t else (started or t)
-        elif "terminated" in state:
-            term = state["terminated"]
-            t0, t1 = _time(term.get("startedAt")), _time(term.get("finishedAt"))
-            started = min(started, t0) if started and t0 else (started or t0)
-            finished = max(finished, t1) if finished and t1 else (finished or t1)
-            if term.get("exitCode", 0) != 0:
-                reason = reason or term.get("reason")
-                message = message or f"container {cs.get('name')} exited with code {term.get('exitCode')}"
-    running = any("running" in (cs.get("state") or {}) for cs in status.get("containerStatuses") or [])
-    if running:
-        finished = None
+    spec = obj.get("spec") or {}
+    deleting = bool(meta.get("deletionTimestamp"))
+    started, finished = _pod_span(status, spec.get("restartPolicy") or "Always", deleting)
+    reason, message = _pod_failure(obj)
     unschedulable = None
     for cond in status.get("conditions") or []:
         if cond.get("type") == "PodScheduled" and cond.get("reason") == "Unschedulable":
@@ -165,7 +220,7 @@ def project_dispatched_pod(obj: Mapping[str, Any]) -> DispatchedPod | None:
         job_uid=labels[JOB_UID],
         attempt=int(labels.get(ATTEMPT, "1")),
         member_job=owner,
-        node=(obj.get("spec") or {}).get("nodeName"),
+        node=spec.get("nodeName"),
         phase=status.get("phase", "Pending"),
         gpus=_pod_gpus(obj),
         started=started,
@@ -173,7 +228,7 @@ def project_dispatched_pod(obj: Mapping[str, Any]) -> DispatchedPod | None:
         reason=reason,
         message=message,
         unschedulable=unschedulable,
-        deleted=bool(meta.get("deletionTimestamp")),
+        deleted=deleting,
     )
 
 

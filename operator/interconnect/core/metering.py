@@ -4,23 +4,30 @@ Usage is counted in card-microseconds (`CardTime`): GPUs x the microseconds betw
 start and finish, an exact integer. Hours are derived from it, and money is computed from the
 exact quantity and rounded once, at the end.
 
+A pod is metered from the first start of any of its containers (init containers and native
+sidecars included) to the last finish, restarts and the gaps between them included: the cards are
+held all along. The member's kubelet shows only a container's current run and the one before, so
+after a few restarts the first start is gone from the pod's status; the record keeps the earliest
+start it has seen (`PodAccrual.started`), and every figure is counted from it.
+
 The durable record (`UsageRecord`) is a function of the pods' timestamps, never a sum of
 wall-clock ticks: recomputing it after an operator restart, a member outage or a duplicate
 event gives the same figure, so time is neither counted twice nor lost. Per pod, the record
-keeps the greatest observation in the order (finished over running, then longer, then more
-GPUs), a join that is idempotent, commutative and associative:
+keeps the earliest start seen and the greatest end in the order (finished over running, then
+later, then more GPUs), a join that is idempotent, commutative and associative:
 
 - a running pod's figure grows with `now` and never shrinks (a hub clock stepping back does not
   take time away);
-- a finished pod's figure is the member's final word and replaces any running estimate, even a
-  longer one (the hub may have counted to its `now` past the real finish while the member was
-  silent); Prometheus counters never go down, so `delta` clamps at zero.
+- a finished pod's figure is the member's final word, counted from the earliest start seen, and
+  replaces any running estimate, even a longer one (the hub may have counted to its `now` past
+  the real finish while the member was silent); Prometheus counters never go down, so `delta`
+  clamps at zero.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
@@ -105,18 +112,22 @@ class PodRun:
         return before, after
 
 
-def _observation_key(run: PodRun, now: datetime) -> tuple[bool, int, int]:
-    return (run.finished is not None, run.microseconds(now), run.gpus)
+def _observation_key(run: PodRun, now: datetime) -> tuple[bool, datetime, int]:
+    return (run.finished is not None, now if run.finished is None else run.finished, run.gpus)
 
 
 def _latest(runs: Iterable[PodRun], now: datetime) -> dict[str, PodRun]:
-    """One run per pod: a pod reported twice counts once, by its greatest observation."""
+    """One run per pod: a pod reported twice counts once, by its greatest observation (finished
+    over running, then the later end, then more GPUs), from the earliest start of all its reports."""
     chosen: dict[str, PodRun] = {}
+    earliest: dict[str, datetime] = {}
     for run in runs:
+        earliest[run.pod_uid] = min(earliest.get(run.pod_uid, run.started), run.started)
         held = chosen.get(run.pod_uid)
         if held is None or _observation_key(run, now) > _observation_key(held, now):
             chosen[run.pod_uid] = run
-    return chosen
+    return {uid: run if run.started == earliest[uid] else replace(run, started=earliest[uid])
+            for uid, run in chosen.items()}
 
 
 def card_time(runs: Iterable[PodRun], now: datetime) -> CardTime:
@@ -143,6 +154,13 @@ class PodAccrual:
     """The member reported the pod finished: its figure is final."""
     lost_microseconds: int = 0
     """Running time after the pod's node was declared lost (its attempt superseded): not charged."""
+    started: datetime | None = None
+    """The earliest start of any of the pod's containers the hub has seen: both figures are counted
+    from it. None in records written before it was kept."""
+
+    def __post_init__(self) -> None:
+        if self.started is not None:
+            _require_aware(self.started, "started")
 
     @property
     def card_time(self) -> CardTime:
@@ -156,9 +174,10 @@ class PodAccrual:
     def seconds(self) -> Decimal:
         return Decimal(self.microseconds).scaleb(-6)
 
-    def _rank(self) -> tuple[bool, int, int]:
-        # One observation gives both parts, so the whole running time decides which one is kept.
-        return (self.finished, self.microseconds + self.lost_microseconds, self.gpus)
+    def end(self, started: datetime) -> datetime:
+        """Up to when this figure counts: its start plus both parts (charged and lost add up to the
+        whole running time). A record without a start is taken as counted from `started`."""
+        return (self.started or started) + (self.microseconds + self.lost_microseconds) * _ONE_MICROSECOND
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +188,7 @@ class UsageRecord:
     """In (attempt, pod uid) order, one entry per pod of an attempt."""
 
     def __post_init__(self) -> None:
-        pods = tuple(sorted(self.pods))
+        pods = tuple(sorted(self.pods, key=lambda p: (p.attempt, p.pod_uid)))
         keys = [(p.attempt, p.pod_uid) for p in pods]
         if len(set(keys)) != len(keys):
             raise ValueError("a usage record holds one entry per pod and attempt")
@@ -202,9 +221,11 @@ def accrue(previous: UsageRecord, runs: Iterable[PodRun], now: datetime, attempt
     """The record once the pods of `attempt`, as the member reports them at `now`, are taken in.
 
     Pods of other attempts, and pods no longer reported (deleted after finishing), keep what
-    they accrued. Calling it again with the same or older observations changes nothing. With
-    `lost_since` (the attempt was superseded when its node was declared lost), running time up to
-    that instant is charged and the rest recorded as lost.
+    they accrued. Calling it again with the same or older observations changes nothing. Each
+    pod's figure counts from the earliest start seen, in the record or in `runs`: a start the
+    member no longer shows (the kubelet keeps only a container's last two runs) is not forgotten.
+    With `lost_since` (the attempt was superseded when its node was declared lost), running time up
+    to that instant is charged and the rest recorded as lost.
     """
     _require_aware(now, "now")
     if lost_since is not None:
@@ -213,15 +234,35 @@ def accrue(previous: UsageRecord, runs: Iterable[PodRun], now: datetime, attempt
         raise ValueError(f"attempt must be a non-negative int, not {attempt!r}")
     merged = {(p.attempt, p.pod_uid): p for p in previous.pods}
     for run in _latest(runs, now).values():
-        if lost_since is None:
-            charged, lost = run.microseconds(now), 0
-        else:
-            charged, lost = run.split_microseconds(lost_since, now)
-        observed = PodAccrual(attempt, run.pod_uid, run.gpus, charged, run.finished is not None, lost)
-        held = merged.get((attempt, run.pod_uid))
-        if held is None or observed._rank() > held._rank():
-            merged[(attempt, run.pod_uid)] = observed
+        key = (attempt, run.pod_uid)
+        merged[key] = _join(merged.get(key), run, now, attempt, lost_since)
     return UsageRecord(tuple(merged.values()))
+
+
+def _accrual(attempt: int, run: PodRun, end: datetime, finished: bool, lost_since: datetime | None) -> PodAccrual:
+    """The figures of `run` counted up to `end`."""
+    if lost_since is None:
+        charged, lost = run.microseconds(end), 0
+    else:
+        charged, lost = run.split_microseconds(lost_since, end)
+    return PodAccrual(attempt, run.pod_uid, run.gpus, charged, finished, lost, run.started)
+
+
+def _join(held: PodAccrual | None, run: PodRun, now: datetime, attempt: int,
+          lost_since: datetime | None) -> PodAccrual:
+    """One pod's record once `run` is taken in: the earliest start of both, and the greater end
+    (finished over running, then later, then more GPUs)."""
+    if held is None:
+        return _accrual(attempt, run, now if run.finished is None else run.finished, run.finished is not None,
+                        lost_since)
+    start = run.started if held.started is None else min(held.started, run.started)
+    held_end = held.end(start)
+    if _observation_key(run, now) > (held.finished, held_end, held.gpus):
+        end = now if run.finished is None else run.finished
+        return _accrual(attempt, replace(run, started=start), end, run.finished is not None, lost_since)
+    if held.started is not None and start < held.started:  # an earlier start: count the held end from it
+        return _accrual(attempt, PodRun(held.pod_uid, held.gpus, start), held_end, held.finished, lost_since)
+    return held if held.started == start else replace(held, started=start)
 
 
 def delta(previous: UsageRecord, current: UsageRecord, attempt: int | None = None) -> Decimal:

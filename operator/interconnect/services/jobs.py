@@ -124,7 +124,8 @@ def job_state(job: ComputeJob) -> JobState:
     """A job's state rebuilt from its status (at start-up, or when the job is first seen)."""
     status = job.status
     phase = status.phase or JobPhase.PENDING
-    usage = UsageRecord(tuple(PodAccrual(p.attempt, p.pod, p.gpus, p.microseconds, p.finished, p.lost_microseconds)
+    usage = UsageRecord(tuple(PodAccrual(p.attempt, p.pod, p.gpus, p.microseconds, p.finished, p.lost_microseconds,
+                                         p.started_at)
                               for p in (status.usage.pods if status.usage else [])))
     return JobState(
         usage=usage,

@@ -30,6 +30,13 @@ log = logging.getLogger(__name__)
 ACCRUAL_MARGIN_SECONDS = 1.0
 
 
+def _instant(t: dt.datetime) -> str:
+    """An RFC 3339 UTC time to the microsecond when it has any (``iso`` drops them): a pod's
+    start read back from status must be the start the record holds, or the record would change."""
+    return t.astimezone(dt.UTC).isoformat(timespec="microseconds" if t.microsecond else "seconds").replace(
+        "+00:00", "Z")
+
+
 @dataclass(frozen=True, slots=True)
 class UsageDelta:
     """What one accrual added to one attempt: what the counters must add, once it is durable."""
@@ -84,8 +91,10 @@ class Meter:
             "cost": format_amount(total, currency) if currency else decimal_text(total),
             "accruedUntil": iso(at),
             "pods": [{"attempt": p.attempt, "pod": p.pod_uid, "gpus": p.gpus, "microseconds": p.microseconds,
-                      "finished": p.finished, **({"lostMicroseconds": p.lost_microseconds}
-                                                 if p.lost_microseconds else {})} for p in new.pods],
+                      "finished": p.finished,
+                      **({"startedAt": _instant(p.started)} if p.started is not None else {}),
+                      **({"lostMicroseconds": p.lost_microseconds} if p.lost_microseconds else {})}
+                     for p in new.pods],
         }
         if currency:
             usage["currency"] = currency

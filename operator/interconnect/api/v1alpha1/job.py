@@ -966,13 +966,18 @@ class PodUsage(Model):
     gpus: Annotated[int, Field(ge=0, le=64)]
     """GPUs the pod held."""
     microseconds: Annotated[int, Field(ge=0)]
-    """Microseconds the pod ran and is charged for (container start to finish, or to accruedUntil
-    while it runs; for an attempt lost with its node, up to the moment the node was declared lost)."""
+    """Microseconds the pod ran and is charged for (from startedAt, its first container's start, to
+    its last container's finish, or to accruedUntil while it runs; for an attempt lost with its
+    node, up to the moment the node was declared lost)."""
     lost_microseconds: Annotated[int, Field(ge=0)] = 0
     """Microseconds the pod ran after its node was declared lost and the job re-placed: recorded,
     not charged."""
     finished: bool = False
     """True once the member reported the pod finished: the figure is final."""
+    started_at: AwareDatetime | None = None
+    """The earliest start of any of the pod's containers (init containers and sidecars included)
+    the hub has seen; both figures count from it. Kept because the member shows only each
+    container's last two runs: after restarts the first start is gone from the pod's status."""
 
 
 class Usage(Model):
