@@ -716,7 +716,24 @@ IMMUTABLE_CHANGES: list[Change] = [
         "job-gpus-models", job("immutable-job-models"), {"spec": {"gpus": {"models": ["NVIDIA-H800"]}}}, "spec.gpus"
     ),
     Change("job-origin", job("immutable-job-origin"), {"spec": {"origin": "CN-GZ"}}, "spec.origin"),
-    # What decides placement and price stays as placed: a Job's template is immutable too (issue 21).
+    Change(
+        "node-type",
+        node("immutable-node-type"),
+        {"spec": {"type": "industry", "industry": "finance", "parentNode": "sh-regional"}},
+        "spec.type",
+    ),
+    Change("node-region", node("immutable-node-region"), {"spec": {"region": "CN-SH"}}, "spec.region"),
+    Change(
+        "node-industry", industry_node("immutable-node-industry"), {"spec": {"industry": "healthcare"}}, "spec.industry"
+    ),
+    Change("offer-node-ref", offer("immutable-offer-node"), {"spec": {"nodeRef": "sh-regional"}}, "spec.nodeRef"),
+    Change("quota-namespace", quota("immutable-quota"), {"spec": {"namespace": "another-tenant"}}, "spec.namespace"),
+]
+
+
+#: What decides placement and price is fixed once the job has been placed (issue 21): each original
+#: is created, its status gets ``attempts: 1`` (as the operator writes it), then the patch must fail.
+PLACED_IMMUTABLE_CHANGES: list[Change] = [
     Change("job-replicas", _set(job("immutable-job-replicas"), "spec.replicas", 2), {"spec": {"replicas": 8}},
            "spec.replicas"),
     Change("job-replicas-added", job("immutable-job-replicas-added"), {"spec": {"replicas": 1}}, "spec.replicas"),
@@ -735,18 +752,6 @@ IMMUTABLE_CHANGES: list[Change] = [
         "spec.placement",
     ),
     Change("job-backoff-limit", job("immutable-job-backoff"), {"spec": {"backoffLimit": 6}}, "spec.backoffLimit"),
-    Change(
-        "node-type",
-        node("immutable-node-type"),
-        {"spec": {"type": "industry", "industry": "finance", "parentNode": "sh-regional"}},
-        "spec.type",
-    ),
-    Change("node-region", node("immutable-node-region"), {"spec": {"region": "CN-SH"}}, "spec.region"),
-    Change(
-        "node-industry", industry_node("immutable-node-industry"), {"spec": {"industry": "healthcare"}}, "spec.industry"
-    ),
-    Change("offer-node-ref", offer("immutable-offer-node"), {"spec": {"nodeRef": "sh-regional"}}, "spec.nodeRef"),
-    Change("quota-namespace", quota("immutable-quota"), {"spec": {"namespace": "another-tenant"}}, "spec.namespace"),
 ]
 
 STATUS_IMMUTABLE_CHANGES: list[StatusChange] = [
@@ -763,6 +768,7 @@ __all__ = [
     "BAD_MANIFESTS",
     "IMMUTABLE_CHANGES",
     "ISOLATION_ESCAPES",
+    "PLACED_IMMUTABLE_CHANGES",
     "STATUS_IMMUTABLE_CHANGES",
     "UNKNOWN_FIELDS",
     "WORKLOAD_ESCAPES",

@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from tests.integration.bad_manifests import (
     BAD_MANIFESTS,
     IMMUTABLE_CHANGES,
+    PLACED_IMMUTABLE_CHANGES,
     STATUS_IMMUTABLE_CHANGES,
     Bad,
     Change,
@@ -245,6 +246,26 @@ def test_immutable_field_cannot_change(
     message = _rejection(lambda: objects.patch(case.original, case.patch))
     assert case.expected in message, message
     assert "immutable" in message
+
+
+@pytest.mark.parametrize("case", PLACED_IMMUTABLE_CHANGES, ids=lambda c: c.id)
+def test_what_decides_placement_and_price_is_fixed_once_placed(
+    objects: Objects, created: Callable[[dict[str, Any]], dict[str, Any]], case: Change
+) -> None:
+    created(case.original)
+    objects.patch(case.original, {"status": {"attempts": 1}}, status=True)
+    message = _rejection(lambda: objects.patch(case.original, case.patch))
+    assert case.expected in message, message
+    assert "immutable once the job has been placed" in message
+
+
+@pytest.mark.parametrize("case", PLACED_IMMUTABLE_CHANGES, ids=lambda c: c.id)
+def test_a_job_never_placed_may_still_change_what_would_place_it(
+    objects: Objects, created: Callable[[dict[str, Any]], dict[str, Any]], case: Change
+) -> None:
+    """Raising maxPrice as `kubectl compute explain` suggests, widening the tier or the policy."""
+    created(case.original)
+    objects.patch(case.original, case.patch)
 
 
 @pytest.mark.parametrize("case", STATUS_IMMUTABLE_CHANGES, ids=lambda c: c.id)

@@ -144,25 +144,32 @@ def _runs(cs: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [run for run in (state.get("running"), state.get("terminated"), last.get("terminated")) if run]
 
 
-def _pod_done(phase: str | None, statuses: list[Mapping[str, Any]], restart_policy: str, deleting: bool) -> bool:
+def _sidecars(obj: Mapping[str, Any]) -> set[str]:
+    """The names of the pod's native sidecars: init containers with ``restartPolicy: Always``."""
+    return {c.get("name") for c in (obj.get("spec") or {}).get("initContainers") or []
+            if c.get("restartPolicy") == "Always"}
+
+
+def _pod_done(phase: str | None, statuses: list[Mapping[str, Any]], restart_policy: str, deleting: bool,
+              sidecars: set[str]) -> bool:
     """Whether none of the pod's containers will run again.
 
     A terminal phase says so. Otherwise every container, init containers included, must be
     terminated (a waiting one, e.g. CrashLoopBackOff between two restarts, will run again) and the
-    kubelet must not be about to restart one: with ``OnFailure`` a failed container is restarted
-    while the phase stays Running (kubelet ``getPhase``).
+    kubelet must not be about to restart one: with ``OnFailure`` a failed container (a sidecar's
+    exit code does not count) is restarted while the phase stays Running (kubelet ``getPhase``).
     """
     if phase in ("Succeeded", "Failed"):
         return True
-    states = [{k: v for k, v in (cs.get("state") or {}).items() if v} for cs in statuses]
-    if not states or not all(set(s) == {"terminated"} for s in states):
+    states = {cs.get("name"): {k: v for k, v in (cs.get("state") or {}).items() if v} for cs in statuses}
+    if not states or not all(set(s) == {"terminated"} for s in states.values()):
         return False
-    failed = any((s["terminated"].get("exitCode") or 0) != 0 for s in states)
+    failed = any((s["terminated"].get("exitCode") or 0) != 0 for name, s in states.items() if name not in sidecars)
     return deleting or restart_policy == "Never" or (restart_policy == "OnFailure" and not failed)
 
 
-def _pod_span(status: Mapping[str, Any], restart_policy: str,
-              deleting: bool) -> tuple[datetime | None, datetime | None]:
+def _pod_span(status: Mapping[str, Any], restart_policy: str, deleting: bool,
+              sidecars: set[str]) -> tuple[datetime | None, datetime | None]:
     """When the pod's first container started, and (once the pod is done) when its last one ended.
 
     Every container counts, init containers and native sidecars included, and every run the
@@ -174,26 +181,20 @@ def _pod_span(status: Mapping[str, Any], restart_policy: str,
     runs = [run for cs in statuses for run in _runs(cs)]
     starts = [t for t in (_instant(run.get("startedAt")) for run in runs) if t is not None]
     started = min(starts, default=None)
-    if not _pod_done(status.get("phase"), statuses, restart_policy, deleting):
+    if not _pod_done(status.get("phase"), statuses, restart_policy, deleting, sidecars):
         return started, None
     finishes = [t for t in (_instant(run.get("finishedAt")) for run in runs) if t is not None]
     return started, max(finishes, default=None)
 
 
-def _pod_failure(obj: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """The pod's reason and message, or else those of its first failed container: init containers
-    first, then the main ones, native sidecars last (the kubelet stops them when the pod ends, and
-    their exit code then says nothing of the job)."""
-    status = obj.get("status") or {}
+def _pod_failure(status: Mapping[str, Any], sidecars: set[str]) -> tuple[str | None, str | None]:
+    """The pod's reason and message, or else those of its first failed container, init containers
+    first. Native sidecars (init containers with ``restartPolicy: Always``) are left out: the kubelet
+    stops them when the pod ends, and, as for the pod's phase, their exit code says nothing of it."""
     reason, message = status.get("reason"), status.get("message")
-    sidecars = {c.get("name") for c in (obj.get("spec") or {}).get("initContainers") or []
-                if c.get("restartPolicy") == "Always"}
-    init = status.get("initContainerStatuses") or []
-    ordered = [*(cs for cs in init if cs.get("name") not in sidecars), *(status.get("containerStatuses") or []),
-               *(cs for cs in init if cs.get("name") in sidecars)]
-    for cs in ordered:
+    for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
         term = (cs.get("state") or {}).get("terminated")
-        if term and term.get("exitCode", 0) != 0:
+        if term and term.get("exitCode", 0) != 0 and cs.get("name") not in sidecars:
             reason = reason or term.get("reason")
             message = message or f"container {cs.get('name')} exited with code {term.get('exitCode')}"
     return reason, message
@@ -207,8 +208,9 @@ def project_dispatched_pod(obj: Mapping[str, Any]) -> DispatchedPod | None:
     status = obj.get("status") or {}
     spec = obj.get("spec") or {}
     deleting = bool(meta.get("deletionTimestamp"))
-    started, finished = _pod_span(status, spec.get("restartPolicy") or "Always", deleting)
-    reason, message = _pod_failure(obj)
+    sidecars = _sidecars(obj)
+    started, finished = _pod_span(status, spec.get("restartPolicy") or "Always", deleting, sidecars)
+    reason, message = _pod_failure(status, sidecars)
     unschedulable = None
     for cond in status.get("conditions") or []:
         if cond.get("type") == "PodScheduled" and cond.get("reason") == "Unschedulable":

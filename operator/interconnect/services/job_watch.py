@@ -43,6 +43,19 @@ def job_key(obj: Mapping[str, Any]) -> tuple[int, bool]:
     return int(meta.get("generation") or 0), bool(meta.get("deletionTimestamp"))
 
 
+#: ComputeJobSpec attributes that decide a placement and its price (the API server keeps them fixed
+#: once status.attempts > 0; see api/v1alpha1/job.py FIXED_ONCE_PLACED).
+PLACEMENT_FIELDS = ("gpus", "origin", "replicas", "template", "max_price", "latency_tier", "placement",
+                    "backoff_limit", "active_deadline_seconds")
+
+
+def placed_spec_kept(old: ComputeJob, new: ComputeJob) -> ComputeJob:
+    """``new`` with what decided ``old``'s placement kept: the API server refuses such changes once
+    the status shows an attempt, and between the journal and that status write the operator does."""
+    kept = {name: getattr(old.spec, name) for name in PLACEMENT_FIELDS}
+    return new.model_copy(update={"spec": new.spec.model_copy(update=kept)})
+
+
 class JobWatch:
     """ComputeJobs into the store (see the module docstring)."""
 
@@ -144,7 +157,7 @@ class JobWatch:
             if state.phase in (JobPhase.DISPATCHED, JobPhase.RUNNING):
                 self._mark_dirty(uid)
         else:
-            state.model = job
+            state.model = job if state.attempt == 0 else placed_spec_kept(state.model, job)
         if observed != job.metadata.generation:
             if state.phase is JobPhase.PENDING and observed is None:
                 state.unwritten["observedGeneration"] = job.metadata.generation  # with the placement

@@ -207,11 +207,14 @@ def test_immutable_fields() -> None:
 
     job = schema_of("ComputeJob")["properties"]["spec"]["properties"]
     node = schema_of("ComputeNode")["properties"]["spec"]["properties"]
-    immutable = ("gpus", "origin", "replicas", "template", "maxPrice", "latencyTier", "placement", "backoffLimit",
-                 "activeDeadlineSeconds")
-    for field in (*(job[f] for f in immutable), node["type"], node["region"]):
+    for field in (job["gpus"], job["origin"], node["type"], node["region"]):
         assert "self == oldSelf" in rules(field)
-    for mutable in ("priority", "budget", "expectedHours", "failurePolicy"):
+    # What decides placement and price is fixed once placed: root-level rules that read the status.
+    root = [r for r in schema_of("ComputeJob").get("x-kubernetes-validations", [])]
+    fixed = {r["fieldPath"] for r in root if "oldSelf.status.attempts == 0" in r["rule"]}
+    assert fixed == {f".spec.{f}" for f in ("replicas", "template", "maxPrice", "latencyTier", "placement",
+                                           "backoffLimit", "activeDeadlineSeconds")}
+    for mutable in ("priority", "budget", "expectedHours", "failurePolicy", "replicas", "maxPrice"):
         assert "self == oldSelf" not in rules(job[mutable])
 
 

@@ -327,3 +327,168 @@ def test_a_lost_attempt_observed_again_later_grows_only_its_lost_part() -> None:
     assert finished.card_hours(1) == Decimal(4)
     assert finished.lost_card_time(1).card_hours == Decimal(1)  # the member's finish settles it
     assert accrue(finished, runs, T0 + 5 * HOUR, attempt=1, lost_since=T0 + 2 * HOUR) == finished
+
+
+# -- the earliest start (issue 21: cards held without paying) -----------------------------------
+#
+# A pod is metered from its first container's start (init containers and native sidecars
+# included) to its last container's finish, restarts and the gaps between them included. The
+# kubelet shows only a container's current run and the one before, so after a restart the pod's
+# earliest visible start can move forward: the record keeps the earliest one it has seen.
+
+MINUTE = timedelta(minutes=1)
+Observation = tuple[PodRun, timedelta]
+"""What the member reported for the pod (as `project_dispatched_pod` gives it), and when."""
+
+
+def seen(gpus: int, start: timedelta, end: timedelta | None, at: timedelta) -> Observation:
+    return run("pod", gpus, start, end), at
+
+
+# 8 cards, restartPolicy OnFailure: three 50-minute runs (0-50, 55-105, 110-160 min), the kubelet
+# restarting the container 5 minutes after each failure. After the second failure the pod's status
+# shows only runs 2 and 3 (state, lastState): its earliest start is then 55 min, not 0.
+THREE_RUNS = [
+    seen(8, 0 * MINUTE, None, 30 * MINUTE),  # run 1
+    seen(8, 0 * MINUTE, None, 52 * MINUTE),  # CrashLoopBackOff, lastState = run 1
+    seen(8, 0 * MINUTE, None, 80 * MINUTE),  # run 2, lastState = run 1
+    seen(8, 55 * MINUTE, None, 107 * MINUTE),  # CrashLoopBackOff, lastState = run 2: run 1 is gone
+    seen(8, 55 * MINUTE, None, 130 * MINUTE),  # run 3, lastState = run 2
+    seen(8, 55 * MINUTE, 160 * MINUTE, 161 * MINUTE),  # Succeeded: run 3 terminated, lastState = run 2
+]
+# 8 cards: a 10-hour init container (downloading weights onto the cards' node), then a 1-minute
+# main container starting 2 s after it.
+LONG_INIT = [
+    seen(8, 0 * MINUTE, None, 5 * HOUR),  # the init container runs
+    seen(8, 0 * MINUTE, None, 10 * HOUR + MINUTE / 2),  # the main container runs
+    seen(8, 0 * MINUTE, 10 * HOUR + MINUTE + timedelta(seconds=2), 10 * HOUR + 2 * MINUTE),  # Succeeded
+]
+# 1 card: a native sidecar (init container with restartPolicy Always) starts first and runs until
+# the kubelet stops it, 30 s after the 60-minute main container finished.
+SIDECAR = [
+    seen(1, 0 * MINUTE, None, 30 * MINUTE),
+    seen(1, 0 * MINUTE, None, 60 * MINUTE + timedelta(seconds=10)),  # main done, sidecar still runs
+    seen(1, 0 * MINUTE, 60 * MINUTE + timedelta(seconds=30), 61 * MINUTE),  # Succeeded
+]
+
+
+def feed(record: UsageRecord, observations: list[Observation]) -> list[UsageRecord]:
+    """The record after each observation, taken in one at a time as the meter does."""
+    records = []
+    for pod_run, at in observations:
+        record = accrue(record, [pod_run], T0 + at, attempt=1)
+        records.append(record)
+    return records
+
+
+@pytest.mark.parametrize(
+    ("observations", "minutes_after_each", "card_hours"),
+    [
+        # 3 x 50 min of runs + 2 x 5 min of restarts = 160 min from the first start to the last
+        # finish, x 8 cards = 21.33 card-hours (the bug metered 50 min x 8 = 6.67 of them).
+        pytest.param(THREE_RUNS, [30, 52, 80, 107, 130, 3 * 50 + 2 * 5], Decimal(8 * 160) / 60,
+                     id="three-OnFailure-runs"),
+        # 10 h of init container + 1 min 2 s of main container = 601 min 2 s, x 8 cards.
+        pytest.param(LONG_INIT, [300, Fraction(1201, 2), Fraction(36062, 60)], Decimal(8 * 36062) / 3600,
+                     id="10h-init-container"),
+        # 60 min 30 s: until the sidecar stopped, not only the 60 min of the main container.
+        pytest.param(SIDECAR, [30, Fraction(3610, 60), Fraction(121, 2)], Decimal(3630) / 3600,
+                     id="native-sidecar"),
+    ],
+)
+def test_a_pod_is_metered_from_its_first_start_to_its_last_finish(
+        observations: list[Observation], minutes_after_each: list[Fraction | int], card_hours: Decimal) -> None:
+    records = feed(EMPTY, observations)
+    for record, minutes in zip(records, minutes_after_each, strict=True):
+        [pod] = record.pods
+        assert Fraction(pod.microseconds, 60_000_000) == minutes
+        assert pod.started == T0  # the first start, even once the member no longer shows it
+    assert records[-1].pods[0].finished
+    assert abs(records[-1].card_hours() - card_hours) < Decimal("1e-11")
+
+
+@pytest.mark.parametrize("observations", [THREE_RUNS, LONG_INIT, SIDECAR])
+def test_the_same_observations_again_change_nothing(observations: list[Observation]) -> None:
+    once = feed(EMPTY, observations)[-1]
+    assert feed(once, observations)[-1] == once
+    assert feed(once, list(reversed(observations)))[-1] == once
+    # all at once (the latest `now`): the same record
+    assert accrue(EMPTY, [r for r, _ in observations], T0 + observations[-1][1], attempt=1) == once
+
+
+def rebuilt(record: UsageRecord) -> UsageRecord:
+    """The record as an operator that restarted reads it back (`services.jobs.job_state`)."""
+    return UsageRecord(tuple(PodAccrual(p.attempt, p.pod_uid, p.gpus, p.microseconds, p.finished,
+                                        p.lost_microseconds, p.started) for p in record.pods))
+
+
+def test_an_operator_restart_keeps_the_first_start() -> None:
+    before = feed(EMPTY, THREE_RUNS[:3])[-1]  # the operator saw run 1's start (0 min), then stopped
+    after = feed(rebuilt(before), THREE_RUNS[3:])  # back once the member shows only runs 2 and 3
+    assert [p.microseconds // 60_000_000 for r in after for p in r.pods] == [107, 130, 160]
+    assert after[-1] == feed(EMPTY, THREE_RUNS)[-1]
+
+
+def test_a_record_without_a_start_never_shrinks_while_the_pod_runs() -> None:
+    # Written before startedAt was kept: 107 min recorded, no start. The member now shows 55 min.
+    legacy = UsageRecord((PodAccrual(1, "pod", 8, 107 * 60_000_000, False),))
+    steps = feed(legacy, THREE_RUNS[4:5])  # 130 min: 75 min from 55 would be less
+    assert steps[-1].pods[0].microseconds == 107 * 60_000_000
+    assert steps[-1].pods[0].started == T0 + 55 * MINUTE  # the start it saw is kept from now on
+    later = feed(steps[-1], [seen(8, 55 * MINUTE, None, 170 * MINUTE)])[-1]
+    assert later.pods[0].microseconds == 115 * 60_000_000  # grows again once past the recorded figure
+    done = feed(later, THREE_RUNS[5:])[-1]
+    assert (done.pods[0].microseconds, done.pods[0].finished) == (105 * 60_000_000, True)  # the final word
+
+
+def test_a_start_seen_late_counts_a_finished_pod_from_it() -> None:
+    finished = accrue(EMPTY, [run("pod", 8, 55 * MINUTE, 160 * MINUTE)], T0 + 161 * MINUTE, attempt=1)
+    assert finished.pods[0].microseconds == 105 * 60_000_000
+    # a report held up somewhere shows run 1's start: the final figure now counts from it
+    earlier = accrue(finished, [run("pod", 8, timedelta(0))], T0 + 30 * MINUTE, attempt=1)
+    assert (earlier.pods[0].microseconds, earlier.pods[0].finished, earlier.pods[0].started) == (
+        160 * 60_000_000, True, T0)
+    assert accrue(earlier, [run("pod", 8, 55 * MINUTE, 160 * MINUTE)], T0 + 161 * MINUTE, attempt=1) == earlier
+
+
+def test_a_lost_attempt_splits_from_the_earliest_start() -> None:
+    lost_since = T0 + 100 * MINUTE
+    record = feed(EMPTY, THREE_RUNS[:3])[-1]
+    fenced = accrue(record, [run("pod", 8, 55 * MINUTE)], T0 + 130 * MINUTE, attempt=1, lost_since=lost_since)
+    assert (fenced.pods[0].microseconds, fenced.pods[0].lost_microseconds) == (100 * 60_000_000, 30 * 60_000_000)
+
+
+def test_a_start_must_be_timezone_aware() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        PodAccrual(1, "a", 1, 0, False, 0, datetime(2025, 1, 1))
+
+
+pod_starts = st.integers(0, 600).map(lambda m: m * MINUTE)
+running_reports = st.lists(st.tuples(pod_starts, st.integers(0, 600).map(lambda m: m * MINUTE)), min_size=1,
+                           max_size=8)
+
+
+@given(running_reports)
+def test_a_running_pod_keeps_its_earliest_start_and_its_figure_never_shrinks(
+        reports: list[tuple[timedelta, timedelta]]) -> None:
+    record, figure = EMPTY, 0
+    for i, (start, at) in enumerate(sorted(reports, key=lambda r: r[1])):
+        record = accrue(record, [run("pod", 2, start)], T0 + at, attempt=1)
+        [pod] = record.pods
+        assert pod.microseconds >= figure
+        assert pod.started == T0 + min(s for s, _ in sorted(reports, key=lambda r: r[1])[: i + 1])
+        figure = pod.microseconds
+
+
+@given(st.lists(st.builds(lambda start, length: run("pod", 4, start, None if length is None else start + length),
+                          pod_starts, st.none() | pod_starts), min_size=1, max_size=6),
+       st.permutations(range(6)), pod_starts)
+def test_reports_taken_in_one_by_one_in_any_order_or_all_at_once_agree(
+        reports: list[PodRun], order: list[int], at: timedelta) -> None:
+    now = T0 + 600 * MINUTE + at
+    together = accrue(EMPTY, reports, now, attempt=1)
+    one_by_one = EMPTY
+    for i in [i for i in order if i < len(reports)]:
+        one_by_one = accrue(one_by_one, [reports[i]], now, attempt=1)
+    assert one_by_one == together
+    assert together.pods[0].started == min(r.started for r in reports)

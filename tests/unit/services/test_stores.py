@@ -135,3 +135,16 @@ def test_the_placement_reason_is_data() -> None:
     request = job_request(compute_job("run", "u1"))
     decision = place(request, PlacementSnapshot.of([], [], LatencyTable.default(), dt.datetime.now(dt.UTC)))
     assert decision.top_reason == "no offers published"
+
+
+def test_once_placed_the_operator_keeps_what_decided_the_placement() -> None:
+    from interconnect.services.job_watch import placed_spec_kept
+
+    old = compute_job("run", "u1", **placed())
+    body = job("run")
+    body["metadata"].update(namespace="team-a", uid="u1", generation=2, creationTimestamp=T0)
+    body["spec"].update(replicas=8, priority=-5)
+    body["spec"]["maxPrice"]["amount"] = "99"
+    kept = placed_spec_kept(old, ComputeJob.model_validate(body))
+    assert (kept.spec.replicas, kept.spec.max_price.amount) == (old.spec.replicas, old.spec.max_price.amount)
+    assert kept.spec.priority == -5  # what does not decide the placement follows the object

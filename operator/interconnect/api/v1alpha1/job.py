@@ -776,13 +776,27 @@ def _gpu_rule(containers: str) -> dict[str, str]:
     )
 
 
-_DeadlineSeconds = Annotated[int, Field(ge=1, json_schema_extra=immutable("activeDeadlineSeconds"))]
+_DeadlineSeconds = Annotated[int, Field(ge=1)]
 
 
-def _presence_fixed(field: str) -> dict[str, str]:
-    """An optional immutable field may not be added or removed either (a field's own transition
-    rule only compares two values that both exist)."""
-    return rule(f"has(self.{field}) == has(oldSelf.{field})", f"{field} is immutable", field_path=f".{field}")
+#: What decides a placement and its price: fixed once the job has been placed (status.attempts > 0),
+#: like a Job's template. While it has never been placed, a tenant may still change them (raise
+#: maxPrice as `kubectl compute explain` suggests, widen the tier or the placement policy).
+FIXED_ONCE_PLACED: tuple[str, ...] = (
+    "replicas", "template", "maxPrice", "latencyTier", "placement", "backoffLimit", "activeDeadlineSeconds"
+)
+
+
+def _fixed_once_placed(field: str) -> dict[str, str]:
+    """A root-level transition rule: ``spec.<field>`` (its value, or whether it is given) may not
+    change once ``status.attempts`` is above 0. Root-level so that it can read the status."""
+    same = (f"has(self.spec.{field}) == has(oldSelf.spec.{field}) && "
+            f"(!has(self.spec.{field}) || self.spec.{field} == oldSelf.spec.{field})")
+    never_placed = "!has(oldSelf.status) || !has(oldSelf.status.attempts) || oldSelf.status.attempts == 0"
+    return rule(f"({never_placed}) || ({same})",
+                f"{field} is immutable once the job has been placed (status.attempts > 0): delete and create "
+                "the job to change it",
+                field_path=f".spec.{field}")
 
 
 def _gpu_holders_rule() -> dict[str, str]:
@@ -821,19 +835,18 @@ class ComputeJobSpec(Model):
             _gpu_rule("containers"),
             _gpu_rule("initContainers"),
             _gpu_holders_rule(),
-            *(_presence_fixed(f) for f in ("replicas", "placement", "activeDeadlineSeconds", "backoffLimit")),
         )
     )
 
     gpus: Annotated[GpuRequest, Field(json_schema_extra=immutable("gpus"))]
     """GPUs each replica needs: count, acceptable models, least memory per card. Immutable."""
-    replicas: Annotated[int, Field(ge=1, le=1024, json_schema_extra=immutable("replicas"))] = 1
-    """Pods run at once, each with gpus.count cards, all on the same node. Default: 1. Immutable."""
+    replicas: Annotated[int, Field(ge=1, le=1024)] = 1
+    """Pods run at once, each with gpus.count cards, all on the same node. Default: 1. Fixed once placed."""
     origin: Annotated[RegionCode, Field(json_schema_extra=immutable("origin"))]
     """ISO 3166-2:CN code of the region the job is submitted from (latency is measured from there). Immutable."""
-    latency_tier: Annotated[LatencyTier, Field(json_schema_extra=immutable("latencyTier"))]
+    latency_tier: LatencyTier
     """Required latency from origin: 1ms (same city), 5ms (same region), 20ms (national)."""
-    max_price: Annotated[MonetaryAmount, Field(json_schema_extra=immutable("maxPrice"))]
+    max_price: MonetaryAmount
     """The highest price per card-hour the tenant accepts (machine-hour offers are compared per card)."""
     budget: MonetaryAmount | None = None
     """Cap on the job's total cost, in maxPrice's currency. Omitted: no cap."""
@@ -847,15 +860,15 @@ class ComputeJobSpec(Model):
         | None
     ) = None
     """Declared duration in hours, a decimal string, e.g. "2.5": used for quotes and the budget check."""
-    placement: Annotated[PlacementPolicy, Field(json_schema_extra=immutable("placement"))] | None = None
-    """Region, industry and node constraints. Immutable."""
+    placement: PlacementPolicy | None = None
+    """Region, industry and node constraints. Fixed once placed."""
     priority: Annotated[int, Field(ge=-1000, le=1000)] = 0
     """Higher is placed first (-1000 to 1000). Default: 0."""
-    template: Annotated[PodTemplate, Field(json_schema_extra=immutable("template"))]
-    """The workload: a pod template. Immutable, like a Job's: delete and create to change it."""
+    template: PodTemplate
+    """The workload: a pod template. Fixed once the job has been placed, like a Job's template."""
     active_deadline_seconds: _DeadlineSeconds | None = None
-    """Seconds the member Job may be active before it is terminated. Omitted: no limit. Immutable."""
-    backoff_limit: Annotated[int, Field(ge=0, le=100, json_schema_extra=immutable("backoffLimit"))] | None = None
+    """Seconds the member Job may be active before it is terminated. Omitted: no limit. Fixed once placed."""
+    backoff_limit: Annotated[int, Field(ge=0, le=100)] | None = None
     """Pod retries in the member Job before the attempt fails. Omitted: the Job's default (6)."""
     start_deadline_seconds: Annotated[int, Field(ge=1, le=604800)] | None = None
     """Seconds from placement within which every pod must have started (image pulled, scheduled,
@@ -1078,6 +1091,11 @@ class ComputeJob(  # type: ignore[call-arg]
 ):
     """A GPU job submitted to the hub. It runs on the member node whose offer fits its GPUs,
     latency tier, price cap, budget and placement policy best, and every card-hour is metered."""
+
+    model_config = ConfigDict(
+        use_attribute_docstrings=True,
+        json_schema_extra=cel(*(_fixed_once_placed(f) for f in FIXED_ONCE_PLACED)),
+    )
 
     KIND: ClassVar[str] = "ComputeJob"
     PLURAL: ClassVar[str] = "computejobs"
