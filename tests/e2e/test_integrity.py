@@ -88,3 +88,43 @@ def test_a_placed_job_cannot_be_changed_where_it_decides_placement_or_price(
                                                 "-p", json.dumps(patch)), capture_output=True, text=True)
     assert result.returncode != 0 and f"{field}: Invalid value" in result.stderr, result.stderr
     assert "is immutable" in result.stderr
+
+
+def test_a_bad_latency_table_is_reported_and_a_fixed_one_takes_effect_without_a_restart(
+        testbed: tb.Testbed, operator: m.Operator) -> None:
+    hub = testbed.api("hub")
+    core = client.CoreV1Api(hub)
+    ns = m.tenant(hub)
+    name = "interconnect-latency"
+    starts = operator.starts
+
+    def table(text: str) -> None:
+        body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, namespace=m.OPERATOR_NS),
+                                  data={"latency.yaml": text})
+        try:
+            core.replace_namespaced_config_map(name, m.OPERATOR_NS, body)
+        except client.exceptions.ApiException:
+            core.create_namespaced_config_map(m.OPERATOR_NS, body)
+
+    def warned() -> bool:
+        events = core.list_namespaced_event(m.OPERATOR_NS, field_selector=f"involvedObject.name={name}").items
+        return any(e.reason == "InvalidLatencyTable" for e in events)
+
+    try:
+        table("CN-HB: {CN-XX: 1}\n")
+        m.wait_for(warned, 30, "a Warning event on the latency ConfigMap")
+        # Dispatch goes on with the table in use: Hubei to Guizhou is beyond 5 ms in the built-in one.
+        far = m.job_manifest("far", ns, gpus=1, run_for="1s", origin="CN-HB", tier="5ms", max_price="30",
+                             models=[m.A100])
+        m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", far)
+        m.wait_for(lambda: "latency" in str((m.get_job(hub, ns, "far").get("status") or {}).get("unschedulable")),
+                   30, "the job to wait for its latency tier")
+        near = m.job_manifest("near", ns, gpus=1, run_for="1s", origin="CN-GZ", tier="1ms", max_price="30")
+        m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", near)
+        m.wait_phase(testbed, ns, "near", {"Succeeded"}, 90)
+        # Fixed: Hubei and Guizhou 3 ms apart, and the waiting job is placed without a restart.
+        table("CN-HB: {CN-GZ: 3}\n")
+        m.wait_phase(testbed, ns, "far", {"Succeeded"}, 90)
+        assert operator.starts == starts
+    finally:
+        core.delete_namespaced_config_map(name, m.OPERATOR_NS)

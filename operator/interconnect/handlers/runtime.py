@@ -13,7 +13,7 @@ import kopf
 
 from interconnect.adapters import hub as hub_adapter
 from interconnect.adapters.metrics import Metrics
-from interconnect.core.latency import latency_from_config
+from interconnect.core.latency import LatencyTable
 from interconnect.core.peering import is_active, peers_from_status
 from interconnect.core.vocabulary import GROUP, VERSION
 from interconnect.services.config import Settings
@@ -89,8 +89,8 @@ async def _follow_peering(settings: Settings, memo: kopf.Memo) -> None:
 
 async def _load(hub: hub_adapter.Hub, settings: Settings, metrics: Metrics) -> Controller:
     """The whole picture before the first placement: nodes (and their members), offers, jobs."""
-    data, _version = await hub.read_config_map(settings.namespace, settings.latency_config_map)
-    controller = Controller(hub, settings, latency_from_config(data), metrics)
+    controller = Controller(hub, settings, LatencyTable.default(), metrics)
+    await controller.load_latency()  # an invalid table is reported and the built-in one used
     nodes = await hub.custom.list_cluster_custom_object(GROUP, VERSION, "computenodes")
     results = await asyncio.gather(*(controller.node_changed(n) for n in nodes["items"]), return_exceptions=True)
     for node, result in zip(nodes["items"], results, strict=True):

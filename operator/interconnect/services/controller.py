@@ -16,6 +16,7 @@ Workers, each with its own loop:
 - `Meter`: usage into status, then counters.
 - `Failover`: re-placement of lost members' jobs, fencing, garbage collection.
 - `Reporter`: offer and quota status, gauges.
+- `LatencyConfig`: the latency table from its ConfigMap, reloaded when it changes.
 
 Who changes a job's phase: the workers, always through the `StatusWriter` and only once the
 write has landed. Who changes the reservation ledger: `Market.reserve` and `Market.release`.
@@ -41,6 +42,7 @@ from interconnect.services.failover import Failover
 from interconnect.services.job_watch import JobWatch
 from interconnect.services.jobs import JobStore, StatusWriter
 from interconnect.services.journal import DispatchJournal
+from interconnect.services.latency_config import LatencyConfig
 from interconnect.services.market import Market
 from interconnect.services.member_sync import MemberSync
 from interconnect.services.members import Deletions, Members
@@ -82,6 +84,8 @@ class Controller:
         self.job_watch = JobWatch(hub, self.jobs, self.members, self.market, self.writer, self.journal,
                                   self.dispatcher, deletions, self.metrics, mark_dirty=self.sync.mark_dirty,
                                   wake=self.wake)
+        self.latency = LatencyConfig(hub, settings.namespace, settings.latency_config_map, self.events,
+                                     self.metrics, self._use_latency, settings.heartbeat_interval)
         self.reporter = Reporter(hub, self.jobs, self.members, self.market, self.journal, self.metrics,
                                  settings.heartbeat_interval)
         self.members.fence = self.failover.fence
@@ -96,7 +100,7 @@ class Controller:
         loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
             "job-events": self.job_watch.run, "events": self.events.run, "placement": self.scheduler.run,
             "sync": self.sync.run, "heartbeat": self.members.run, "failover": self.failover.run,
-            "reporter": self.reporter.run, "metering": self.meter.run,
+            "reporter": self.reporter.run, "metering": self.meter.run, "latency-config": self.latency.run,
             "start-deadlines": lambda: self.sync.run_deadlines(self.settings.heartbeat_interval,
                                                                self.settings.start_deadline),
         }
@@ -113,7 +117,15 @@ class Controller:
         await self.journal.close()
         await self.members.close()
 
+    def _use_latency(self, table: LatencyTable) -> None:
+        self.market.latency = table
+        self.wake()  # jobs waiting for a tier may fit now
+
     # ------------------------------------------------------------------ what the handlers call
+
+    async def load_latency(self) -> None:
+        """The latency table from its ConfigMap (the built-in one while it is missing or invalid)."""
+        await self.latency.load()
 
     async def node_changed(self, body: dict[str, Any]) -> None:
         await self.members.node_changed(body)
