@@ -26,6 +26,7 @@ later, then more GPUs), a join that is idempotent, commutative and associative:
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -324,3 +325,30 @@ def split_at(runs: Iterable[PodRun], lost_since: datetime, now: datetime) -> Los
         charged += run.gpus * before
         lost += run.gpus * after
     return LostTimeSplit(CardTime(charged), CardTime(lost))
+
+
+class BudgetVerdict(enum.Enum):
+    """Where a running job stands against its own ``spec.budget``."""
+
+    WITHIN = "within"
+    NEARLY_SPENT = "nearly spent"
+    SPENT = "spent"
+
+
+BUDGET_WARNING_FRACTION = Fraction(4, 5)
+"""A job that has spent this much of its budget gets a warning (once)."""
+
+
+def budget_verdict(spent: Money, budget: Money) -> BudgetVerdict:
+    """Whether a job's metered cost has reached its budget (stop it), nearly (warn), or neither.
+
+    Costs in another currency than the budget's cannot be compared: that is refused at admission
+    (budget.currency must equal maxPrice.currency, and offers in another currency never fit).
+    """
+    if spent.currency != budget.currency:
+        raise MoneyError(f"spent {spent.currency}, budget in {budget.currency}")
+    if spent.amount >= budget.amount:
+        return BudgetVerdict.SPENT
+    if Fraction(spent.amount) >= BUDGET_WARNING_FRACTION * Fraction(budget.amount):
+        return BudgetVerdict.NEARLY_SPENT
+    return BudgetVerdict.WITHIN

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 
 from interconnect.adapters.hub import Hub
@@ -51,6 +52,8 @@ from interconnect.services.reporter import Reporter
 from interconnect.services.scheduler import Scheduler
 from interconnect.services.tasks import Tasks, Wake
 
+BUDGET_EXCEEDED = "BudgetExceeded"
+
 
 class Controller:
     """Builds, starts and stops the stores and workers; the kopf handlers call it."""
@@ -71,7 +74,7 @@ class Controller:
                                started=self.started)
         self.market = Market(self.members, self.jobs, latency)
         self.meter = Meter(self.jobs, self.members, self.market, self.writer, self.metrics,
-                           settings.metering_interval)
+                           settings.metering_interval, self.events)
         self.failover = Failover(self.jobs, self.members, self.market, self.writer, self.meter, self.journal,
                                  deletions, self.events, self.metrics, settings, self.tasks, wake=self.wake)
         self.sync = MemberSync(self.jobs, self.members, self.market, self.writer, self.meter, self.failover,
@@ -91,6 +94,7 @@ class Controller:
         self.members.fence = self.failover.fence
         self.members.on_change = self.sync.member_changed
         self.sync.dispatcher = self.dispatcher
+        self.meter.on_budget_spent = partial(self.sync.end_attempt, reason=BUDGET_EXCEEDED)
         self._loops: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ lifecycle

@@ -73,6 +73,8 @@ class JobState:
     Dispatched write landing after the Running one left a running job shown as Dispatched."""
     usage: UsageRecord = field(default_factory=UsageRecord)
     history: list[dict[str, Any]] = field(default_factory=list)
+    budget_warned: bool = False
+    """A BudgetNearlySpent warning was posted (once per operator run)."""
 
     @property
     def uid(self) -> str:

@@ -149,11 +149,19 @@ class MemberSync:
         at = self._meter.member_clock(state)
         if at is not None and started:
             await self._meter.write_usage(state, pods, at)  # what did start is billed
+        await self.end_attempt(state, message, START_DEADLINE_EXCEEDED)
+
+    async def end_attempt(self, state: JobState, message: str, reason: str) -> None:
+        """Fail the job (durable first, cards back) and delete its member Job: its pods must not
+        go on holding cards (a start deadline missed, a budget spent)."""
+        member = self._members.connected(state.node) if state.node else None
         attempt = state.attempt
-        await self.dispatcher.refuse(state, message, START_DEADLINE_EXCEEDED)
-        name = member_job_name(state.uid, attempt)
-        self._deletions.mark(name)
-        await member.delete_job(name)
+        assert self.dispatcher is not None
+        await self.dispatcher.refuse(state, message, reason)
+        if member is not None:
+            name = member_job_name(state.uid, attempt)
+            self._deletions.mark(name)
+            await member.delete_job(name)
 
     # ------------------------------------------------------------------ the sync
 

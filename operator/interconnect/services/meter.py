@@ -12,15 +12,17 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from interconnect.adapters.member import DispatchedPod
 from interconnect.adapters.metrics import Metrics
-from interconnect.core.metering import PodRun, accrue
+from interconnect.core.metering import BudgetVerdict, PodRun, accrue, budget_verdict
 from interconnect.core.money import Money, format_amount
 from interconnect.core.vocabulary import JobPhase
+from interconnect.services.events import EventRecorder
 from interconnect.services.jobs import JobState, JobStore, StatusWriter, decimal_text, iso
 from interconnect.services.market import Market
 from interconnect.services.members import Members
@@ -51,8 +53,11 @@ class Meter:
     """Usage into status and counters (see the module docstring)."""
 
     def __init__(self, jobs: JobStore, members: Members, market: Market, writer: StatusWriter, metrics: Metrics,
-                 interval: float) -> None:
+                 interval: float, events: EventRecorder) -> None:
         self._jobs = jobs
+        self._events = events
+        self.on_budget_spent: Callable[[JobState, str], Awaitable[None]] | None = None
+        """Stops a job whose budget is spent (the member sync's end_attempt; set by the wiring)."""
         self._members = members
         self._market = market
         self._writer = writer
@@ -164,9 +169,27 @@ class Meter:
                 continue
             try:
                 await self.write_usage(state, member.cached_pods(state.uid, state.attempt), at)
+                await self._enforce_budget(state)
             except Exception as exc:
                 self._metrics.reconcile_errors.labels(loop="metering").inc()
                 log.warning("metering %s failed: %s", state.uid, str(exc) or type(exc).__name__)
+
+    async def _enforce_budget(self, state: JobState) -> None:
+        """A running job's own ``spec.budget``: a warning at 80%, stopped when it is spent."""
+        budget = state.model.spec.budget
+        costs = state.costs(state.usage)
+        if budget is None or not costs:
+            return
+        limit = Money.of(budget.amount, budget.currency)
+        spent = Money(sum((c.amount for c in costs.values()), Decimal(0)), limit.currency)
+        verdict = budget_verdict(spent, limit)
+        if verdict is BudgetVerdict.NEARLY_SPENT and not state.budget_warned:
+            state.budget_warned = True
+            self._events.record(state.ref, "Warning", "BudgetNearlySpent",
+                                f"spent {spent} of its budget of {limit} (spec.budget); it is stopped when the "
+                                "budget is spent")
+        elif verdict is BudgetVerdict.SPENT and self.on_budget_spent is not None:
+            await self.on_budget_spent(state, f"spent {spent}, its budget is {limit} (spec.budget): stopped")
 
     async def write_usage(self, state: JobState, pods: list[DispatchedPod], at: dt.datetime,
                           attempt: int | None = None) -> None:

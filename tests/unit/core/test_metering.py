@@ -492,3 +492,18 @@ def test_reports_taken_in_one_by_one_in_any_order_or_all_at_once_agree(
         one_by_one = accrue(one_by_one, [reports[i]], now, attempt=1)
     assert one_by_one == together
     assert together.pods[0].started == min(r.started for r in reports)
+
+
+@pytest.mark.parametrize(("spent", "verdict"), [("0", "within"), ("7.99", "within"), ("8", "nearly spent"),
+                                                 ("9.99", "nearly spent"), ("10", "spent"), ("12", "spent")])
+def test_budget_verdict(spent: str, verdict: str) -> None:
+    from interconnect.core.metering import budget_verdict
+
+    assert budget_verdict(Money.of(spent, "CNY"), Money.of("10", "CNY")).value == verdict
+
+
+def test_a_budget_in_another_currency_is_not_compared() -> None:
+    from interconnect.core.metering import budget_verdict
+
+    with pytest.raises(MoneyError):
+        budget_verdict(Money.of("1", "USD"), Money.of("10", "CNY"))
