@@ -69,7 +69,8 @@ def install_crds(bed: tb.Testbed) -> None:
                    check=True, capture_output=True)
     subprocess.run(bed.kubectl_cmd("hub", "wait", "--for=condition=Established", "--timeout=60s",
                                    "crd/computenodes.interconnect.dev", "crd/computeoffers.interconnect.dev",
-                                   "crd/computejobs.interconnect.dev", "crd/computequotas.interconnect.dev"),
+                                   "crd/computejobs.interconnect.dev", "crd/computequotas.interconnect.dev",
+                                   "crd/computeusages.interconnect.dev"),
                    check=True, capture_output=True)
 
 

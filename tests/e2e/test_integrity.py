@@ -4,12 +4,15 @@ decides placement and price cannot be changed once placed."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from tests import testbed as tb
 from tests.e2e import market as m
@@ -18,6 +21,17 @@ pytestmark = pytest.mark.e2e
 
 # Beijing within 1 ms at 10 CNY: only bj-l40s (8 cards on member-3) qualifies.
 L40S_ONLY = dict(origin="CN-BJ", tier="1ms", max_price="10", models=[m.L40S])
+
+
+@pytest.fixture
+def ns(testbed: tb.Testbed) -> Iterator[str]:
+    """A fresh tenant; its ComputeJobs are deleted afterwards, so that a job a failed test left
+    behind cannot hold cards the next test needs."""
+    hub = testbed.api("hub")
+    name = m.tenant(hub)
+    yield name
+    with contextlib.suppress(ApiException):
+        m.custom(hub).delete_collection_namespaced_custom_object(m.GROUP, m.VERSION, name, "computejobs")
 
 
 def _offer(hub: client.ApiClient) -> dict[str, Any]:
@@ -32,11 +46,10 @@ def _failed(hub: client.ApiClient, ns: str, name: str) -> dict[str, Any] | None:
 
 
 def test_a_workload_the_member_refuses_ends_at_once_and_gives_its_cards_back(
-        testbed: tb.Testbed, operator: m.Operator) -> None:
+        testbed: tb.Testbed, operator: m.Operator, ns: str) -> None:
     """Two containers of one name pass the hub (its schema has no list keys there) and the member
     answers 422: the attempt ends with the member's message instead of being retried forever."""
     hub = testbed.api("hub")
-    ns = m.tenant(hub)
     twins = m.job_manifest("twins", ns, gpus=4, run_for="1s", **L40S_ONLY)
     twins["spec"]["template"]["spec"]["containers"] *= 2
     m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", twins)
@@ -44,18 +57,17 @@ def test_a_workload_the_member_refuses_ends_at_once_and_gives_its_cards_back(
     print(f"\n{failed['reason']}: {failed['message']}")
     assert failed["reason"] == "MemberRejected"
     assert "HTTP 422" in failed["message"] and "Duplicate value" in failed["message"], failed["message"]
-    # Its 4 cards are free again: a job that needs all 8 runs.
+    # Its 4 cards are free again: a job that needs all 8 (two nodes of 4) runs.
     m.wait_for(lambda: _offer(hub).get("cardsReserved") == 0, 30, "the reservation to be released")
     m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", m.job_manifest(
-        "all-eight", ns, gpus=8, run_for="1s", **L40S_ONLY))
+        "all-eight", ns, gpus=4, replicas=2, run_for="1s", **L40S_ONLY))
     m.wait_phase(testbed, ns, "all-eight", {"Succeeded"}, 90)
 
 
 def test_pods_that_never_start_end_the_attempt_within_the_start_deadline(
-        testbed: tb.Testbed, operator: m.Operator) -> None:
+        testbed: tb.Testbed, operator: m.Operator, ns: str) -> None:
     hub = testbed.api("hub")
-    ns = m.tenant(hub)
-    stuck = m.job_manifest("stuck", ns, gpus=8, run_for="1s", startDeadlineSeconds=8, **L40S_ONLY)
+    stuck = m.job_manifest("stuck", ns, gpus=4, run_for="1s", startDeadlineSeconds=8, **L40S_ONLY)
     stuck["spec"]["template"]["spec"]["nodeSelector"] = {"pool": "does-not-exist"}
     m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", stuck)
     uid = m.get_job(hub, ns, "stuck")["metadata"]["uid"]
@@ -78,9 +90,8 @@ def test_pods_that_never_start_end_the_attempt_within_the_start_deadline(
     ("spec.maxPrice", {"spec": {"maxPrice": {"amount": "99", "currency": "CNY"}}}),
 ])
 def test_a_placed_job_cannot_be_changed_where_it_decides_placement_or_price(
-        testbed: tb.Testbed, operator: m.Operator, field: str, patch: dict[str, Any]) -> None:
+        testbed: tb.Testbed, operator: m.Operator, ns: str, field: str, patch: dict[str, Any]) -> None:
     hub = testbed.api("hub")
-    ns = m.tenant(hub)
     m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", m.job_manifest(
         "placed", ns, gpus=1, run_for="20s", **L40S_ONLY))
     m.wait_phase(testbed, ns, "placed", {"Running"}, 60)
@@ -91,10 +102,9 @@ def test_a_placed_job_cannot_be_changed_where_it_decides_placement_or_price(
 
 
 def test_a_bad_latency_table_is_reported_and_a_fixed_one_takes_effect_without_a_restart(
-        testbed: tb.Testbed, operator: m.Operator) -> None:
+        testbed: tb.Testbed, operator: m.Operator, ns: str) -> None:
     hub = testbed.api("hub")
     core = client.CoreV1Api(hub)
-    ns = m.tenant(hub)
     name = "interconnect-latency"
     starts = operator.starts
 
@@ -130,10 +140,10 @@ def test_a_bad_latency_table_is_reported_and_a_fixed_one_takes_effect_without_a_
         core.delete_namespaced_config_map(name, m.OPERATOR_NS)
 
 
-def test_a_running_job_is_stopped_when_its_budget_is_spent(testbed: tb.Testbed, operator: m.Operator) -> None:
+def test_a_running_job_is_stopped_when_its_budget_is_spent(testbed: tb.Testbed, operator: m.Operator,
+                                                           ns: str) -> None:
     """1 card at 8 CNY per card-hour and a budget of 0.03 CNY: about 13.5 s of work."""
     hub = testbed.api("hub")
-    ns = m.tenant(hub)
     thrifty = m.job_manifest("thrifty", ns, gpus=1, run_for="10m", origin="CN-GZ", tier="1ms", max_price="10",
                              models=[m.A100], budget={"amount": "0.03", "currency": "CNY"})
     m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", thrifty)
@@ -149,3 +159,86 @@ def test_a_running_job_is_stopped_when_its_budget_is_spent(testbed: tb.Testbed, 
     batch = client.BatchV1Api(testbed.api("member-1"))
     m.wait_for(lambda: not batch.list_namespaced_job(m.WORK_NS, label_selector=f"interconnect.dev/job-uid={uid}")
                .items, 30, "the member Job to be deleted")
+
+
+def test_deleting_finished_jobs_does_not_change_the_bill(testbed: tb.Testbed, operator: m.Operator, ns: str) -> None:
+    """Issue 21, "spend that disappears": the bill (`python -m interconnect usage`) and the monthly
+    spend read the ComputeUsage records, one per finished attempt, not the ComputeJobs: deleting the
+    jobs changes neither, and the records hold the jobs' own card-hours and cost."""
+    import datetime as dt
+    import sys
+    import time
+    from decimal import Decimal
+
+    hub = testbed.api("hub")
+    api = m.custom(hub)
+    names = ("bill-1", "bill-2")
+    quota = {"apiVersion": f"{m.GROUP}/{m.VERSION}", "kind": "ComputeQuota", "metadata": {"name": ns},
+             "spec": {"namespace": ns, "limits": {"monthlySpend": {"amount": "1000", "currency": "CNY"}}}}
+    api.create_cluster_custom_object(m.GROUP, m.VERSION, "computequotas", quota)
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).isoformat()
+    until = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+
+    def bill() -> list[dict[str, Any]]:
+        out = subprocess.run(
+            [sys.executable, "-m", "interconnect", "usage", "--group-by", "tenant", "-o", "json", "--since", since,
+             "--until", until, "--kubeconfig", str(testbed.hub.kubeconfig), "--context", testbed.hub.context],
+            check=True, capture_output=True, text=True, cwd=m.REPO,
+            env={"PYTHONPATH": str(m.REPO / "operator"), "PATH": "/usr/bin:/bin"})
+        return [row for row in json.loads(out.stdout) if row["tenant"] == ns]
+
+    def records() -> dict[str, dict[str, Any]]:
+        items = api.list_cluster_custom_object(m.GROUP, m.VERSION, "computeusages",
+                                               label_selector=f"interconnect.dev/tenant={ns}")["items"]
+        return {r["metadata"]["name"]: r for r in items}
+
+    def spent() -> str | None:
+        status = api.get_cluster_custom_object(m.GROUP, m.VERSION, "computequotas", ns).get("status") or {}
+        return (status.get("spentThisMonth") or {}).get("amount")
+
+    try:
+        for name in names:
+            api.create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", m.job_manifest(
+                name, ns, gpus=1, run_for="15s", origin="CN-GZ", tier="1ms", max_price="10", models=[m.A100]))
+        jobs = {name: m.wait_phase(testbed, ns, name, {"Succeeded"}, 90) for name in names}
+        hours = sum(Decimal(j["status"]["usage"]["cardHours"]) for j in jobs.values())
+        cost = sum(Decimal(j["status"]["usage"]["cost"]) for j in jobs.values())
+        assert cost > 0, {n: j["status"]["usage"] for n, j in jobs.items()}
+
+        # One record per attempt, named after it, with the job's own figures.
+        written = records()
+        assert sorted(written) == sorted(f"{j['metadata']['uid']}-1" for j in jobs.values()), sorted(written)
+        for name, job in jobs.items():
+            spec = written[f"{job['metadata']['uid']}-1"]["spec"]
+            usage = job["status"]["usage"]
+            assert (spec["tenant"], spec["jobName"], spec["attempt"], spec["outcome"]) == (ns, name, 1, "Succeeded")
+            assert (spec["node"], spec["offer"], spec["currency"]) == ("gz-regional", "gz-a100", "CNY")
+            assert Decimal(spec["cardHours"]) == Decimal(usage["cardHours"]), (spec, usage)
+            assert Decimal(spec["cost"]) == Decimal(usage["cost"]), (spec, usage)
+            assert spec["month"] == spec["finishedAt"][:7]
+
+        before = bill()
+        assert len(before) == 1, before
+        assert (before[0]["jobs"], Decimal(before[0]["cardHours"]), Decimal(before[0]["cost"])) == (2, hours, cost)
+        m.wait_for(lambda: spent() is not None and Decimal(str(spent())) == cost, 30,
+                   f"the quota to show {cost} spent")
+
+        for name in names:
+            api.delete_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", name)
+        m.wait_for(lambda: not api.list_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs")["items"],
+                   30, "the jobs to be gone")
+
+        assert bill() == before, "deleting finished jobs changed the bill"
+        assert {n: r["spec"] for n, r in records().items()} == {n: r["spec"] for n, r in written.items()}
+        time.sleep(3 * 2)  # a few reporter passes (INTERCONNECT_HEARTBEAT_SECONDS=2)
+        assert spent() is not None and Decimal(str(spent())) == cost, "the monthly spend forgot deleted jobs"
+        # Immutable: not even the hub admin changes a record (deleting it is for retention only).
+        name = next(iter(written))
+        result = subprocess.run(testbed.kubectl_cmd("hub", "patch", "cusage", name, "--type=merge", "-p",
+                                                    json.dumps({"spec": {"cost": "0"}})),
+                                capture_output=True, text=True)
+        assert result.returncode != 0 and "spec is immutable" in result.stderr, result.stderr
+    finally:
+        api.delete_cluster_custom_object(m.GROUP, m.VERSION, "computequotas", ns)
+        for name in records():
+            api.delete_cluster_custom_object(m.GROUP, m.VERSION, "computeusages", name)

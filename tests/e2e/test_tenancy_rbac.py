@@ -139,6 +139,8 @@ def test_a_tenant_manages_jobs_in_its_namespace_only_and_reads_the_catalogue(
             ("patch", "computeoffers.interconnect.dev", None, "no"),
             ("create", "computenodes.interconnect.dev", None, "no"),
             ("list", "computequotas.interconnect.dev", None, "no"),
+            ("list", "computeusages.interconnect.dev", None, "no"),
+            ("get", "computeusages.interconnect.dev", None, "no"),
         ):
             assert can_i(testbed, as_alice, verb, resource, ns) == allowed, f"can alice {verb} {resource} in {ns}?"
 
@@ -446,6 +448,8 @@ def test_an_sre_reads_everything_but_secrets_and_the_operator_reads_only_its_own
         ("list", "computeoffers.interconnect.dev", None, "yes"),
         ("list", "computenodes.interconnect.dev", None, "yes"),
         ("list", "computequotas.interconnect.dev", None, "yes"),
+        ("list", "computeusages.interconnect.dev", None, "yes"),
+        ("delete", "computeusages.interconnect.dev", None, "no"),
         ("get", "computejobs.interconnect.dev/status", "default", "yes"),
         ("list", "events", None, "yes"),
         ("list", "events.events.k8s.io", None, "yes"),
@@ -479,6 +483,9 @@ def test_an_sre_reads_everything_but_secrets_and_the_operator_reads_only_its_own
         ("get", "secrets", ns, "yes"), ("list", "secrets", ns, "no"), ("get", "secrets", "default", "no"),
         ("get", "secrets", "kube-system", "no"), ("list", "secrets", None, "no"),
         ("patch", "computejobs.interconnect.dev/status", "default", "yes"),
+        ("create", "computeusages.interconnect.dev", None, "yes"),
+        ("patch", "computeusages.interconnect.dev", None, "no"),
+        ("delete", "computeusages.interconnect.dev", None, "no"),
     ):
         assert can_i(testbed, operator, verb, resource, where) == allowed, f"can the operator {verb} {resource}?"
 

@@ -131,6 +131,26 @@ def quota(name: str = "quota-under-test") -> dict[str, Any]:
     }
 
 
+USAGE_UID = "5f0c6a2e-3b9d-4c71-9a52-0d8e7f6b1c24"
+
+
+def usage(uid: str = USAGE_UID, attempt: int = 1) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ComputeUsage",
+        "metadata": {"name": f"{uid}-{attempt}",
+                     "labels": {"interconnect.dev/tenant": "tenant-a", "interconnect.dev/month": "2026-11"}},
+        "spec": {
+            "tenant": "tenant-a", "jobName": "train", "jobUID": uid, "attempt": attempt, "node": "gz-regional",
+            "identityCode": "CIRGZ000001E", "region": "CN-GZ", "offer": "gz-a100",
+            "gpuModel": "NVIDIA-A100-SXM4-80GB", "price": {"amount": "8.00", "currency": "CNY", "unit": "card-hour"},
+            "cardHours": "2.5", "cost": "20.00", "lostCardHours": "0", "currency": "CNY",
+            "startedAt": "2026-11-03T08:00:00Z", "finishedAt": "2026-11-03T09:15:00Z", "month": "2026-11",
+            "outcome": "Succeeded",
+        },
+    }
+
+
 def _set(obj: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     """A copy of ``obj`` with the dotted ``path`` set to ``value`` (intermediate objects created)."""
     out = copy.deepcopy(obj)
@@ -531,6 +551,13 @@ BAD_MANIFESTS: list[Bad] = [
         _set(quota(), "spec.limits.monthlySpend", {"amount": "1000", "currency": "cny"}),
         "spec.limits.monthlySpend.currency",
     ),
+    # ComputeUsage
+    Bad("usage-name-not-its-attempt", _set(usage(), "spec.attempt", 2), "spec.jobUID"),
+    Bad("usage-currency-not-the-prices", _set(usage(), "spec.currency", "USD"), "spec.currency"),
+    Bad("usage-cost-float", _set(usage(), "spec.cost", 20.0), "spec.cost"),
+    Bad("usage-month-not-a-month", _set(usage(), "spec.month", "2026-13"), "spec.month"),
+    Bad("usage-missing-finished-at", _del(usage(), "spec.finishedAt"), "spec.finishedAt"),
+    Bad("usage-attempt-zero", _set(usage(USAGE_UID, 0), "spec.attempt", 0), "spec.attempt"),
 ]
 BAD_MANIFESTS += WORKLOAD_ESCAPES
 
@@ -728,6 +755,9 @@ IMMUTABLE_CHANGES: list[Change] = [
     ),
     Change("offer-node-ref", offer("immutable-offer-node"), {"spec": {"nodeRef": "sh-regional"}}, "spec.nodeRef"),
     Change("quota-namespace", quota("immutable-quota"), {"spec": {"namespace": "another-tenant"}}, "spec.namespace"),
+    Change("usage-cost", usage("c0ffee00-0000-4000-8000-00000000cafe"), {"spec": {"cost": "0.01"}}, "spec"),
+    Change("usage-outcome", usage("c0ffee00-0000-4000-8000-00000000cafe", 2), {"spec": {"outcome": "Failed"}},
+           "spec"),
 ]
 
 

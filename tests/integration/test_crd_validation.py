@@ -42,6 +42,7 @@ PLURALS = {
     "ComputeOffer": "computeoffers",
     "ComputeJob": "computejobs",
     "ComputeQuota": "computequotas",
+    "ComputeUsage": "computeusages",
 }
 NAMESPACE = "crd-validation"
 MERGE_PATCH = "application/merge-patch+json"
@@ -225,6 +226,9 @@ def test_example_is_accepted(objects: Objects, example: dict[str, Any]) -> None:
     example["metadata"]["name"] = f"{example['metadata']['name']}-x"[:63]
     if example["kind"] == "ComputeQuota":
         example["spec"]["namespace"] = example["metadata"]["name"]  # a quota is named after its tenant
+    if example["kind"] == "ComputeUsage":  # a record is named after its job's UID and attempt
+        example["spec"]["jobUID"] += "-x"
+        example["metadata"]["name"] = f"{example['spec']['jobUID']}-{example['spec']['attempt']}"
     result = objects.create(example)
     # Nothing the example says is pruned (Strict field validation would have refused it anyway).
     assert result["spec"] == example["spec"]

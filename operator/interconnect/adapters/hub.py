@@ -1,7 +1,8 @@
 """The hub's API, for writes that happen outside kopf's handlers.
 
-Status written from member events, Kubernetes events, Secrets, and the identity registry
-(a ConfigMap updated with optimistic concurrency, so codes are unique and never reused).
+Status written from member events, ComputeUsage records (created once, never changed),
+Kubernetes events, Secrets, and the identity registry (a ConfigMap updated with optimistic
+concurrency, so codes are unique and never reused).
 """
 
 from __future__ import annotations
@@ -113,6 +114,41 @@ class Hub:
                 return None
             raise
         return dict(obj)
+
+    async def create(self, plural: str, body: Mapping[str, Any]) -> bool:
+        """Create a cluster-scoped object of our group; False when one of its name already exists
+        (409 AlreadyExists: for objects named after what they record, the create already happened).
+        The answer (the whole object again) is not read."""
+        name = body.get("metadata", {}).get("name")
+        try:
+            response: Any = await self.custom.create_cluster_custom_object(
+                GROUP, VERSION, plural, body, _preload_content=False, _request_timeout=30)
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        if response.status == 409:
+            response.release()
+            return False
+        await _settle(response, f"{plural}/{name}")
+        return True
+
+    async def list_all(self, plural: str, selector: str | None = None, page: int = 500) -> list[dict[str, Any]]:
+        """Every cluster-scoped object of our group's ``plural`` matching the label selector, read
+        page by page."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            options: dict[str, Any] = {"limit": page, "_preload_content": False, "_request_timeout": 60}
+            if selector:
+                options["label_selector"] = selector
+            if token:
+                options["_continue"] = token
+            body = await read_json(await self.custom.list_cluster_custom_object(GROUP, VERSION, plural, **options))
+            items.extend(body.get("items") or [])
+            token = (body.get("metadata") or {}).get("continue")
+            if not token:
+                return items
 
     async def remove_finalizer(self, plural: str, name: str, finalizer: str, namespace: str | None = None) -> None:
         """Drop one finalizer (guarded by resourceVersion, retried on conflict); gone objects are fine."""

@@ -42,7 +42,9 @@ async def read_json(response: Any) -> Any:
     try:
         body = await response.read()
         if not 200 <= response.status <= 299:
-            raise ApiException(status=response.status, reason=body[:500].decode(errors="replace"))
+            error = ApiException(status=response.status, reason=str(getattr(response, "reason", "") or ""))
+            error.body = body[:32768].decode(errors="replace")  # the API server's Status, for its message
+            raise error
         return json.loads(body)
     finally:
         response.release()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any, cast
 
 
 def _select_hub(kubeconfig: str | None, context: str | None) -> None:
@@ -79,7 +80,7 @@ def _usage(args: argparse.Namespace) -> int:
     _select_hub(args.kubeconfig, args.context)
     from kubernetes import client, config
 
-    from interconnect.cli.report import render, usage_rows
+    from interconnect.cli.report import month_selector, render, usage_rows
     from interconnect.core.vocabulary import GROUP, VERSION
 
     def when(text: str) -> dt.datetime:
@@ -88,10 +89,24 @@ def _usage(args: argparse.Namespace) -> int:
 
     config.load_kube_config()  # type: ignore[no-untyped-call]
     api = client.CustomObjectsApi()
-    jobs = api.list_cluster_custom_object(GROUP, VERSION, "computejobs")["items"]  # type: ignore[index]
     until = when(args.until) if args.until else dt.datetime.now(dt.UTC)
     since = when(args.since) if args.since else until - dt.timedelta(days=31)
-    print(render(usage_rows(jobs, since=since, until=until, group_by=args.group_by), args.output, args.group_by))
+    # The bill is the ComputeUsage records (they outlive the jobs), selected by their month label.
+    selector = month_selector(since, until)
+    records: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        options: dict[str, Any] = {"limit": 500}
+        if selector:
+            options["label_selector"] = selector
+        if token:
+            options["_continue"] = token
+        page = cast(dict[str, Any], api.list_cluster_custom_object(GROUP, VERSION, "computeusages", **options))
+        records += page.get("items") or []
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            break
+    print(render(usage_rows(records, since=since, until=until, group_by=args.group_by), args.output, args.group_by))
     return 0
 
 
@@ -146,8 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_run)
 
-    usage = sub.add_parser("usage", help="card-hours and cost of completed jobs, for billing")
-    usage.add_argument("--since", help="RFC 3339 start (default: 31 days before --until)")
+    usage = sub.add_parser("usage", help="card-hours and cost of finished attempts (ComputeUsage records), for "
+                           "billing; deleted jobs included")
+    usage.add_argument("--since", help="RFC 3339 start of the attempts' finish (default: 31 days before --until)")
     usage.add_argument("--until", help="RFC 3339 end, exclusive (default: now)")
     usage.add_argument("--group-by", default="tenant",
                        choices=("node", "tenant", "region", "industry", "offer", "gpu-model"))

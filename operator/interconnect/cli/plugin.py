@@ -459,7 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.set_defaults(func=cmd_explain)
     topology = sub.add_parser("topology", parents=[common], help="the 1+M+N tree with readiness and cards")
     topology.set_defaults(func=cmd_topology)
-    usage = sub.add_parser("usage", parents=[common], help="card-hours and cost of completed jobs")
+    usage = sub.add_parser("usage", parents=[common],
+                           help="card-hours and cost of finished attempts (the ComputeUsage records)")
     usage.add_argument("--since")
     usage.add_argument("--until")
     usage.add_argument("--group-by", default="tenant",

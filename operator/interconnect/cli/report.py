@@ -1,7 +1,9 @@
-"""The usage report for billing: card-hours and cost of completed jobs, grouped.
+"""The usage report for billing: card-hours and cost of finished attempts, grouped.
 
-It reads the durable record (the ComputeJobs' status.usage), so its totals equal the increase
-of the Prometheus counters over the same jobs. Pure: it takes the job objects as read.
+It reads the bill itself, the ComputeUsage records (one per finished attempt, written once by
+the operator before the attempt's end is in its job's status), never the ComputeJobs: deleting a
+job does not change it. An attempt counts in the period its record's finishedAt falls in. Pure:
+it takes the records as read.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from decimal import Decimal
 from typing import Any
 
 GROUPS = ("node", "tenant", "region", "industry", "offer", "gpu-model")
+MONTH_LABEL = "interconnect.dev/month"
+MAX_SELECTED_MONTHS = 24
+"""A period of more months than this lists every record instead of selecting them by month."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +28,7 @@ class Row:
     group: str
     currency: str
     jobs: int
+    """Distinct ComputeJobs with an attempt in the group."""
     card_hours: Decimal
     cost: Decimal
 
@@ -31,41 +37,55 @@ def _time(text: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
 
-def _key(job: Mapping[str, Any], group_by: str) -> str:
-    status = job.get("status") or {}
-    placement = status.get("placement") or {}
+def _key(spec: Mapping[str, Any], group_by: str) -> str:
     match group_by:
         case "node":
-            return str(placement.get("identityCode") or placement.get("node") or "-")
+            return str(spec.get("identityCode") or spec.get("node") or "-")
         case "tenant":
-            return str(job["metadata"].get("namespace", "-"))
+            return str(spec.get("tenant") or "-")
         case "region":
-            return str(placement.get("region") or "-")
+            return str(spec.get("region") or "-")
         case "industry":
-            return str(placement.get("industry") or "none")
+            return str(spec.get("industry") or "none")
         case "offer":
-            return str(placement.get("offer") or "-")
+            return str(spec.get("offer") or "-")
         case "gpu-model":
-            return str(placement.get("gpuModel") or "-")
+            return str(spec.get("gpuModel") or "-")
     raise ValueError(f"--group-by must be one of {', '.join(GROUPS)}, not {group_by!r}")
 
 
-def usage_rows(jobs: Iterable[Mapping[str, Any]], *, since: dt.datetime, until: dt.datetime,
+def month_selector(since: dt.datetime, until: dt.datetime) -> str | None:
+    """The label selector of the records that can fall in [since, until): their month label (the
+    month of finishedAt) is one of the months the period overlaps. None when that is more than
+    `MAX_SELECTED_MONTHS` months: list every record."""
+    first = since.astimezone(dt.UTC)
+    year, month = first.year, first.month
+    months = [f"{year:04d}-{month:02d}"]
+    while True:
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        if dt.datetime(year, month, 1, tzinfo=dt.UTC) >= until:
+            break
+        months.append(f"{year:04d}-{month:02d}")
+        if len(months) > MAX_SELECTED_MONTHS:
+            return None
+    return f"{MONTH_LABEL} in ({','.join(months)})"
+
+
+def usage_rows(records: Iterable[Mapping[str, Any]], *, since: dt.datetime, until: dt.datetime,
                group_by: str) -> list[Row]:
-    """Completed jobs (completionTime in [since, until)) summed per group and currency."""
-    totals: dict[tuple[str, str], list[Any]] = {}
-    for job in jobs:
-        status = job.get("status") or {}
-        done = _time(status.get("completionTime"))
-        usage = status.get("usage") or {}
-        if done is None or not since <= done < until or not usage:
+    """ComputeUsage records whose attempt finished in [since, until), summed per group and currency."""
+    totals: dict[tuple[str, str], tuple[set[str], list[Decimal]]] = {}
+    for record in records:
+        spec = record.get("spec") or {}
+        done = _time(spec.get("finishedAt"))
+        if done is None or not since <= done < until:
             continue
-        key = (_key(job, group_by), usage.get("currency") or "-")
-        entry = totals.setdefault(key, [0, Decimal(0), Decimal(0)])
-        entry[0] += 1
-        entry[1] += Decimal(usage.get("cardHours", "0"))
-        entry[2] += Decimal(usage.get("cost", "0"))
-    return [Row(g, c, n, h, cost) for (g, c), (n, h, cost) in sorted(totals.items())]
+        key = (_key(spec, group_by), spec.get("currency") or "-")
+        jobs, sums = totals.setdefault(key, (set(), [Decimal(0), Decimal(0)]))
+        jobs.add(str(spec.get("jobUID") or record.get("metadata", {}).get("name")))
+        sums[0] += Decimal(spec.get("cardHours", "0"))
+        sums[1] += Decimal(spec.get("cost", "0"))
+    return [Row(g, c, len(jobs), hours, cost) for (g, c), (jobs, (hours, cost)) in sorted(totals.items())]
 
 
 def render(rows: list[Row], fmt: str, group_by: str) -> str:

@@ -211,6 +211,16 @@ class UsageRecord:
         return CardTime(sum(p.gpus * p.lost_microseconds for p in self.pods
                             if attempt is None or p.attempt == attempt))
 
+    def span(self, attempt: int) -> tuple[datetime | None, datetime | None]:
+        """When `attempt` ran as metered: its first pod's start and its last pod's end (a finished
+        pod's finish, a running one's accrual so far; time after a loss included). Pods recorded
+        without a start (records written before it was kept) are left out; (None, None) when none
+        has one."""
+        ends = [(p.started, p.end(p.started)) for p in self.pods if p.attempt == attempt and p.started is not None]
+        if not ends:
+            return None, None
+        return min(start for start, _ in ends), max(end for _, end in ends)
+
     def seconds(self, attempt: int | None = None) -> Decimal:
         """Pod-seconds (not card-seconds) accrued: how long the job's pods ran."""
         micro = sum(p.microseconds for p in self.pods if attempt is None or p.attempt == attempt)

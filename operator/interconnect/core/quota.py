@@ -15,7 +15,9 @@ without a ComputeQuota has no limits and a fair-share weight of 1.
 Monthly spend, decided here:
 
 - Spend is what was metered: each attempt's cost, attributed to the months its run overlaps in
-  proportion to wall time (exact for the usual attempt that starts and ends in one month).
+  proportion to wall time (exact for the usual attempt that starts and ends in one month). A
+  finished attempt's cost and span come from its ComputeUsage record (the job may be gone); a
+  running attempt's from its job, up to now.
 - A job is not placed once the tenant's spend this month has reached the budget (spent >=
   budget), whatever the job.
 - A job that declares ``expectedHours`` is also not placed when its estimated cost at the offer
@@ -469,16 +471,26 @@ class QuotaJob:
     """One per attempt that has cost something."""
 
 
-def tenant_usage(jobs: Iterable[QuotaJob], now: datetime) -> dict[str, TenantUsage]:
+def tenant_usage(jobs: Iterable[QuotaJob], now: datetime,
+                 recorded: Iterable[tuple[str, Charge]] = ()) -> dict[str, TenantUsage]:
     """Each tenant's usage at `now`: cards of its active jobs (total and per GPU model), its
     pending jobs, and its spend in the calendar month (UTC) of `now`, rounded once per currency
-    to the minor unit. Tenants with no job at all are absent (their usage is `NO_USAGE`)."""
+    to the minor unit. Tenants with neither a job nor a charge are absent (their usage is
+    `NO_USAGE`).
+
+    Spend is the jobs' own `charges` plus `recorded`, (tenant, charge) pairs of attempts whose
+    charges are final and kept apart from the jobs (the ComputeUsage records, which outlive the
+    jobs). The caller counts each attempt once: from its record if it has one, else from its job.
+    """
     month = Month.of(now)
     cards: dict[str, int] = defaultdict(int)
     by_model: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     pending: dict[str, int] = defaultdict(int)
     spent: dict[str, dict[str, Fraction]] = defaultdict(lambda: defaultdict(Fraction))
     tenants: set[str] = set()
+    for tenant, charge in recorded:
+        tenants.add(tenant)
+        spent[tenant][charge.cost.currency] += charge.share_in(month)
     for job in jobs:
         tenant = job.namespace
         tenants.add(tenant)

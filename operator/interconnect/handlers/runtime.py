@@ -88,7 +88,8 @@ async def _follow_peering(settings: Settings, memo: kopf.Memo) -> None:
 
 
 async def _load(hub: hub_adapter.Hub, settings: Settings, metrics: Metrics) -> Controller:
-    """The whole picture before the first placement: nodes (and their members), offers, jobs."""
+    """The whole picture before the first placement: nodes (and their members), offers, quotas,
+    this month's usage records, jobs."""
     controller = Controller(hub, settings, LatencyTable.default(), metrics)
     await controller.load_latency()  # an invalid table is reported and the built-in one used
     nodes = await hub.custom.list_cluster_custom_object(GROUP, VERSION, "computenodes")
@@ -102,6 +103,8 @@ async def _load(hub: hub_adapter.Hub, settings: Settings, metrics: Metrics) -> C
     quotas = await hub.custom.list_cluster_custom_object(GROUP, VERSION, "computequotas")
     for quota in quotas["items"]:
         await controller.quota_changed(quota)
+    # What finished attempts were charged this month (the jobs may be gone): the monthly spend.
+    await controller.load_usage()
     # Placements made durable in the journal but not yet in their jobs' status, so that the
     # jobs' first sight resumes them rather than placing them again.
     await controller.recover_journal()

@@ -5,6 +5,8 @@ Stores, each the only owner of its state (others ask it):
 - `JobStore` + `StatusWriter` (services/jobs.py): the jobs; the only writer of ComputeJob status.
 - `Members` (services/members.py): member connections, readiness and loss, credentials, node status.
 - `Market` (services/market.py): offers, quotas and the reservation ledger (`reserve`/`release`).
+- `UsageLedger` (services/usage_records.py): the ComputeUsage records (the bill), written once per
+  finished attempt before its end is; this month's kept for the quotas.
 
 Workers, each with its own loop:
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
@@ -51,6 +54,7 @@ from interconnect.services.meter import Meter
 from interconnect.services.reporter import Reporter
 from interconnect.services.scheduler import Scheduler
 from interconnect.services.tasks import Tasks, Wake
+from interconnect.services.usage_records import UsageLedger
 
 BUDGET_EXCEEDED = "BudgetExceeded"
 
@@ -72,21 +76,24 @@ class Controller:
         self.writer = StatusWriter(hub, self.journal)
         self.members = Members(hub, settings, self.metrics, self.jobs, deletions, wake=self.wake,
                                started=self.started)
-        self.market = Market(self.members, self.jobs, latency)
+        self.usage_records = UsageLedger(hub)
+        self.market = Market(self.members, self.jobs, latency, self.usage_records)
         self.meter = Meter(self.jobs, self.members, self.market, self.writer, self.metrics,
                            settings.metering_interval, self.events)
         self.failover = Failover(self.jobs, self.members, self.market, self.writer, self.meter, self.journal,
-                                 deletions, self.events, self.metrics, settings, self.tasks, wake=self.wake)
+                                 deletions, self.events, self.metrics, settings, self.tasks, self.usage_records,
+                                 wake=self.wake)
         self.sync = MemberSync(self.jobs, self.members, self.market, self.writer, self.meter, self.failover,
-                               deletions, self.events, self.metrics, self.tasks, wake=self.wake, started=self.started)
+                               deletions, self.events, self.metrics, self.tasks, self.usage_records, wake=self.wake,
+                               started=self.started)
         self.dispatcher = Dispatcher(self.jobs, self.members, self.market, self.writer, self.journal, self.events,
-                                     self.metrics, self.tasks, mark_dirty=self.sync.mark_dirty, wake=self.wake,
-                                     max_grace=settings.max_termination_grace)
+                                     self.metrics, self.tasks, self.usage_records, mark_dirty=self.sync.mark_dirty,
+                                     wake=self.wake, max_grace=settings.max_termination_grace)
         self.scheduler = Scheduler(self.jobs, self.members, self.market, self.writer, self.dispatcher, self.meter,
                                    self.events, self.metrics, self.wake)
         self.job_watch = JobWatch(hub, self.jobs, self.members, self.market, self.writer, self.journal,
-                                  self.dispatcher, deletions, self.metrics, mark_dirty=self.sync.mark_dirty,
-                                  wake=self.wake)
+                                  self.dispatcher, deletions, self.metrics, self.usage_records,
+                                  mark_dirty=self.sync.mark_dirty, wake=self.wake)
         self.latency = LatencyConfig(hub, settings.namespace, settings.latency_config_map, self.events,
                                      self.metrics, self._use_latency, settings.heartbeat_interval)
         self.reporter = Reporter(hub, self.jobs, self.members, self.market, self.journal, self.metrics,
@@ -165,6 +172,10 @@ class Controller:
         if quota is not None:
             self.metrics.forget_quota(quota.spec.namespace)
         self.wake()
+
+    async def load_usage(self) -> None:
+        """This month's ComputeUsage records, before the first placement pass counts spend."""
+        await self.usage_records.load(dt.datetime.now(dt.UTC))
 
     async def recover_journal(self) -> None:
         await self.job_watch.recover_journal()

@@ -5,6 +5,8 @@ placement pass), then creates the member Job, named from the job's UID and attem
 or a restart adopts it instead of creating a second one. A member that will never take the Job
 (a 4xx other than 409, 429, 408 and 401) or a workload our policy refuses ends the job at once
 and gives its cards back; anything else is retried with backoff until the attempt is superseded.
+An attempt ended here that ran (a start deadline, a budget) has its ComputeUsage record written
+before its end.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from interconnect.services.market import Market
 from interconnect.services.member_job import build_member_job
 from interconnect.services.members import Members
 from interconnect.services.tasks import Tasks
+from interconnect.services.usage_records import UsageLedger
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +68,11 @@ class Dispatcher:
     """Placed jobs to member Jobs (see the module docstring)."""
 
     def __init__(self, jobs: JobStore, members: Members, market: Market, writer: StatusWriter,
-                 journal: DispatchJournal, events: EventRecorder, metrics: Metrics, tasks: Tasks, *,
-                 mark_dirty: Callable[[str], None], wake: Callable[[], None], max_grace: int | None = None) -> None:
+                 journal: DispatchJournal, events: EventRecorder, metrics: Metrics, tasks: Tasks,
+                 ledger: UsageLedger, *, mark_dirty: Callable[[str], None], wake: Callable[[], None],
+                 max_grace: int | None = None) -> None:
         self._jobs = jobs
+        self._ledger = ledger
         self._max_grace = max_grace
         self._members = members
         self._market = market
@@ -189,10 +194,13 @@ class Dispatcher:
         return True
 
     async def refuse(self, state: JobState, message: str, reason: str) -> None:
-        """End the job as Failed: its workload can never run (our policy or the member refuses it).
-        The status write comes first; the cards go back once it is durable."""
+        """End the job as Failed: its workload can never run (our policy or the member refuses it),
+        or its attempt must stop (a start deadline missed, a budget spent). What the attempt ran is
+        recorded first (its ComputeUsage; none when nothing ran), then the status; the cards go
+        back once it is durable."""
         message = summarised(message)
         conditions = self._writer.conditions_with(state, "Failed", True, reason, message)
+        await self._ledger.record(state, state.attempt, reason, now())
         await self._writer.write(state, {"phase": JobPhase.FAILED.value, "completionTime": iso(now()),
                                          "conditions": [to_api(c) for c in conditions]})
         state.phase, state.conditions = JobPhase.FAILED, conditions

@@ -2,12 +2,13 @@
 
 `Failover` runs on its own timer. A job whose node has been lost for longer than its grace
 (``failurePolicy.rePlaceAfterSeconds``) gets its attempt ended (outcome NodeLost) and is placed
-again, or fails with ``rePlace: Never``; the status write comes first, so the next placement
-can never be written before this attempt's end. When a member answers again it is fenced: what
-superseded attempts left there is metered up to the loss and deleted, listed from the member's
-API server (the watches may lag after an outage), and the node takes no new work until none is
-left. Garbage collection, per member on its own interval, deletes member Jobs whose ComputeJob
-is gone or whose attempt was superseded.
+again, or fails with ``rePlace: Never``; the attempt's ComputeUsage record (what it ran up to the
+loss) and then the status write come first, so the next placement can never be written before
+this attempt's end. When a member answers again it is fenced: what superseded attempts left there
+is metered up to the loss and deleted, listed from the member's API server (the watches may lag
+after an outage), and the node takes no new work until none is left. Garbage collection, per
+member on its own interval, deletes member Jobs whose ComputeJob is gone or whose attempt was
+superseded.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from interconnect.services.market import Market
 from interconnect.services.members import Deletions, Members, NodeState
 from interconnect.services.meter import ACCRUAL_MARGIN_SECONDS, Meter
 from interconnect.services.tasks import Tasks
+from interconnect.services.usage_records import UsageLedger
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,9 @@ class Failover:
 
     def __init__(self, jobs: JobStore, members: Members, market: Market, writer: StatusWriter, meter: Meter,
                  journal: DispatchJournal, deletions: Deletions, events: EventRecorder, metrics: Metrics,
-                 settings: Settings, tasks: Tasks, *, wake: Any) -> None:
+                 settings: Settings, tasks: Tasks, ledger: UsageLedger, *, wake: Any) -> None:
         self._jobs = jobs
+        self._ledger = ledger
         self._members = members
         self._market = market
         self._writer = writer
@@ -105,7 +108,8 @@ class Failover:
         """End the attempt on a lost node: durable first, then the new attempt or the failure.
 
         Nothing in memory changes before the status is written, so the placement loop cannot
-        place the next attempt (and write it) before this attempt's end is recorded.
+        place the next attempt (and write it) before this attempt's end is recorded; its
+        ComputeUsage record is written before that.
         """
         assert node.lost_since is not None
         attempt, lost_since = state.attempt, node.lost_since
@@ -131,6 +135,8 @@ class Failover:
             conditions = set_condition(conditions, "Failed", True, NODE_LOST, message, gen, at)
             status["completionTime"] = iso(at)
         status.update(phase=phase.value, conditions=[to_api(c) for c in conditions])
+        # The bill first: what the attempt ran up to the loss (what it runs after is not charged).
+        await self._ledger.record(state, attempt, NODE_LOST, lost_since, lost_since=lost_since)
         await self._writer.write(state, status)
         state.history, state.conditions, state.phase = history, conditions, phase
         state.dispatching = None

@@ -6,7 +6,8 @@ jobs come by the thousand. A new job is validated once and taken into the `JobSt
 placement the journal holds for it, if the operator stopped between journal and status); an
 active one gets its reservation back and goes on where it was. A deleted job is forgotten and
 its member Job deleted; one that cannot be deleted now is left to garbage collection, as
-MultiKueue does.
+MultiKueue does. A job deleted while it ran has what its attempt was charged so far recorded
+(its ComputeUsage, outcome Deleted): deleting a job never takes anything off a bill.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from interconnect.adapters.metrics import Metrics
 from interconnect.api.v1alpha1 import ComputeJob, ComputeJobStatus, validation_message
 from interconnect.core.vocabulary import FINALIZER, GROUP, VERSION, JobPhase
 from interconnect.services.dispatcher import Dispatcher
-from interconnect.services.jobs import ACTIVE, JobStore, StatusWriter, job_state
+from interconnect.services.jobs import ACTIVE, JobStore, StatusWriter, job_state, now
 from interconnect.services.journal import DispatchJournal, Recovered
 from interconnect.services.market import Market
 from interconnect.services.member_job import member_job_name
 from interconnect.services.members import Deletions, Members, condition
+from interconnect.services.usage_records import DELETED, UsageLedger
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +62,10 @@ class JobWatch:
     """ComputeJobs into the store (see the module docstring)."""
 
     def __init__(self, hub: Hub, jobs: JobStore, members: Members, market: Market, writer: StatusWriter,
-                 journal: DispatchJournal, dispatcher: Dispatcher, deletions: Deletions, metrics: Metrics, *,
-                 mark_dirty: Callable[[str], None], wake: Callable[[], None]) -> None:
+                 journal: DispatchJournal, dispatcher: Dispatcher, deletions: Deletions, metrics: Metrics,
+                 ledger: UsageLedger, *, mark_dirty: Callable[[str], None], wake: Callable[[], None]) -> None:
         self._hub = hub
+        self._ledger = ledger
         self._jobs = jobs
         self._members = members
         self._market = market
@@ -192,7 +195,7 @@ class JobWatch:
         self._recovered.clear()
 
     async def job_deleted(self, body: Mapping[str, Any]) -> None:
-        """Forget the job and delete its member Job.
+        """Record what a running job was charged, forget the job and delete its member Job.
 
         ComputeJobs carry no finalizer (one write less per job): a member Job this cannot delete
         now (member down, operator stopped) is an orphan that the member's garbage collection
@@ -200,6 +203,14 @@ class JobWatch:
         """
         uid = body["metadata"]["uid"]
         state = self._jobs.remove(uid)
+        if state is not None and state.phase in ACTIVE:
+            # What its attempt was charged so far (its last durable usage, as the counters have it)
+            # stays on the bill; the job is gone, so this is the only chance to record it.
+            try:
+                await self._ledger.record(state, state.attempt, DELETED, now())
+            except Exception as exc:
+                self._metrics.reconcile_errors.labels(loop="usage-records").inc()
+                log.warning("ComputeUsage of deleted job %s attempt %d not written: %s", uid, state.attempt, exc)
         self._journal.settled(uid)
         self._market.release(uid)
         self._wake()

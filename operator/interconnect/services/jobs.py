@@ -39,6 +39,13 @@ def iso(t: dt.datetime | None) -> str | None:
     return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if t else None
 
 
+def instant(t: dt.datetime) -> str:
+    """An RFC 3339 UTC time to the microsecond when it has any (``iso`` drops them): a pod's
+    start read back from status must be the start the record holds, or the record would change."""
+    return t.astimezone(dt.UTC).isoformat(timespec="microseconds" if t.microsecond else "seconds").replace(
+        "+00:00", "Z")
+
+
 def decimal_text(value: Decimal) -> str:
     """A decimal string without exponent or trailing zeros (the API's Quantity pattern)."""
     return format(value.normalize(), "f")

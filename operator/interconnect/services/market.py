@@ -4,12 +4,14 @@
 reserved for placements whose pods do not hold them yet. `reserve` and `release` are the one
 path by which reservations change (kube-scheduler's Assume/Forget). It answers the questions
 placement and the reporter ask: the cards of an offer (from the member's own nodes and pods,
-less reservations), a placement snapshot, and every tenant's usage.
+less reservations), a placement snapshot, and every tenant's usage (its monthly spend from the
+ComputeUsage records the `UsageLedger` keeps, and from its jobs for what has no record yet).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Container
 from dataclasses import replace
 from typing import Any
 
@@ -25,6 +27,7 @@ from interconnect.services.jobs import ACTIVE, JobState, JobStore
 from interconnect.services.members import Members
 from interconnect.services.quota import tenant_quota
 from interconnect.services.translate import node_view, offer_view
+from interconnect.services.usage_records import UsageLedger
 
 NO_LIMIT = 10**9
 """Free cards assumed when a reservation is restored from a job's status (it was granted before)."""
@@ -33,14 +36,16 @@ NO_LIMIT = 10**9
 class Market:
     """Offers, quotas and reservations (see the module docstring)."""
 
-    def __init__(self, members: Members, jobs: JobStore, latency: LatencyTable) -> None:
+    def __init__(self, members: Members, jobs: JobStore, latency: LatencyTable, ledger: UsageLedger) -> None:
         self._members = members
         self._jobs = jobs
+        self._ledger = ledger
+        """The ComputeUsage records: what finished attempts were charged (for the monthly spend)."""
         self.latency = latency
         self.offers: dict[str, ComputeOffer] = {}
         self.quotas: dict[str, ComputeQuota] = {}
         """By name (which is also the tenant namespace it caps)."""
-        self._ledger = ReservationLedger()
+        self._reservations = ReservationLedger()
         self.held: dict[str, dict[QuotaLimit, int]] = {}
         """Per tenant, how many jobs the last placement pass held, by the limit that held them."""
 
@@ -48,23 +53,23 @@ class Market:
 
     def reserve(self, offer: str, uid: str, cards: int, free_now: int = NO_LIMIT) -> None:
         """Hold ``cards`` of ``offer`` for job ``uid`` until its pods hold them or it ends."""
-        self._ledger = self._ledger.reserve(offer, uid, cards, free_now=free_now)
+        self._reservations = self._reservations.reserve(offer, uid, cards, free_now=free_now)
 
     def release(self, uid: str) -> None:
         """The job's reservation is over (it ended, was deleted or its attempt was superseded)."""
-        self._ledger = self._ledger.release(uid)
+        self._reservations = self._reservations.release(uid)
 
     def reserved(self, offer: str) -> int:
-        return self._ledger.reserved(offer)
+        return self._reservations.reserved(offer)
 
     @property
     def ledger(self) -> ReservationLedger:
-        return self._ledger
+        return self._reservations
 
     def _pool_reservations(self) -> dict[tuple[str, str], list[Reservation]]:
         """Reservations by (node, GPU model): offers of one node and model share its cards."""
         pools: dict[tuple[str, str], list[Reservation]] = {}
-        for reservation in self._ledger:
+        for reservation in self._reservations:
             offer = self.offers.get(reservation.offer)
             if offer is not None:
                 pools.setdefault((offer.spec.node_ref, offer.spec.gpu_model), []).append(reservation)
@@ -108,7 +113,10 @@ class Market:
         return {q.spec.namespace: tenant_quota(q) for q in self.quotas.values()}
 
     def tenant_usage(self, at: dt.datetime) -> dict[str, TenantUsage]:
-        """Every tenant's cards in use, pending jobs and (where a budget needs it) spend this month."""
+        """Every tenant's cards in use, pending jobs and (where a budget needs it) spend this month:
+        the ComputeUsage records of the month, and what its attempts without a record (the running
+        ones) have cost so far; an attempt with a record counts from its record only."""
+        self._ledger.turn(at)
         budgeted = {q.spec.namespace for q in self.quotas.values() if q.spec.limits.monthly_spend is not None}
         if not budgeted:  # the common case, once per placement pass: cards and pending counts only
             cards: dict[str, int] = {}
@@ -128,8 +136,9 @@ class Market:
             return {t: TenantUsage(cards=cards.get(t, 0), cards_by_model=by_model.get(t, {}),
                                    pending=pending.get(t, 0), month=month)
                     for t in cards.keys() | pending.keys()}
-        return tenant_usage((quota_job(s, at if s.model.metadata.namespace in budgeted else None)
-                             for s in self._jobs), at)
+        recorded = ((r.tenant, r.charge) for r in self._ledger.charges(at) if r.tenant in budgeted)
+        return tenant_usage((quota_job(s, at if s.model.metadata.namespace in budgeted else None, self._ledger)
+                             for s in self._jobs), at, recorded)
 
     def quota_changed(self, quota: ComputeQuota) -> None:
         self.quotas[quota.metadata.name] = quota
@@ -140,20 +149,33 @@ class Market:
 
     def describe(self) -> dict[str, Any]:
         """Sizes, for the memory bench and debugging."""
-        return {"offers": len(self.offers), "quotas": len(self.quotas), "reservations": len(list(self._ledger))}
+        return {"offers": len(self.offers), "quotas": len(self.quotas), "reservations": len(list(self._reservations)),
+                "usage_records": len(self._ledger)}
 
 
-def quota_job(state: JobState, charged_at: dt.datetime | None) -> QuotaJob:
-    """The job as quotas count it; with ``charged_at``, also what each attempt has cost so far,
-    over the span it ran (its own start and end where its history has them, else up to
-    ``charged_at``), for the monthly budget's pro-rata attribution."""
+def quota_job(state: JobState, charged_at: dt.datetime | None,
+              recorded: Container[tuple[str, int]] = frozenset()) -> QuotaJob:
+    """The job as quotas count it; with ``charged_at``, also what each of its attempts without a
+    ComputeUsage record (``recorded``: (job uid, attempt) pairs) has cost so far, over the span it
+    ran, for the monthly budget's pro-rata attribution: from its first pod's start (or its
+    history's startedAt) to the loss of its node, to ``charged_at`` while it runs, else to its
+    history's finishedAt or its last pod's end.
+
+    An attempt whose charges are final has a record (written before its end is), so what is
+    counted here is normally only a running attempt; an ended one without a record (it ended
+    before records were written) still counts from its job, in the month it ended."""
     spent: list[Charge] = []
     if charged_at is not None:
         spans = {h["attempt"]: (_time(h.get("startedAt")), _time(h.get("finishedAt"))) for h in state.history}
         for attempt, money in state.costs(state.usage).items():
-            if money.amount > 0:
-                start, end = spans.get(attempt, (None, None))
-                spent.append(Charge(money, start, end or state.lost_at(attempt) or charged_at))
+            if money.amount <= 0 or (state.uid, attempt) in recorded:
+                continue
+            first, last = state.usage.span(attempt)
+            started, finished = spans.get(attempt, (None, None))
+            lost = state.lost_at(attempt)
+            running = attempt == state.attempt and state.phase in ACTIVE and lost is None
+            end = lost or (charged_at if running else finished or last) or charged_at
+            spent.append(Charge(money, first or started, end))
     return QuotaJob(namespace=state.model.metadata.namespace or "", phase=state.phase, cards=state.cards,
                     gpu_model=state.placement["gpuModel"] if state.placement else None, charges=tuple(spent))
 

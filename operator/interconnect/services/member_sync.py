@@ -5,7 +5,8 @@ ComputeJob's UID on the work queue (a late create of a superseded attempt is del
 anything else (nodes, other pods' cards) wakes the scheduler, since capacity changed. Each
 dirty job is synced in a task of its own, never twice at once: the pure decision
 (`core.sync.member_outcome`) says what the member Job and pods mean, and the state changes
-only once the status write recording it has landed.
+only once the status write recording it has landed. A terminal transition writes the attempt's
+ComputeUsage record (`UsageLedger`) before that status write.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from interconnect.services.member_job import member_job_name
 from interconnect.services.members import Deletions, Members
 from interconnect.services.meter import Meter, UsageDelta
 from interconnect.services.tasks import Tasks
+from interconnect.services.usage_records import UsageLedger
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +48,9 @@ class MemberSync:
 
     def __init__(self, jobs: JobStore, members: Members, market: Market, writer: StatusWriter, meter: Meter,
                  failover: Failover, deletions: Deletions, events: EventRecorder, metrics: Metrics, tasks: Tasks,
-                 *, wake: Callable[[], None], started: asyncio.Event) -> None:
+                 ledger: UsageLedger, *, wake: Callable[[], None], started: asyncio.Event) -> None:
         self._jobs = jobs
+        self._ledger = ledger
         self._members = members
         self._market = market
         self._writer = writer
@@ -209,6 +212,9 @@ class MemberSync:
             return  # a condition alone (e.g. MemberUnschedulable) rides with the next write
         status["conditions"] = [to_api(c) for c in state.conditions]
         try:
+            if state.phase.is_terminal:
+                # The bill first: a job whose end is in its status always has its record.
+                await self._ledger.record(state, state.attempt, state.phase.value, outcome.completed_at or now())
             await self._writer.write(state, status)
         except Exception:
             # Not durable, so not done: roll back and let the sync loop try again.

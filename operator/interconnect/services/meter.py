@@ -23,20 +23,13 @@ from interconnect.core.metering import BudgetVerdict, PodRun, accrue, budget_ver
 from interconnect.core.money import Money, format_amount
 from interconnect.core.vocabulary import JobPhase
 from interconnect.services.events import EventRecorder
-from interconnect.services.jobs import JobState, JobStore, StatusWriter, decimal_text, iso
+from interconnect.services.jobs import JobState, JobStore, StatusWriter, decimal_text, instant, iso
 from interconnect.services.market import Market
 from interconnect.services.members import Members
 
 log = logging.getLogger(__name__)
 
 ACCRUAL_MARGIN_SECONDS = 1.0
-
-
-def _instant(t: dt.datetime) -> str:
-    """An RFC 3339 UTC time to the microsecond when it has any (``iso`` drops them): a pod's
-    start read back from status must be the start the record holds, or the record would change."""
-    return t.astimezone(dt.UTC).isoformat(timespec="microseconds" if t.microsecond else "seconds").replace(
-        "+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +90,7 @@ class Meter:
             "accruedUntil": iso(at),
             "pods": [{"attempt": p.attempt, "pod": p.pod_uid, "gpus": p.gpus, "microseconds": p.microseconds,
                       "finished": p.finished,
-                      **({"startedAt": _instant(p.started)} if p.started is not None else {}),
+                      **({"startedAt": instant(p.started)} if p.started is not None else {}),
                       **({"lostMicroseconds": p.lost_microseconds} if p.lost_microseconds else {})}
                      for p in new.pods],
         }

@@ -3,7 +3,7 @@
 For the controller's placement pass (see core/quota.py and core/fair_share.py):
 
     quotas = {q.spec.namespace: tenant_quota(q) for q in computequotas}
-    usage = market.tenant_usage(now)        # services/market.py: each job's charges via quota_job
+    usage = market.tenant_usage(now)        # services/market.py: ComputeUsage records + unrecorded charges (quota_job)
     kept, held = within_pending_limit(requests, quotas)          # held: uid -> QuotaExceeded verdict
     queue = FairShareQueue(kept, usage, {t: q.weight for t, q in quotas.items()})
     for request in queue:

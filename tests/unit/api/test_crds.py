@@ -129,6 +129,7 @@ def test_names_scopes_categories_and_subresources() -> None:
         "ComputeOffer": ("Cluster", ["coffer"], "computeoffers"),
         "ComputeJob": ("Namespaced", ["cjob"], "computejobs"),
         "ComputeQuota": ("Cluster", ["cq"], "computequotas"),
+        "ComputeUsage": ("Cluster", ["cusage"], "computeusages"),
     }
     assert set(BY_KIND) == set(expected)
     for kind, (scope, short, plural) in expected.items():
@@ -141,7 +142,8 @@ def test_names_scopes_categories_and_subresources() -> None:
         assert crd["spec"]["names"]["categories"] == ["interconnect"]
         [version] = crd["spec"]["versions"]
         assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
-        assert version["subresources"] == {"status": {}}
+        # A ComputeUsage is all spec, written once: no status to write apart.
+        assert version["subresources"] == ({} if kind == "ComputeUsage" else {"status": {}})
 
 
 def columns(kind: str) -> dict[str, str]:
@@ -179,6 +181,16 @@ def test_printer_columns() -> None:
         ".status.pendingJobs",
     )
     assert (quota["Spent"], quota["Budget"]) == (".status.spentThisMonth.amount", ".spec.limits.monthlySpend.amount")
+    assert columns("ComputeUsage") == {
+        "Tenant": ".spec.tenant",
+        "Node": ".spec.node",
+        "Month": ".spec.month",
+        "Card-Hours": ".spec.cardHours",
+        "Cost": ".spec.cost",
+        "Currency": ".spec.currency",
+        "Outcome": ".spec.outcome",
+        "Age": ".metadata.creationTimestamp",
+    }
 
 
 def test_printer_column_paths_exist() -> None:
@@ -250,3 +262,17 @@ def test_a_quota_is_named_after_its_namespace_and_its_limits_are_optional() -> N
     assert (per_model["x-kubernetes-list-type"], per_model["x-kubernetes-list-map-keys"]) == ("map", ["model"])
     month = schema["properties"]["status"]["properties"]["spentThisMonth"]["properties"]["month"]
     assert month["pattern"] == r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+
+
+def test_a_usage_record_is_immutable_and_named_after_its_attempt() -> None:
+    schema = schema_of("ComputeUsage")
+    [root_rule] = schema["x-kubernetes-validations"]
+    assert root_rule["rule"] == "self.metadata.name == self.spec.jobUID + '-' + string(self.spec.attempt)"
+    spec = schema["properties"]["spec"]
+    assert "self == oldSelf" in [r["rule"] for r in spec["x-kubernetes-validations"]], "the whole spec"
+    assert set(spec["required"]) >= {"tenant", "jobName", "jobUID", "attempt", "node", "offer", "price", "cardHours",
+                                     "cost", "currency", "finishedAt", "month", "outcome"}
+    for field in ("cardHours", "cost", "lostCardHours"):
+        assert spec["properties"][field]["type"] == "string"
+    assert spec["properties"]["month"]["pattern"] == r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+    assert "status" not in schema["properties"]

@@ -1,6 +1,7 @@
 """The hub chart's roles for people (templates/rbac-people.yaml), rendered with helm template:
 least privilege (no wildcards, no Secrets), the aggregation labels, the optional bindings and the
-offers-by-node admission policy. The real API server's verdicts are in tests/e2e/test_tenancy_rbac.py."""
+offers-by-node admission policy, and who may read and delete the bill (ComputeUsage). The real API
+server's verdicts are in tests/e2e/test_tenancy_rbac.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import yaml
 from tests.unit.generate.test_alerts import helm
 
 CHART = Path(__file__).resolve().parents[3] / "charts" / "interconnect-hub"
-ROLES = ("tenant", "tenant-view", "catalog-reader", "node-operator", "sre")
+ROLES = ("tenant", "tenant-view", "catalog-reader", "node-operator", "sre", "usage-admin")
 
 
 def render(*args: str) -> dict[tuple[str, str], dict[str, Any]]:
@@ -62,6 +63,9 @@ def test_tenants_get_jobs_through_the_built_in_roles_and_read_the_catalogue() ->
     assert {v for r in catalogue for v in r["verbs"]} == {"get", "list", "watch"}
     assert grants(catalogue, "computeoffers", "list") and grants(catalogue, "computenodes", "get")
     assert not grants(catalogue, "computejobs", "list"), "other tenants' jobs are not in the catalogue"
+    for role in ("rel-tenant", "rel-tenant-view", "rel-catalog-reader", "rel-node-operator"):
+        rules = rules_of(docs, "ClusterRole", role)
+        assert not any("computeusages" in r["resources"] for r in rules), f"{role}: other tenants' bills"
     binding = docs[("ClusterRoleBinding", "rel-catalog-reader")]
     assert binding["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
                                     "name": "system:authenticated"}]
@@ -115,7 +119,7 @@ def test_sre_reads_everything_and_the_operator_namespace_without_secrets() -> No
     docs = render()
     rules = rules_of(docs, "ClusterRole", "rel-sre")
     assert {v for r in rules for v in r["verbs"]} == {"get", "list", "watch"}
-    for resource in ("computenodes", "computeoffers", "computejobs", "computequotas", "events"):
+    for resource in ("computenodes", "computeoffers", "computejobs", "computequotas", "computeusages", "events"):
         assert grants(rules, resource, "list"), resource
     local = docs[("Role", "rel-sre")]
     assert local["metadata"]["namespace"] == "ic"
@@ -133,3 +137,25 @@ def test_people_roles_can_be_left_out_and_bad_values_are_refused() -> None:
     bad = subprocess.run([helm(), "template", "rel", str(CHART), "--kube-version", "1.36.3",
                           "--set", "rbac.nodeOperators.groupPrefix=it's"], capture_output=True, text=True)
     assert bad.returncode != 0 and "groupPrefix" in bad.stderr, bad.stderr
+
+
+def test_the_bill_is_created_by_the_operator_only_and_deleted_by_hub_admins_only() -> None:
+    docs = render("--set", "rbac.sreGroup=sre")
+    operator = rules_of(docs, "ClusterRole", "interconnect-hub-ic")
+    for verb in ("create", "get", "list", "watch"):
+        assert grants(operator, "computeusages", verb), verb
+    for verb in ("update", "patch", "delete", "deletecollection"):
+        assert not grants(operator, "computeusages", verb), f"the operator never {verb}s a record"
+    assert not grants(operator, "computeusages/status", "patch")
+    admin = docs[("ClusterRole", "rel-usage-admin")]
+    assert admin["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert not {k for k in admin["metadata"]["labels"] if k.endswith(("aggregate-to-edit", "aggregate-to-view"))}
+    assert [r["resources"] for r in admin["rules"]] == [["computeusages"]]
+    assert {v for r in admin["rules"] for v in r["verbs"]} == {"get", "list", "watch", "delete", "deletecollection"}
+    # Nobody but the operator creates or changes a record.
+    people = [d for (kind, name), d in docs.items() if kind in ("ClusterRole", "Role") and name.startswith("rel-")]
+    for role in people:
+        for verb in ("create", "update", "patch"):
+            assert not grants(role["rules"], "computeusages", verb), (role["metadata"]["name"], verb)
+    sre = rules_of(docs, "ClusterRole", "rel-sre")
+    assert grants(sre, "computeusages", "list") and not grants(sre, "computeusages", "delete")

@@ -372,6 +372,21 @@ SIDECAR = [
 ]
 
 
+def test_an_attempts_span_is_its_first_start_to_its_last_end() -> None:
+    t0 = datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
+    record = UsageRecord((
+        PodAccrual(1, "a", 2, 3_600_000_000, True, 0, t0),
+        PodAccrual(1, "b", 2, 600_000_000, False, 300_000_000, t0 + timedelta(minutes=10)),
+        PodAccrual(1, "legacy", 2, 99, True),  # no start kept: left out
+        PodAccrual(2, "c", 2, 60_000_000, True, 0, t0 + timedelta(hours=2)),
+    ))
+    # b: 10 charged + 5 lost minutes from 23:10; a ends at 00:00.
+    assert record.span(1) == (t0, t0 + timedelta(hours=1))
+    assert record.span(2) == (t0 + timedelta(hours=2), t0 + timedelta(hours=2, minutes=1))
+    assert record.span(3) == (None, None)
+    assert UsageRecord((PodAccrual(1, "legacy", 2, 99, True),)).span(1) == (None, None)
+
+
 def feed(record: UsageRecord, observations: list[Observation]) -> list[UsageRecord]:
     """The record after each observation, taken in one at a time as the meter does."""
     records = []

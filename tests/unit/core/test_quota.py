@@ -288,6 +288,24 @@ def test_spend_counts_this_utc_month_pro_rata_and_rounds_once() -> None:
     assert spent == {"CNY": cny("137.01"), "USD": Money(Decimal("3.50"), "USD")}
 
 
+def test_recorded_charges_count_like_the_jobs_own_and_outlive_them() -> None:
+    """The ComputeUsage records of finished attempts (their jobs may be gone) add to the jobs'
+    charges, with the same pro-rata rule; a tenant with records only still has its spend."""
+    november = Month(2026, 11)
+    jobs = [qjob(JobPhase.RUNNING, charges=(Charge(cny("5"), NOW - timedelta(hours=1), NOW),))]
+    recorded = [
+        ("team-a", Charge(cny("10"), NOW - timedelta(days=3), NOW - timedelta(days=2))),
+        ("team-a", Charge(cny("60"), november.start - timedelta(hours=5), november.start + timedelta(hours=5))),
+        ("team-a", Charge(cny("999"), november.start - timedelta(days=3), november.start - timedelta(days=2))),
+        ("team-c", Charge(cny("7"), NOW - timedelta(hours=2), NOW - timedelta(hours=1))),
+    ]
+    usage = tenant_usage(jobs, NOW, recorded)
+    assert usage["team-a"].spent_in("CNY") == cny("45.00")  # 5 running + 10 + 30 (half of 60)
+    assert usage["team-a"].cards == 4
+    c = usage["team-c"]
+    assert (c.cards, c.pending, c.spent_in("CNY"), c.month) == (0, 0, cny("7.00"), november)
+
+
 def test_months() -> None:
     assert str(Month.of(datetime(2026, 12, 31, 23, 59, tzinfo=UTC))) == "2026-12"
     assert Month(2026, 12).end == datetime(2027, 1, 1, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""interconnect.dev/v1alpha1: ComputeNode, ComputeOffer, ComputeJob and ComputeQuota.
+"""interconnect.dev/v1alpha1: ComputeNode, ComputeOffer, ComputeJob, ComputeQuota and ComputeUsage.
 
 kube-custom-resource reads the version from this package's name.
 """
@@ -18,9 +18,10 @@ from .job import ComputeJob, ComputeJobSpec, ComputeJobStatus
 from .node import ComputeNode, ComputeNodeSpec, ComputeNodeStatus
 from .offer import ComputeOffer, ComputeOfferSpec, ComputeOfferStatus
 from .quota import ComputeQuota, ComputeQuotaSpec, ComputeQuotaStatus
+from .usage import ComputeUsage, ComputeUsageSpec
 
 #: The kinds of this version, in the order the CRDs are written.
-KINDS: tuple[type[Resource], ...] = (ComputeNode, ComputeOffer, ComputeJob, ComputeQuota)
+KINDS: tuple[type[Resource], ...] = (ComputeNode, ComputeOffer, ComputeJob, ComputeQuota, ComputeUsage)
 
 __all__ = [
     "KINDS",
@@ -36,6 +37,8 @@ __all__ = [
     "ComputeQuota",
     "ComputeQuotaSpec",
     "ComputeQuotaStatus",
+    "ComputeUsage",
+    "ComputeUsageSpec",
     "Condition",
     "MonetaryAmount",
     "Price",
