@@ -552,7 +552,6 @@ BAD_MANIFESTS: list[Bad] = [
         "spec.limits.monthlySpend.currency",
     ),
     # ComputeUsage
-    Bad("usage-name-not-its-attempt", _set(usage(), "spec.attempt", 2), "spec.jobUID"),
     Bad("usage-currency-not-the-prices", _set(usage(), "spec.currency", "USD"), "spec.currency"),
     Bad("usage-cost-float", _set(usage(), "spec.cost", 20.0), "spec.cost"),
     Bad("usage-month-not-a-month", _set(usage(), "spec.month", "2026-13"), "spec.month"),

@@ -264,10 +264,11 @@ def test_a_quota_is_named_after_its_namespace_and_its_limits_are_optional() -> N
     assert month["pattern"] == r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 
 
-def test_a_usage_record_is_immutable_and_named_after_its_attempt() -> None:
+def test_a_usage_record_is_immutable() -> None:
     schema = schema_of("ComputeUsage")
-    [root_rule] = schema["x-kubernetes-validations"]
-    assert root_rule["rule"] == "self.metadata.name == self.spec.jobUID + '-' + string(self.spec.attempt)"
+    # No rule on the name: concatenating with metadata.name is beyond CEL's cost budget (the model
+    # checks it, and the operator is the only writer).
+    assert "x-kubernetes-validations" not in schema
     spec = schema["properties"]["spec"]
     assert "self == oldSelf" in [r["rule"] for r in spec["x-kubernetes-validations"]], "the whole spec"
     assert set(spec["required"]) >= {"tenant", "jobName", "jobUID", "attempt", "node", "offer", "price", "cardHours",

@@ -579,3 +579,12 @@ def test_set_condition_transition_time_is_that_of_the_last_change(updates: list[
     for condition in conditions:
         assert condition.last_transition_time == last_change[condition.type]
         assert condition.status == str(current[condition.type])
+
+
+def test_a_usage_record_is_named_after_its_attempt() -> None:
+    """The API server cannot check it (beyond CEL's cost budget): the model does, and the operator
+    is the only writer."""
+    from tests.integration.bad_manifests import _set, usage
+
+    with pytest.raises(ValidationError, match=r"spec\.jobUID"):
+        BY_KIND["ComputeUsage"].model_validate(_set(usage(), "spec.attempt", 2))
