@@ -142,18 +142,19 @@ def test_a_bad_latency_table_is_reported_and_a_fixed_one_takes_effect_without_a_
 
 def test_a_running_job_is_stopped_when_its_budget_is_spent(testbed: tb.Testbed, operator: m.Operator,
                                                            ns: str) -> None:
-    """1 card at 8 CNY per card-hour and a budget of 0.03 CNY: about 13.5 s of work."""
+    """1 card at 8 CNY per card-hour and a budget of 0.10 CNY: about 45 s of work, a warning at
+    0.08 CNY (costs are counted in whole fen, so a budget of a few fen would skip the 80% mark)."""
     hub = testbed.api("hub")
     thrifty = m.job_manifest("thrifty", ns, gpus=1, run_for="10m", origin="CN-GZ", tier="1ms", max_price="10",
-                             models=[m.A100], budget={"amount": "0.03", "currency": "CNY"})
+                             models=[m.A100], budget={"amount": "0.10", "currency": "CNY"})
     m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", thrifty)
     uid = m.get_job(hub, ns, "thrifty")["metadata"]["uid"]
-    failed = m.wait_for(lambda: _failed(hub, ns, "thrifty"), 90, "the job to be stopped at its budget")
+    failed = m.wait_for(lambda: _failed(hub, ns, "thrifty"), 120, "the job to be stopped at its budget")
     print(f"\n{failed['reason']}: {failed['message']}")
     assert failed["reason"] == "BudgetExceeded"
     usage = m.get_job(hub, ns, "thrifty")["status"]["usage"]
     # Stopped within one metering pass (2 s here) of the budget: at most 2 s x 8 CNY/h more.
-    assert 0.03 <= float(usage["cost"]) <= 0.03 + 2 * 8 / 3600 + 0.01, usage
+    assert 0.10 <= float(usage["cost"]) <= 0.10 + 2 * 8 / 3600 + 0.01, usage
     events = client.CoreV1Api(hub).list_namespaced_event(ns, field_selector="involvedObject.name=thrifty").items
     assert any(e.reason == "BudgetNearlySpent" for e in events)
     batch = client.BatchV1Api(testbed.api("member-1"))
