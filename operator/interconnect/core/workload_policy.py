@@ -231,7 +231,7 @@ def _container(container: Mapping[str, Any], at: str) -> Iterator[Violation]:
     if _mapping(container.get("resources")).get("claims"):
         yield Violation(f"{at}.resources.claims", Rule.CONTAINER_CLAIMS)
     for key in sorted(container):
-        if key not in CONTAINER_FIELDS and key not in _CONTAINER_FIELDS_CHECKED and key not in _SNAKE_CONTAINER:
+        if key not in CONTAINER_FIELDS and key not in _CONTAINER_FIELDS_CHECKED:
             yield Violation(f"{at}.{key}", Rule.CONTAINER_FIELD)
 
 
@@ -257,11 +257,6 @@ _POD_FIELDS_CHECKED = frozenset(
     | {key for key, _ in FORBIDDEN_POD_FIELDS}
 )
 _CONTAINER_FIELDS_CHECKED = frozenset({"envFrom", "volumeDevices"})
-#: The models accept Python spellings too (host_network); the allow-list judges the API's.
-_SNAKE_POD = frozenset({"host_network", "host_pid", "host_ipc", "service_account_name", "service_account",
-                        "automount_service_account_token", "security_context", "init_containers",
-                        "ephemeral_containers"})
-_SNAKE_CONTAINER = frozenset({"security_context"})
 
 
 def _volume(volume: Mapping[str, Any], at: str) -> Iterator[Violation]:
@@ -318,7 +313,7 @@ def pod_spec_violations(spec: Mapping[str, Any], at: str = "spec.template.spec")
     if restart is not None and restart not in JOB_RESTART_POLICIES:
         out.append(Violation(f"{at}.restartPolicy", Rule.RESTART_POLICY))
     for key in sorted(spec):
-        if key not in POD_SPEC_FIELDS and key not in _POD_FIELDS_CHECKED and key not in _SNAKE_POD:
+        if key not in POD_SPEC_FIELDS and key not in _POD_FIELDS_CHECKED:
             out.append(Violation(f"{at}.{key}", Rule.POD_FIELD))
     out.extend(_security_context(_mapping(spec.get("securityContext")), f"{at}.securityContext", pod=True))
     for i, volume in enumerate(_items(spec.get("volumes"))):

@@ -39,6 +39,11 @@ def iso(t: dt.datetime | None) -> str | None:
     return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if t else None
 
 
+def parse_time(text: object) -> dt.datetime | None:
+    """An API timestamp (RFC 3339, "Z" for UTC) as an aware datetime; None for none."""
+    return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
+
+
 def instant(t: dt.datetime) -> str:
     """An RFC 3339 UTC time to the microsecond when it has any (``iso`` drops them): a pod's
     start read back from status must be the start the record holds, or the record would change."""
@@ -100,7 +105,7 @@ class JobState:
         """When ``attempt``'s node was declared lost, if the attempt was superseded for it."""
         for entry in self.history:
             if entry["attempt"] == attempt and entry.get("outcome") == NODE_LOST and entry.get("finishedAt"):
-                return dt.datetime.fromisoformat(str(entry["finishedAt"]).replace("Z", "+00:00"))
+                return parse_time(entry["finishedAt"])
         return None
 
     def attempt_price(self, attempt: int) -> dict[str, Any] | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Container
 from dataclasses import replace
-from typing import Any
 
 from interconnect.api.v1alpha1 import ComputeOffer
 from interconnect.api.v1alpha1.quota import ComputeQuota
@@ -23,7 +22,7 @@ from interconnect.core.placement import OfferView, PlacementSnapshot
 from interconnect.core.quota import Charge, Month, QuotaJob, QuotaLimit, TenantQuota, TenantUsage, tenant_usage
 from interconnect.core.reservations import Reservation, ReservationLedger
 from interconnect.core.vocabulary import JobPhase
-from interconnect.services.jobs import ACTIVE, JobState, JobStore
+from interconnect.services.jobs import ACTIVE, JobState, JobStore, parse_time
 from interconnect.services.members import Members
 from interconnect.services.quota import tenant_quota
 from interconnect.services.translate import node_view, offer_view
@@ -147,11 +146,6 @@ class Market:
         self.held.pop(name, None)
         return self.quotas.pop(name, None)
 
-    def describe(self) -> dict[str, Any]:
-        """Sizes, for the memory bench and debugging."""
-        return {"offers": len(self.offers), "quotas": len(self.quotas), "reservations": len(list(self._reservations)),
-                "usage_records": len(self._ledger)}
-
 
 def quota_job(state: JobState, charged_at: dt.datetime | None,
               recorded: Container[tuple[str, int]] = frozenset()) -> QuotaJob:
@@ -166,7 +160,7 @@ def quota_job(state: JobState, charged_at: dt.datetime | None,
     before records were written) still counts from its job, in the month it ended."""
     spent: list[Charge] = []
     if charged_at is not None:
-        spans = {h["attempt"]: (_time(h.get("startedAt")), _time(h.get("finishedAt"))) for h in state.history}
+        spans = {h["attempt"]: (parse_time(h.get("startedAt")), parse_time(h.get("finishedAt"))) for h in state.history}
         for attempt, money in state.costs(state.usage).items():
             if money.amount <= 0 or (state.uid, attempt) in recorded:
                 continue
@@ -178,7 +172,3 @@ def quota_job(state: JobState, charged_at: dt.datetime | None,
             spent.append(Charge(money, first or started, end))
     return QuotaJob(namespace=state.model.metadata.namespace or "", phase=state.phase, cards=state.cards,
                     gpu_model=state.placement["gpuModel"] if state.placement else None, charges=tuple(spent))
-
-
-def _time(text: object) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None

@@ -12,7 +12,6 @@ ComputeUsage record (`UsageLedger`) before that status write.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +31,7 @@ from interconnect.core.vocabulary import JobPhase
 from interconnect.services.dispatcher import Dispatcher
 from interconnect.services.events import EventRecorder
 from interconnect.services.failover import Failover
-from interconnect.services.jobs import JobState, JobStore, StatusWriter, iso, now
+from interconnect.services.jobs import JobState, JobStore, StatusWriter, iso, now, parse_time
 from interconnect.services.market import Market
 from interconnect.services.member_job import member_job_name
 from interconnect.services.members import Deletions, Members
@@ -143,7 +142,8 @@ class MemberSync:
         deadline = float(state.model.spec.start_deadline_seconds or default_deadline)
         started = sum(1 for p in pods if p.started is not None)
         replicas = state.model.spec.replicas
-        placed_at = dt.datetime.fromisoformat(str(placed).replace("Z", "+00:00"))
+        placed_at = parse_time(placed)
+        assert placed_at is not None
         if not start_overdue(placed_at, now(), deadline, replicas, started):
             return
         message = start_failure(member.name, deadline, replicas,
