@@ -129,8 +129,10 @@ class Operator:
     """The operator as a child process, with its log kept for post-mortems."""
 
     def __init__(self, bed: tb.Testbed, log_dir: Path, env: dict[str, str] | None = None,
-                 priority: int | None = None, name: str = "operator") -> None:
+                 priority: int | None = None, name: str = "operator", kubeconfig: Path | None = None) -> None:
         self.bed = bed
+        self.kubeconfig = kubeconfig or bed.hub.kubeconfig
+        """How this replica reaches the hub (a test may route it through a proxy it can cut)."""
         self.log_dir = log_dir
         self.extra_env = env or {}
         self.priority = priority
@@ -144,12 +146,15 @@ class Operator:
         log = open(self.log_dir / f"{self.name}-{self.starts}.log", "wb")  # noqa: SIM115
         env = dict(os.environ, INTERCONNECT_NAMESPACE=OPERATOR_NS, INTERCONNECT_HEARTBEAT_SECONDS="2",
                    INTERCONNECT_METERING_INTERVAL_SECONDS="2", INTERCONNECT_NOT_READY_AFTER_SECONDS="8",
-                   INTERCONNECT_RE_PLACE_AFTER_SECONDS="15", PYTHONUNBUFFERED="1")
+                   INTERCONNECT_RE_PLACE_AFTER_SECONDS="15", PYTHONUNBUFFERED="1",
+                   # Like a pod's name: the same across restarts of this replica, so a restarted
+                   # one takes its own Lease back at once; another replica waits the Lease out.
+                   INTERCONNECT_LEASE_IDENTITY=self.name, INTERCONNECT_LEASE_SECONDS="10")
         env.update(self.extra_env)
         mode = ["--standalone"] if self.priority is None else ["--priority", str(self.priority)]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "interconnect", "run", *mode, "--kubeconfig",
-             str(self.bed.hub.kubeconfig), "--context", self.bed.hub.context, "--liveness", ""],
+             str(self.kubeconfig), "--context", self.bed.hub.context, "--liveness", ""],
             cwd=REPO, env={**env, "PYTHONPATH": str(REPO / "operator")}, stdout=log, stderr=subprocess.STDOUT)
 
     def kill(self) -> None:

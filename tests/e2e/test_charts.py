@@ -1,12 +1,15 @@
-"""The Helm charts on the test bed: the hub chart installs; a member joins with one install and a
-registration that uses only the chart's least-privilege identity; leaving drains and removes it."""
+"""The Helm charts on the test bed: the hub chart installs; `helm upgrade` updates its CRDs and
+`helm uninstall` keeps them; a member joins with one install and a registration that uses only the
+chart's least-privilege identity; leaving drains and removes it."""
 
 from __future__ import annotations
 
 import base64
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from tests.e2e import market as m
 pytestmark = pytest.mark.e2e
 
 CHARTS = m.REPO / "charts"
+CHART_CRDS = CHARTS / "interconnect-hub" / "files" / "crds"
 
 
 def helm(bed: tb.Testbed, cluster: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -49,9 +53,9 @@ def test_charts_lint_and_bad_values_fail_with_the_field(testbed: tb.Testbed) -> 
 
 
 def test_every_rendered_manifest_is_accepted_by_a_real_api_server(testbed: tb.Testbed, operator: m.Operator) -> None:
-    # The chart's CRDs (ours and kopf's peering) are installed as helm would, first.
+    # The chart's CRDs (ours and kopf's peering) first: the rendered peering object needs its CRD.
     subprocess.run(testbed.kubectl_cmd("hub", "apply", "--server-side", "--force-conflicts", "-f",
-                                       str(CHARTS / "interconnect-hub" / "crds")), check=True, capture_output=True)
+                                       str(CHART_CRDS)), check=True, capture_output=True)
     subprocess.run(testbed.kubectl_cmd("hub", "wait", "--for=condition=Established", "--timeout=60s",
                                        "crd/clusterkopfpeerings.kopf.dev"), check=True, capture_output=True)
     # A server dry run creates no namespace, so the member chart's must exist: the market made the
@@ -78,8 +82,10 @@ def test_every_rendered_manifest_is_accepted_by_a_real_api_server(testbed: tb.Te
 def test_hub_chart_installs_a_production_operator(testbed: tb.Testbed, operator: m.Operator) -> None:
     ns = "ic-chart"
     helm(testbed, "hub", "uninstall", "interconnect-hub", "-n", ns, check=False)
+    # The session's CRDs were applied with kubectl (tests/e2e/market.py), as CRDs installed before the
+    # chart rendered them were: the release takes them over once (README, "Upgrading").
     out = helm(testbed, "hub", "install", "interconnect-hub", str(CHARTS / "interconnect-hub"), "-n", ns,
-               "--create-namespace", "--set", "replicaCount=2")
+               "--create-namespace", "--set", "replicaCount=2", "--take-ownership")
     helm(testbed, "hub", "upgrade", "interconnect-hub", str(CHARTS / "interconnect-hub"), "-n", ns,
          "--set", "replicaCount=3", "--set", "settings.heartbeatSeconds=7")
     try:
@@ -107,6 +113,145 @@ def test_hub_chart_installs_a_production_operator(testbed: tb.Testbed, operator:
         helm(testbed, "hub", "uninstall", "interconnect-hub", "-n", ns, check=False)
     with pytest.raises(ApiException):
         client.AppsV1Api(testbed.api("hub")).read_namespaced_deployment("interconnect-hub", ns)
+
+
+# ------------------------------------------------------------------------------- CRD upgrades
+#
+# On a member's API server, which has never had the hub's CRDs (nothing there uses them): a fresh
+# cluster for the hub chart, where "the live CRD" can only be what the chart put there. The
+# previous chart is this chart with one CRD changed: ComputeUsage without its Currency column.
+
+CRD_UPGRADE_NS, CRD_RELEASE = "ic-crd-upgrade", "ic-crds"
+USAGE_CRD, COLUMN = "computeusages.interconnect.dev", "Currency"
+CHART_CRD_NAMES = sorted(p.name.removesuffix(".yaml") for p in CHART_CRDS.glob("*.yaml"))
+
+
+def previous_chart(tmp_path: Path, *, crds_directory: bool = False) -> Path:
+    """The hub chart whose ComputeUsage CRD lacks the Currency printer column. ``crds_directory``: in
+    the layout of the charts before this one, with the CRDs in crds/ (which helm installs at `helm
+    install` only and never upgrades) instead of templates/crds.yaml."""
+    chart = tmp_path / ("crds-directory" if crds_directory else "templated") / "interconnect-hub"
+    shutil.copytree(CHARTS / "interconnect-hub", chart)
+    path = chart / "files" / "crds" / f"{USAGE_CRD}.yaml"
+    crd = yaml.safe_load(path.read_text(encoding="utf-8"))
+    [served] = crd["spec"]["versions"]
+    assert COLUMN in [c["name"] for c in served["additionalPrinterColumns"]]
+    served["additionalPrinterColumns"] = [c for c in served["additionalPrinterColumns"] if c["name"] != COLUMN]
+    path.write_text(yaml.safe_dump(crd, sort_keys=False), encoding="utf-8")
+    meta = yaml.safe_load((chart / "Chart.yaml").read_text(encoding="utf-8"))
+    meta["version"] = f"{meta['version']}-previous"
+    (chart / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False), encoding="utf-8")
+    if crds_directory:
+        (chart / "files" / "crds").rename(chart / "crds")
+        (chart / "files").rmdir()
+        (chart / "templates" / "crds.yaml").unlink()
+    return chart
+
+
+def columns(api: client.ApiClient, name: str = USAGE_CRD) -> list[str]:
+    crd = client.ApiextensionsV1Api(api).read_custom_resource_definition(name)
+    return [c.name for c in crd.spec.versions[0].additional_printer_columns or []]
+
+
+def chart_columns() -> list[str]:
+    crd = yaml.safe_load((CHART_CRDS / f"{USAGE_CRD}.yaml").read_text(encoding="utf-8"))
+    return [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
+
+
+def crd_metadata(api: client.ApiClient, name: str) -> client.V1ObjectMeta:
+    return client.ApiextensionsV1Api(api).read_custom_resource_definition(name).metadata
+
+
+def remove_chart_crds(bed: tb.Testbed, cluster: str) -> None:
+    subprocess.run(bed.kubectl_cmd(cluster, "delete", "crd", "--ignore-not-found", "--wait=true", "--timeout=60s",
+                                   *CHART_CRD_NAMES), check=True, capture_output=True)
+
+
+@pytest.fixture
+def bare_cluster(testbed: tb.Testbed) -> Iterator[str]:
+    """A member's API server without the hub's CRDs and release, before and after the test."""
+    cluster = testbed.members[-1].name
+
+    def clean() -> None:
+        helm(testbed, cluster, "uninstall", CRD_RELEASE, "-n", CRD_UPGRADE_NS, "--wait", check=False)
+        remove_chart_crds(testbed, cluster)
+        subprocess.run(testbed.kubectl_cmd(cluster, "delete", "namespace", CRD_UPGRADE_NS, "--ignore-not-found",
+                                           "--wait=true", "--timeout=120s"), check=True, capture_output=True)
+
+    clean()
+    try:
+        yield cluster
+    finally:
+        clean()
+
+
+def hub_chart(bed: tb.Testbed, cluster: str, verb: str, chart: Path, *extra: str,
+              check: bool = True) -> subprocess.CompletedProcess[str]:
+    """helm install/upgrade of the hub chart without the operator (the CRDs are what is tested)."""
+    return helm(bed, cluster, verb, CRD_RELEASE, str(chart), "-n", CRD_UPGRADE_NS, "--set", "deployOperator=false",
+                *extra, check=check)
+
+
+def test_helm_upgrade_updates_a_crd_and_uninstall_keeps_it(testbed: tb.Testbed, bare_cluster: str,
+                                                           tmp_path: Path) -> None:
+    api = testbed.api(bare_cluster)
+    # Installed as the README says (no --wait): the CRDs are templates, and kopf's peering object, a
+    # post-install hook, is created after them on a cluster that had neither.
+    hub_chart(testbed, bare_cluster, "install", previous_chart(tmp_path), "--create-namespace")
+    assert COLUMN not in columns(api), "the live CRD is the previous chart's"
+    assert columns(api) == [c for c in chart_columns() if c != COLUMN]
+    peering = m.custom(api).get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", "interconnect")
+    assert peering["metadata"]["name"] == "interconnect"
+    before = {name: crd_metadata(api, name) for name in CHART_CRD_NAMES}
+    for name, meta in before.items():
+        assert meta.annotations["helm.sh/resource-policy"] == "keep", name
+        assert meta.annotations["meta.helm.sh/release-name"] == CRD_RELEASE, name
+        assert meta.labels["app.kubernetes.io/managed-by"] == "Helm", name
+
+    upgraded = hub_chart(testbed, bare_cluster, "upgrade", CHARTS / "interconnect-hub")
+    assert "has been upgraded" in upgraded.stdout, upgraded.stdout
+    assert columns(api) == chart_columns(), "helm upgrade updated the live CRD"
+    explained = subprocess.run(testbed.kubectl_cmd(bare_cluster, "get", "crd", USAGE_CRD, "-o",
+                                                   "jsonpath={.spec.versions[0].additionalPrinterColumns[*].name}"),
+                               capture_output=True, text=True, check=True)
+    assert COLUMN in explained.stdout.split()
+
+    gone = helm(testbed, bare_cluster, "uninstall", CRD_RELEASE, "-n", CRD_UPGRADE_NS, "--wait")
+    assert "These resources were kept due to the resource policy" in gone.stdout, gone.stdout
+    for name in CHART_CRD_NAMES:
+        assert f"[CustomResourceDefinition] {name}" in gone.stdout, gone.stdout
+        # The same object (not deleted and made again), so every object of its kind is still there.
+        assert crd_metadata(api, name).uid == before[name].uid, name
+    assert columns(api) == chart_columns()
+    m.custom(api).get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", "interconnect")
+
+
+def test_upgrading_from_the_crds_directory_chart_takes_the_crds_over_once(
+    testbed: tb.Testbed, bare_cluster: str, tmp_path: Path
+) -> None:
+    """The charts before this one kept the CRDs in crds/: Helm created them at install, owns none of
+    them, and never upgrades them. The first upgrade to this chart must take them over
+    (--take-ownership, Helm >= 3.17); without it Helm refuses and changes nothing."""
+    api = testbed.api(bare_cluster)
+    hub_chart(testbed, bare_cluster, "install", previous_chart(tmp_path, crds_directory=True), "--create-namespace")
+    assert COLUMN not in columns(api)
+    assert "meta.helm.sh/release-name" not in (crd_metadata(api, USAGE_CRD).annotations or {}), "crds/: not owned"
+
+    refused = hub_chart(testbed, bare_cluster, "upgrade", CHARTS / "interconnect-hub", check=False)
+    assert refused.returncode != 0, refused.stdout
+    # (Helm names the first CRD it meets: any of them, none is the release's)
+    assert "CustomResourceDefinition" in refused.stderr and "invalid ownership metadata" in refused.stderr, \
+        refused.stderr
+    assert COLUMN not in columns(api), "a refused upgrade changes nothing"
+
+    hub_chart(testbed, bare_cluster, "upgrade", CHARTS / "interconnect-hub", "--take-ownership")
+    assert columns(api) == chart_columns()
+    meta = crd_metadata(api, USAGE_CRD)
+    assert meta.annotations["meta.helm.sh/release-name"] == CRD_RELEASE
+    assert meta.annotations["helm.sh/resource-policy"] == "keep"
+    # From then on the release owns them: a plain upgrade (here of a setting) goes through.
+    hub_chart(testbed, bare_cluster, "upgrade", CHARTS / "interconnect-hub", "--set", "logging.format=json")
+    assert columns(api) == chart_columns()
 
 
 def merged_kubeconfig(bed: tb.Testbed, tmp_path: Path, *clusters: str) -> Path:

@@ -13,16 +13,21 @@ import os
 import signal
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 
 from tests import testbed as tb
 from tests.e2e import market as m
+from tests.e2e.proxy import CuttableProxy
+from tests.e2e.test_metering import truth
 
 pytestmark = pytest.mark.e2e
 
@@ -227,7 +232,7 @@ def _metric(port: int, name: str) -> float | None:
 
 
 def _ensure_peering(bed: tb.Testbed) -> None:
-    crd = next((m.REPO / "charts" / "interconnect-hub" / "crds").glob("*kopfpeering*"))
+    crd = m.REPO / "charts" / "interconnect-hub" / "files" / "crds" / "clusterkopfpeerings.kopf.dev.yaml"
     subprocess.run(bed.kubectl_cmd("hub", "apply", "--server-side", "-f", str(crd)), check=True, capture_output=True)
     subprocess.run(bed.kubectl_cmd("hub", "wait", "--for=condition=Established", "--timeout=60s",
                                    "crd/clusterkopfpeerings.kopf.dev"), check=True, capture_output=True)
@@ -277,6 +282,105 @@ def test_the_standby_takes_over_when_the_active_replica_is_killed_and_nothing_ru
                     for j in _jobs(testbed, member, uid)]
             assert jobs == [f"ic-{uid}-1"], f"{name}: member Jobs {jobs}"
     finally:
+        for replica in (first, second):
+            replica.stop()
+        operator.start()
+        m.wait_for(lambda: _metric(int(operator.extra_env.get("INTERCONNECT_METRICS_PORT", "0")),
+                                   "interconnect_operator_active") == 1, 60, "the session operator back")
+
+
+def _proxied_kubeconfig(bed: tb.Testbed, proxy: CuttableProxy, path: Path) -> Path:
+    """The hub's kubeconfig with its API server reached through ``proxy`` (same host name, so the
+    server's certificate still matches)."""
+    config = yaml.safe_load(bed.hub.kubeconfig.read_text())
+    for cluster in config["clusters"]:
+        server = urllib.parse.urlsplit(cluster["cluster"]["server"])
+        cluster["cluster"]["server"] = f"{server.scheme}://{server.hostname}:{proxy.port}"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _hub_address(bed: tb.Testbed) -> tuple[str, int]:
+    config = yaml.safe_load(bed.hub.kubeconfig.read_text())
+    server = urllib.parse.urlsplit(config["clusters"][0]["cluster"]["server"])
+    assert server.hostname is not None and server.port is not None
+    return server.hostname, server.port
+
+
+def test_a_replica_cut_off_from_the_hub_stops_and_never_touches_the_new_leader_s_work(
+        testbed: tb.Testbed, operator: m.Operator, tmp_path: Path) -> None:
+    """Split brain: the leader loses the hub (a proxy the test closes) but still reaches every
+    member. It must stop within its renew deadline; the standby takes over with a higher epoch;
+    the old leader deletes none of the new leader's member Jobs; every job runs once per attempt
+    and is billed exactly from the member pods' own timestamps."""
+    hub = testbed.api("hub")
+    _ensure_peering(testbed)
+    operator.stop()
+    proxy = CuttableProxy(*_hub_address(testbed))
+    env = {"INTERCONNECT_PEERING_LIFETIME_SECONDS": "12"}
+    ports = {"a": m.free_port(), "b": m.free_port()}
+    first = m.Operator(testbed, tmp_path, {**env, "INTERCONNECT_METRICS_PORT": str(ports["a"])}, priority=200,
+                       name="split-a", kubeconfig=_proxied_kubeconfig(testbed, proxy, tmp_path / "proxied.kubeconfig"))
+    second = m.Operator(testbed, tmp_path, {**env, "INTERCONNECT_METRICS_PORT": str(ports["b"])}, priority=100,
+                        name="split-b")
+    try:
+        first.start()
+        m.wait_for(lambda: _metric(ports["a"], "interconnect_operator_active") == 1, 60, "replica A active")
+        second.start()
+        m.wait_for(lambda: _metric(ports["b"], "interconnect_operator_active") == 0, 60, "replica B on standby")
+        epoch_a = _metric(ports["a"], "interconnect_leader_epoch")
+        assert epoch_a, "the leader names its epoch"
+        ns = m.tenant(hub)
+        spec = dict(origin="CN-GZ", tier="1ms", gpus=1, max_price="10")
+        before = [f"split-before-{i}" for i in range(6)]
+        for name in before:
+            m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", m.job_manifest(
+                name, ns, run_for="50s", **spec))
+        for name in before:
+            m.wait_phase(testbed, ns, name, {"Running"}, 60)
+
+        proxy.cut()
+        cut_at = time.monotonic()
+        m.wait_for(lambda: _metric(ports["a"], "interconnect_operator_active") == 0, 30,
+                   "replica A, cut off from the hub, to stop leading")
+        stopped = time.monotonic() - cut_at
+        assert _metric(ports["b"], "interconnect_operator_active") == 0, "B led while A still did"
+        m.wait_for(lambda: _metric(ports["b"], "interconnect_operator_active") == 1, 90, "replica B to take over")
+        takeover = time.monotonic() - cut_at
+        epoch_b = _metric(ports["b"], "interconnect_leader_epoch")
+        assert epoch_b is not None and epoch_a is not None and epoch_b > epoch_a
+        print(f"\nhub cut off from the leader: it stopped leading after {stopped:.1f}s; the standby led after "
+              f"{takeover:.1f}s (lease 10s, peering lifetime 12s); epochs {epoch_a:.0f} -> {epoch_b:.0f}")
+
+        after = [f"split-after-{i}" for i in range(6)]
+        for name in after:
+            m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", m.job_manifest(
+                name, ns, run_for="20s", **spec))
+        created: dict[str, str] = {}
+        for name in after:
+            job = m.wait_phase(testbed, ns, name, {"Running"}, 60)
+            [member_job] = _jobs(testbed, "member-1", job["metadata"]["uid"])
+            assert member_job.metadata.labels["interconnect.dev/epoch"] == f"{epoch_b:.0f}"
+            created[name] = member_job.metadata.uid
+        # The old leader still reaches member-1 and still runs: give it time to do harm.
+        time.sleep(10)
+        finished = {name: m.wait_phase(testbed, ns, name, {"Succeeded", "Failed"}, 180) for name in before + after}
+        for name, job in finished.items():
+            status = job["status"]
+            assert status["phase"] == "Succeeded", f"{name}: {m.dump(status)}"
+            assert status["attempts"] == 1, f"{name}: {m.dump(status)}"
+            assert status["leaderEpoch"] == epoch_b, f"{name}: the last status writer is the new leader"
+            uid = job["metadata"]["uid"]
+            jobs = [j for member in ("member-1", "member-2", "member-3") for j in _jobs(testbed, member, uid)]
+            assert [j.metadata.name for j in jobs] == [f"ic-{uid}-1"], f"{name}: member Jobs {jobs}"
+            if name in created:
+                assert jobs[0].metadata.uid == created[name], f"{name}: the new leader's member Job was replaced"
+            real, pods = truth(testbed, "member-1", uid)
+            metered = Decimal(status["usage"]["cardHours"])
+            assert abs(metered - real) <= Decimal(pods) / 3600, f"{name}: metered {metered}, member says {real}"
+        assert "stops leading" in first.log_tail(400)
+    finally:
+        proxy.cut()
         for replica in (first, second):
             replica.stop()
         operator.start()

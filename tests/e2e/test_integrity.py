@@ -5,9 +5,12 @@ decides placement and price cannot be changed once placed."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import subprocess
+import time
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -243,3 +246,42 @@ def test_deleting_finished_jobs_does_not_change_the_bill(testbed: tb.Testbed, op
         api.delete_cluster_custom_object(m.GROUP, m.VERSION, "computequotas", ns)
         for name in records():
             api.delete_cluster_custom_object(m.GROUP, m.VERSION, "computeusages", name)
+
+
+def test_a_deleted_job_is_metered_until_its_pods_are_gone(testbed: tb.Testbed, operator: m.Operator, ns: str) -> None:
+    """Its pods keep their cards for their grace period after the ComputeJob is deleted (a
+    process that ignores SIGTERM): the bill runs until they are gone, from the pods' own clock."""
+    hub = testbed.api("hub")
+    slow = m.job_manifest("slow-to-stop", ns, gpus=2, run_for="600s", **L40S_ONLY)
+    slow["spec"]["template"]["metadata"]["annotations"]["testbed.interconnect.dev/honour-grace"] = "true"
+    slow["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 20
+    m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", slow)
+    uid = m.wait_phase(testbed, ns, "slow-to-stop", {"Running"}, 60)["metadata"]["uid"]
+    time.sleep(3)
+    m.custom(hub).delete_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", "slow-to-stop")
+    core = client.CoreV1Api(testbed.api("member-3"))
+
+    def terminating() -> list[client.V1Pod] | None:
+        pods = core.list_namespaced_pod(m.WORK_NS, label_selector=f"interconnect.dev/job-uid={uid}").items
+        return pods if pods and all(p.metadata.deletion_timestamp for p in pods) else None
+
+    [pod] = m.wait_for(terminating, 30, "the member pod to be terminating")
+    started = pod.status.container_statuses[0].state.running.started_at
+    gone_at = pod.metadata.deletion_timestamp
+    assert (gone_at - dt.datetime.now(dt.UTC)).total_seconds() > 10, "the pod keeps its grace period"
+    m.wait_for(lambda: not core.list_namespaced_pod(
+        m.WORK_NS, label_selector=f"interconnect.dev/job-uid={uid}").items, 60, "the pod to be gone")
+    record = m.wait_for(lambda: _usage_record(hub, f"{uid}-1"), 30, "the deleted attempt's ComputeUsage")
+    real = Decimal((gone_at - started) // dt.timedelta(microseconds=1)) * 2 / Decimal(3_600_000_000)
+    metered = Decimal(record["spec"]["cardHours"])
+    print(f"\nheld {float(real) * 3600 / 2:.1f}s on 2 cards after its start; metered {metered} card-hours, "
+          f"pods' clock {real:.9f}")
+    assert record["spec"]["outcome"] == "Deleted"
+    # Within one metering interval (2 s) and the accrual margin (1 s) below the pod's end, never above.
+    assert real - Decimal(2 * 4) / 3600 <= metered <= real + Decimal(2) / 3_600_000, (metered, real)
+
+
+def _usage_record(hub: client.ApiClient, name: str) -> dict[str, Any] | None:
+    with contextlib.suppress(ApiException):
+        return m.custom(hub).get_cluster_custom_object(m.GROUP, m.VERSION, "computeusages", name)  # type: ignore[no-any-return]
+    return None

@@ -81,7 +81,7 @@ class Hub:
 @pytest.fixture(scope="module")
 def hub_release(testbed: tb.Testbed) -> Iterator[Hub]:
     """The hub chart under its own release and namespace, without the operator (the CRDs are the
-    session's: --skip-crds), its SRE roles bound to a group of this test."""
+    session's: crds.install=false), its SRE roles bound to a group of this test."""
     hub = testbed.api("hub")
     try:
         client.ApiextensionsV1Api(hub).read_custom_resource_definition("computeoffers.interconnect.dev")
@@ -89,7 +89,7 @@ def hub_release(testbed: tb.Testbed) -> Iterator[Hub]:
         m.install_crds(testbed)
     # The chart's post-install hook creates kopf's ClusterKopfPeering: its CRD must exist too (another
     # test may not have installed it yet).
-    peering = CHARTS / "interconnect-hub" / "crds" / "clusterkopfpeerings.kopf.dev.yaml"
+    peering = CHARTS / "interconnect-hub" / "files" / "crds" / "clusterkopfpeerings.kopf.dev.yaml"
     subprocess.run(testbed.kubectl_cmd("hub", "apply", "--server-side", "--force-conflicts", "-f", str(peering)),
                    check=True, capture_output=True)
     subprocess.run(testbed.kubectl_cmd("hub", "wait", "--for=condition=Established", "--timeout=60s",
@@ -97,7 +97,8 @@ def hub_release(testbed: tb.Testbed) -> Iterator[Hub]:
     suffix = uuid.uuid4().hex[:6]
     h = Hub(release=f"rbac-{suffix}", namespace=f"ic-rbac-{suffix}", suffix=suffix, sre_group=f"sre-{suffix}")
     helm(testbed, "hub", "install", h.release, str(CHARTS / "interconnect-hub"), "-n", h.namespace,
-         "--create-namespace", "--skip-crds", "--set", "deployOperator=false", "--set", f"rbac.sreGroup={h.sre_group}")
+         "--create-namespace", "--set", "crds.install=false", "--set", "deployOperator=false", "--set",
+         f"rbac.sreGroup={h.sre_group}")
     try:
         yield h
     finally:

@@ -151,6 +151,34 @@ def usage(uid: str = USAGE_UID, attempt: int = 1) -> dict[str, Any]:
     }
 
 
+_DATASHEET = "https://www.nvidia.com/en-us/data-center/h100/"
+
+
+def accelerator_model(model: str = "NVIDIA-H100-PCIe") -> dict[str, Any]:
+    """An AcceleratorModel (named after its model, as the CRD requires) with every figure sourced."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "AcceleratorModel",
+        "metadata": {"name": model.lower().replace("_", "-")},
+        "spec": {
+            "model": model,
+            "vendor": "nvidia",
+            "resource": "nvidia.com/gpu",
+            "nodeLabels": [{"nvidia.com/gpu.product": model}],
+            "memoryGiB": 80,
+            "tflops": {"bf16": "756.5", "fp16": "756.5", "fp32": "51"},
+            "interconnect": "NVLink bridge 600 GB/s",
+            "boardPowerWatts": 350,
+            "sources": {
+                "memoryGiB": _DATASHEET,
+                "tflops": {"bf16": _DATASHEET, "fp16": _DATASHEET, "fp32": _DATASHEET},
+                "interconnect": _DATASHEET,
+                "boardPowerWatts": _DATASHEET,
+            },
+        },
+    }
+
+
 def _set(obj: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     """A copy of ``obj`` with the dotted ``path`` set to ``value`` (intermediate objects created)."""
     out = copy.deepcopy(obj)
@@ -561,6 +589,38 @@ BAD_MANIFESTS: list[Bad] = [
 BAD_MANIFESTS += WORKLOAD_ESCAPES
 
 
+# The accelerator catalogue (issue 18): a bad entry is refused at admission, naming the field.
+_ACCEL = accelerator_model()
+ACCELERATOR_MODELS: list[Bad] = [
+    Bad("accel-vendor-unknown", _set(_ACCEL, "spec.vendor", "amd"), "spec.vendor"),
+    Bad("accel-vendor-missing", _del(_ACCEL, "spec.vendor"), "spec.vendor"),
+    Bad("accel-resource-without-domain", _set(_ACCEL, "spec.resource", "gpu"), "spec.resource"),
+    Bad("accel-resource-upper-case-domain", _set(_ACCEL, "spec.resource", "NVIDIA.com/gpu"), "spec.resource"),
+    Bad("accel-resource-kubernetes-io", _set(_ACCEL, "spec.resource", "kubernetes.io/gpu"), "spec.resource"),
+    Bad("accel-resource-sub-kubernetes-io", _set(_ACCEL, "spec.resource", "gpu.kubernetes.io/card"),
+        "spec.resource"),
+    Bad("accel-no-node-labels", _set(_ACCEL, "spec.nodeLabels", []), "spec.nodeLabels"),
+    Bad("accel-node-labels-missing", _del(_ACCEL, "spec.nodeLabels"), "spec.nodeLabels"),
+    Bad("accel-empty-label-set", _set(_ACCEL, "spec.nodeLabels", [{}]), "spec.nodeLabels[0]"),
+    Bad("accel-label-value-with-space", _set(_ACCEL, "spec.nodeLabels", [{"nvidia.com/gpu.product": "H100 PCIe"}]),
+        "spec.nodeLabels[0]"),
+    Bad("accel-memory-zero", _set(_ACCEL, "spec.memoryGiB", 0), "spec.memoryGiB"),
+    Bad("accel-memory-string", _set(_ACCEL, "spec.memoryGiB", "80Gi"), "spec.memoryGiB"),
+    Bad("accel-bf16-zero", _set(_ACCEL, "spec.tflops.bf16", "0"), "spec.tflops.bf16"),
+    Bad("accel-fp16-float", _set(_ACCEL, "spec.tflops.fp16", 756.5), "spec.tflops.fp16"),
+    Bad("accel-fp32-negative", _set(_ACCEL, "spec.tflops.fp32", "-51"), "spec.tflops.fp32"),
+    Bad("accel-power-zero", _set(_ACCEL, "spec.boardPowerWatts", 0), "spec.boardPowerWatts"),
+    Bad("accel-memory-without-source", _del(_ACCEL, "spec.sources.memoryGiB"), "spec.sources.memoryGiB"),
+    Bad("accel-bf16-without-source", _del(_ACCEL, "spec.sources.tflops.bf16"), "spec.sources.tflops.bf16"),
+    Bad("accel-figures-without-any-source", _del(_ACCEL, "spec.sources"), "spec.sources.memoryGiB"),
+    Bad("accel-power-without-source", _del(_ACCEL, "spec.sources.boardPowerWatts"), "spec.sources.boardPowerWatts"),
+    Bad("accel-interconnect-without-source", _del(_ACCEL, "spec.sources.interconnect"), "spec.sources.interconnect"),
+    Bad("accel-source-not-a-url", _set(_ACCEL, "spec.sources.memoryGiB", "the datasheet"), "spec.sources.memoryGiB"),
+    Bad("accel-name-not-the-model", _set(_ACCEL, "metadata.name", "h100"), "spec.model"),
+]
+BAD_MANIFESTS += ACCELERATOR_MODELS
+
+
 def _vol(volume: dict[str, Any]) -> dict[str, Any]:
     return _set(job(), f"{_POD}.volumes", [{"name": "v", **volume}])
 
@@ -757,6 +817,8 @@ IMMUTABLE_CHANGES: list[Change] = [
     Change("usage-cost", usage("c0ffee00-0000-4000-8000-00000000cafe"), {"spec": {"cost": "0.01"}}, "spec"),
     Change("usage-outcome", usage("c0ffee00-0000-4000-8000-00000000cafe", 2), {"spec": {"outcome": "Failed"}},
            "spec"),
+    Change("accelerator-model", accelerator_model("NVIDIA-H100-PCIe-immutable"),
+           {"spec": {"model": "NVIDIA-H100-PCIe-other"}}, "spec.model"),
 ]
 
 
@@ -794,6 +856,7 @@ STATUS_IMMUTABLE_CHANGES: list[StatusChange] = [
 ]
 
 __all__ = [
+    "ACCELERATOR_MODELS",
     "BAD_MANIFESTS",
     "IMMUTABLE_CHANGES",
     "ISOLATION_ESCAPES",
@@ -804,6 +867,7 @@ __all__ = [
     "Bad",
     "Change",
     "StatusChange",
+    "accelerator_model",
     "industry_node",
     "job",
     "machine_offer",

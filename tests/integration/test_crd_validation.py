@@ -25,6 +25,7 @@ from tests.integration.bad_manifests import (
     Bad,
     Change,
     StatusChange,
+    accelerator_model,
     job,
     node,
     offer,
@@ -43,6 +44,7 @@ PLURALS = {
     "ComputeJob": "computejobs",
     "ComputeQuota": "computequotas",
     "ComputeUsage": "computeusages",
+    "AcceleratorModel": "acceleratormodels",
 }
 NAMESPACE = "crd-validation"
 MERGE_PATCH = "application/merge-patch+json"
@@ -226,6 +228,8 @@ def test_example_is_accepted(objects: Objects, example: dict[str, Any]) -> None:
     example["metadata"]["name"] = f"{example['metadata']['name']}-x"[:63]
     if example["kind"] == "ComputeQuota":
         example["spec"]["namespace"] = example["metadata"]["name"]  # a quota is named after its tenant
+    if example["kind"] == "AcceleratorModel":  # an entry is named after its model
+        example["spec"]["model"] = f"{example['spec']['model']}-x"
     if example["kind"] == "ComputeUsage":  # a record is named after its job's UID and attempt
         example["spec"]["jobUID"] += "-x"
         example["metadata"]["name"] = f"{example['spec']['jobUID']}-{example['spec']['attempt']}"
@@ -291,8 +295,11 @@ def test_identity_code_never_changes(
         (job("mutable-job"), {"spec": {"priority": 10, "budget": {"amount": "30", "currency": "CNY"},
                                        "expectedHours": "2", "failurePolicy": {"rePlace": "Never"}}}),
         (quota("mutable-quota"), {"spec": {"weight": 3, "limits": {"cards": 64, "pendingJobs": 10}}}),
+        (accelerator_model("NVIDIA-H100-PCIe-mutable"),
+         {"spec": {"boardPowerWatts": 300, "tflops": {"fp32": "51.2"}, "notes": {"boardPowerWatts": "capped"}}}),
     ],
-    ids=["node-cordon", "offer-cards-and-price", "job-priority-budget-hours-policy", "quota-weight-and-limits"],
+    ids=["node-cordon", "offer-cards-and-price", "job-priority-budget-hours-policy", "quota-weight-and-limits",
+         "accelerator-figures"],
 )
 def test_mutable_fields_can_change(
     objects: Objects, created: Callable[[dict[str, Any]], dict[str, Any]], obj: dict[str, Any], patch: dict[str, Any]

@@ -19,6 +19,7 @@ from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from interconnect.adapters.informer import read_json
+from interconnect.core.leadership import Fence, unfenced
 from interconnect.core.vocabulary import GROUP, VERSION
 
 log = logging.getLogger(__name__)
@@ -71,20 +72,32 @@ async def _settle(response: Any, what: str, *, missing_ok: bool = False) -> None
 
 
 class Hub:
-    def __init__(self, api: k8s.ApiClient) -> None:
+    """The hub's API for one leadership term: every write first asks ``fence`` whether this
+    replica still leads (NotLeader when it cannot confirm it), so a replica cut off from the
+    Lease stops writing even where a request would still get through."""
+
+    def __init__(self, api: k8s.ApiClient, fence: Fence = unfenced) -> None:
         self.api = api
+        self.fence = fence
         self.custom = k8s.CustomObjectsApi(api)
         self.core = k8s.CoreV1Api(api)
+        self.coordination = k8s.CoordinationV1Api(api)
         self.errors = 0
         self._status_writes = asyncio.Semaphore(STATUS_WRITE_CONCURRENCY)
 
     async def close(self) -> None:
         await self.api.close()
 
+    @property
+    def epoch(self) -> int:
+        """The leader's epoch to stamp on what it writes (NotLeader when it no longer leads)."""
+        return self.fence()
+
     async def patch_status(self, plural: str, name: str, patch: Mapping[str, Any],
                            namespace: str | None = None) -> None:
         """JSON merge patch of the status subresource; a missing object is not an error."""
         async with self._status_writes:
+            self.fence()  # after the wait for a slot: right before the request
             try:
                 # The answer (the whole object) is not read: the watch brings it, and decoding it per
                 # write was a tenth of the operator's CPU.
@@ -119,6 +132,7 @@ class Hub:
         """Create a cluster-scoped object of our group; False when one of its name already exists
         (409 AlreadyExists: for objects named after what they record, the create already happened).
         The answer (the whole object again) is not read."""
+        self.fence()
         name = body.get("metadata", {}).get("name")
         try:
             response: Any = await self.custom.create_cluster_custom_object(
@@ -152,6 +166,7 @@ class Hub:
 
     async def remove_finalizer(self, plural: str, name: str, finalizer: str, namespace: str | None = None) -> None:
         """Drop one finalizer (guarded by resourceVersion, retried on conflict); gone objects are fine."""
+        self.fence()
         for _ in range(5):
             obj = await self.get(plural, name, namespace)
             if obj is None:
@@ -185,6 +200,37 @@ class Hub:
                 return None
             raise
         return dict(obj)
+
+    async def read_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The coordination.k8s.io Lease as JSON, None if absent (short timeout: leadership
+        decisions cannot wait for a hub that does not answer)."""
+        try:
+            lease: dict[str, Any] = await read_json(await self.coordination.read_namespaced_lease(
+                name, namespace, _preload_content=False, _request_timeout=5))
+            return lease
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def write_lease(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create the Lease, or replace it only at the resourceVersion in ``body`` (Conflict when
+        another replica wrote it first): the one atomic step of leader election."""
+        meta = body["metadata"]
+        sent: Any = dict(body)  # a dict is sent as it is
+        try:
+            if meta.get("resourceVersion"):
+                response: Any = await self.coordination.replace_namespaced_lease(
+                    meta["name"], meta["namespace"], sent, _preload_content=False, _request_timeout=5)
+            else:
+                response = await self.coordination.create_namespaced_lease(
+                    meta["namespace"], sent, _preload_content=False, _request_timeout=5)
+            written: dict[str, Any] = await read_json(response)
+        except ApiException as exc:
+            if exc.status == 409:
+                raise Conflict(f"Lease {meta['namespace']}/{meta['name']} changed") from exc
+            raise
+        return written
 
     async def event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         """Post a Kubernetes event about an object; never fails the caller."""
@@ -236,6 +282,7 @@ class Hub:
         """Set one key of an existing Secret, only if nobody changed it since ``resource_version``
         (else Conflict). A merge patch: the operator may patch Secrets of its namespace, never
         create or list them."""
+        self.fence()
         import base64
 
         patch = {"metadata": {"resourceVersion": resource_version},
@@ -262,6 +309,7 @@ class Hub:
     async def write_config_map(self, namespace: str, name: str, data: Mapping[str, str],
                                resource_version: str | None) -> None:
         """Create, or replace only if nobody changed it since ``resource_version`` (else Conflict)."""
+        self.fence()
         body = k8s.V1ConfigMap(
             metadata=k8s.V1ObjectMeta(name=name, namespace=namespace, resource_version=resource_version,
                                       labels={"app.kubernetes.io/managed-by": COMPONENT}),
@@ -279,6 +327,7 @@ class Hub:
     async def create_config_map(self, namespace: str, name: str, data: Mapping[str, str],
                                 labels: Mapping[str, str]) -> None:
         """Create a ConfigMap; the answer (the whole object again) is not read."""
+        self.fence()
         body: Any = {"apiVersion": "v1", "kind": "ConfigMap", "data": dict(data), "metadata": {
             "name": name, "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": COMPONENT, **labels}}}
         response: Any = await self.core.create_namespaced_config_map(namespace, body, _preload_content=False,
@@ -293,6 +342,7 @@ class Hub:
 
     async def delete_config_map(self, namespace: str, name: str) -> None:
         """Delete a ConfigMap; one already gone is fine."""
+        self.fence()
         try:
             response: Any = await self.core.delete_namespaced_config_map(name, namespace, _preload_content=False)
         except ApiException as exc:

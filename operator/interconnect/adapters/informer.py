@@ -87,7 +87,8 @@ class Informer(Generic[T]):
         self.resource_version: str | None = None
         self.restarts = 0
         self.unreadable = 0
-        """Objects skipped because they could not be projected (e.g. a quantity that is not one)."""
+        """Objects skipped because they could not be projected (e.g. a quantity that is not one), since
+        this informer started: the reporter adds them to ``interconnect_unreadable_objects_total``."""
 
     def _projected(self, obj: Mapping[str, Any]) -> T | None:
         """The object's projection; None (skipped and counted) when it cannot be read: one odd

@@ -27,6 +27,7 @@ from interconnect.adapters.hub import direct
 from interconnect.adapters.informer import Change, Informer, read_json
 from interconnect.core.capacity import MemberNode, MemberPod, gpus_requested
 from interconnect.core.credentials import ServiceAccountToken, decode_token, kubeconfig_token, with_token
+from interconnect.core.leadership import EPOCH_LABEL, Fence, epoch_of, may_delete, unfenced
 from interconnect.core.quantity import parse_quantity
 from interconnect.core.vocabulary import GPU_RESOURCE
 
@@ -70,6 +71,8 @@ class DispatchedPod:
     message: str | None
     unschedulable: str | None
     deleted: bool
+    epoch: int | None = None
+    """The epoch of the leader that dispatched it (None: before epochs)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,25 @@ class DispatchedJob:
     start_time: datetime | None
     completion_time: datetime | None
     deleting: bool
+    epoch: int | None = None
+    """The epoch of the leader that created it (None: before epochs)."""
+
+
+def _with_label(manifest: Mapping[str, Any], key: str, value: str) -> dict[str, Any]:
+    """A copy of a Job manifest with one more label on the Job and on its pod template."""
+    meta = manifest.get("metadata") or {}
+    spec = manifest.get("spec") or {}
+    template = spec.get("template") or {}
+    tmeta = template.get("metadata") or {}
+    pod_meta = {**tmeta, "labels": {**(tmeta.get("labels") or {}), key: value}}
+    return {**manifest,
+            "metadata": {**meta, "labels": {**(meta.get("labels") or {}), key: value}},
+            "spec": {**spec, "template": {**template, "metadata": pod_meta}}}
+
+
+def _preconditions(uid: str | None) -> Any:
+    """DeleteOptions that delete only the object with this uid (None: whatever has the name)."""
+    return {"preconditions": {"uid": uid}} if uid else None
 
 
 def project_node(obj: Mapping[str, Any]) -> MemberNode | None:
@@ -231,6 +253,7 @@ def project_dispatched_pod(obj: Mapping[str, Any]) -> DispatchedPod | None:
         message=message,
         unschedulable=unschedulable,
         deleted=deleting,
+        epoch=epoch_of(labels),
     )
 
 
@@ -256,6 +279,7 @@ def project_dispatched_job(obj: Mapping[str, Any]) -> DispatchedJob | None:
         start_time=_time(status.get("startTime")),
         completion_time=_time(status.get("completionTime")),
         deleting=bool(meta.get("deletionTimestamp")),
+        epoch=epoch_of(labels),
     )
 
 
@@ -291,8 +315,11 @@ class MemberCluster:
     """Client and watches of one member; `start()` once, `close()` on cleanup."""
 
     def __init__(self, name: str, api: k8s.ApiClient, namespace: str,
-                 on_change: Callable[[str, MemberChange], None], kubeconfig: Mapping[str, Any] | None = None) -> None:
+                 on_change: Callable[[str, MemberChange], None], kubeconfig: Mapping[str, Any] | None = None,
+                 fence: Fence = unfenced) -> None:
         self.name = name
+        self.fence = fence
+        """Asked before every write (see `Hub`): the epoch to stamp, or NotLeader."""
         self.namespace = namespace
         self.api = api
         self.kubeconfig: dict[str, Any] = dict(kubeconfig or {})
@@ -326,7 +353,7 @@ class MemberCluster:
 
     @classmethod
     async def connect(cls, name: str, kubeconfig: str, namespace: str,
-                      on_change: Callable[[str, MemberChange], None]) -> MemberCluster:
+                      on_change: Callable[[str, MemberChange], None], fence: Fence = unfenced) -> MemberCluster:
         # The errors end up in the ComputeNode's status: never quote the kubeconfig (YAML errors
         # show the offending line, which may be the token), only where and what kind of error.
         try:
@@ -343,7 +370,7 @@ class MemberCluster:
             raise ValueError(str(exc)) from None
         except Exception as exc:
             raise ValueError(f"the Secret's kubeconfig is not usable ({type(exc).__name__})") from None
-        return cls(name, api, namespace, on_change, config)
+        return cls(name, api, namespace, on_change, config, fence)
 
     def same_kubeconfig(self, text: str) -> bool:
         """Whether ``text`` (a Secret's kubeconfig) is the one this client uses now."""
@@ -461,13 +488,18 @@ class MemberCluster:
         return str(version.git_version)
 
     async def create_job(self, manifest: Mapping[str, Any]) -> tuple[str, bool]:
-        """Create the Job, or adopt the one a previous try created: (uid, created)."""
+        """Create the Job, or adopt the one a previous try created: (uid, created).
+
+        The Job and its pods carry the epoch of the leader that creates them, so that an older
+        leader never deletes them (`delete_job`)."""
         name = manifest["metadata"]["name"]
         try:
             async with self._writes:
+                epoch = str(self.fence())  # after the wait for a slot: right before the request
+                stamped = _with_label(manifest, EPOCH_LABEL, epoch)
                 # The answer is read as JSON for its UID only (no generated-model deserialisation).
                 response: Any = await self._batch.create_namespaced_job(
-                    self.namespace, manifest, _request_timeout=30,  # type: ignore[arg-type]  # dicts are sent as-is
+                    self.namespace, stamped, _request_timeout=30,  # type: ignore[arg-type]  # dicts are sent as-is
                     _preload_content=False)
                 created = await read_json(response)
             self.last_ok = time.monotonic()
@@ -508,28 +540,44 @@ class MemberCluster:
             self._error(exc)
             raise MemberUnavailable(str(exc) or type(exc).__name__) from exc
 
-    async def delete_pod(self, name: str) -> bool:
-        """Delete a pod of ours left behind by a deleted Job; False when it was already gone."""
+    async def delete_pod(self, name: str, *, uid: str | None = None, epoch: int | None = None) -> bool:
+        """Delete a pod of ours left behind by a deleted Job; False when it was already gone, or
+        was dispatched by a newer leader than this one (out of its reach)."""
         try:
             async with self._writes:
+                if not self._may_delete(f"pod {name}", epoch):
+                    return False
                 await self._core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0,
-                                                       _request_timeout=30)
+                                                       body=_preconditions(uid), _request_timeout=30)
         except ApiException as exc:
-            if exc.status == 404:
+            if exc.status in (404, 409):  # gone, or another object of that name now
                 return False
             self._error(exc)
             raise
         return True
 
-    async def delete_job(self, name: str) -> bool:
-        """Delete a dispatched Job and its pods; False when it was already gone."""
+    async def delete_job(self, name: str, *, uid: str | None = None, epoch: int | None = None) -> bool:
+        """Delete a dispatched Job and its pods; False when it was already gone, or was created by
+        a newer leader than this one. With ``uid``, only that very object: a Job recreated under
+        the same name meanwhile is left alone."""
         try:
             async with self._writes:
+                if not self._may_delete(f"Job {name}", epoch):
+                    return False
                 await self._batch.delete_namespaced_job(
-                    name, self.namespace, propagation_policy="Background", _request_timeout=30)
+                    name, self.namespace, propagation_policy="Background", body=_preconditions(uid),
+                    _request_timeout=30)
         except ApiException as exc:
-            if exc.status == 404:
+            if exc.status in (404, 409):
                 return False
             self._error(exc)
             raise
         return True
+
+    def _may_delete(self, what: str, written_under: int | None) -> bool:
+        own = self.fence()
+        if may_delete(written_under, own):
+            return True
+        log.warning("%s on %s was written under epoch %s, newer than this leader's %d: left alone",
+                    what, self.name, written_under, own)
+        return False

@@ -8,14 +8,23 @@ bounded (node, offer, model, tenant, region, industry, currency): never a job UI
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, start_http_server
 
 from interconnect.core.quota import QuotaLimit, TenantQuota, TenantUsage
 
+# No `<name>_created` series beside each counter and histogram: Prometheus does not use them, they
+# double the exported series, and `promtool check metrics` takes the text format's `_created` samples
+# for metrics of their own. Process-wide (prometheus_client reads it when a metric is created).
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
 USAGE_LABELS = ("node", "offer", "gpu_model", "tenant", "region", "industry", "currency")
+LOOPS = ("placement", "sync", "start-deadline", "metering", "failover", "heartbeat", "credentials", "job-events",
+         "usage-records", "quota-status", "offer-status", "latency-config")
+"""The loops whose errors ``interconnect_reconcile_errors_total`` counts: each series exists at 0 from
+the start, so that a loop's first error shows in ``increase()`` and a quiet loop still has a series."""
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 
@@ -46,8 +55,15 @@ class Metrics:
                                           "From ComputeJob creation to the member Job (stage=created) and to "
                                           "its first running pod (stage=running).", ("stage",),
                                           buckets=LATENCY_BUCKETS, registry=r)
-        self.reconcile_errors = Counter("interconnect_reconcile_errors", "Errors in the operator's loops.",
+        self.reconcile_errors = Counter("interconnect_reconcile_errors", "Errors in the operator's loops (one "
+                                        "job's or object's failure each: the loop goes on with the others).",
                                         ("loop",), registry=r)
+        for loop in LOOPS:
+            self.reconcile_errors.labels(loop=loop)
+        self.unreadable_objects = Counter("interconnect_unreadable_objects", "Objects a watch skipped because "
+                                          "they could not be read (e.g. a quantity that is not one), by cluster "
+                                          "(a member's ComputeNode name, or hub) and kind.", ("cluster", "kind"),
+                                          registry=r)
         self.watch_restarts = Gauge("interconnect_watch_restarts", "Restarts of the watches on a member.",
                                     ("node",), registry=r)
         self.queue_depth = Gauge("interconnect_pending_queue_depth", "Jobs waiting for placement.", registry=r)
@@ -63,8 +79,10 @@ class Metrics:
         self.events_dropped = Counter("interconnect_events_dropped", "Normal events about ComputeJobs not posted "
                                       "because the backlog was full (a burst); their conditions say the same.",
                                       ("reason",), registry=r)
-        self.active = Gauge("interconnect_operator_active", "1 in the replica that places and dispatches (kopf "
-                            "peering), 0 in a standby.", registry=r)
+        self.active = Gauge("interconnect_operator_active", "1 in the replica that places and dispatches (it "
+                            "holds the leader Lease), 0 in a standby.", registry=r)
+        self.leader_epoch = Gauge("interconnect_leader_epoch", "The leader Lease's epoch while this replica "
+                                  "leads (what its writes are fenced with), 0 while it does not.", registry=r)
         self.fenced_jobs = Counter("interconnect_fenced_member_jobs", "Member Jobs of superseded attempts deleted "
                                    "when their node answered again.", ("node",), registry=r)
         self.token_renewals = Counter("interconnect_member_token_renewals", "The hub's bound token for a member "
@@ -101,6 +119,8 @@ class Metrics:
                                 "weight (among equal priorities, the lowest is placed first).", ("tenant",),
                                 registry=r)
         self._quota_series: dict[str, set[tuple[Gauge, tuple[str, ...]]]] = {}
+        self._owned: dict[tuple[str, str], set[tuple[Gauge | Counter, tuple[str, ...]]]] = {}
+        """Series by what they are about (("offer", name), ("node", name)): see `own`."""
 
     def register_usage(self, labels: dict[str, str]) -> None:
         self.card_hours.labels(**labels)
@@ -163,8 +183,23 @@ class Metrics:
         """Remove every tenancy series of `tenant` (its last job and its ComputeQuota are gone)."""
         self._drop(self._quota_series.pop(tenant, set()))
 
+    def own(self, owner: tuple[str, str], series: set[tuple[Gauge | Counter, tuple[str, ...]]]) -> None:
+        """The series exported now about ``owner`` (e.g. ("offer", name)); those it had before and
+        not now are removed (a label changed, e.g. the node's identity code)."""
+        self._drop(self._owned.get(owner, set()) - series)
+        self._owned[owner] = series
+
+    def disown(self, owner: tuple[str, str]) -> None:
+        """Remove every series about ``owner`` (the offer or node is gone): a deleted object has
+        no series left behind, and none stays in memory."""
+        self._drop(self._owned.pop(owner, set()))
+
+    def owners(self, kind: str) -> set[str]:
+        """The names of the owners of ``kind`` that have series."""
+        return {name for k, name in self._owned if k == kind}
+
     @staticmethod
-    def _drop(series: set[tuple[Gauge, tuple[str, ...]]]) -> None:
+    def _drop(series: Iterable[tuple[Gauge | Counter, tuple[str, ...]]]) -> None:
         for gauge, labels in series:
             with contextlib.suppress(KeyError):
                 gauge.remove(*labels)

@@ -1,8 +1,13 @@
-"""``kubectl compute``: quote before you submit, explain after, see the topology and the bill.
+"""``kubectl compute``: quote before you submit, explain after, read your jobs' logs, see the
+topology and the bill.
 
 Talks to the hub only, and decides with the operator's own core (the same placement function,
 the same money arithmetic): a quote is what the operator will do with the market as it is now.
-Rendering is pure (``render_*``) so that its output is tested against golden files.
+It reads only what the chart's tenant roles grant: the catalogue (ComputeNodes, ComputeOffers),
+the latency table (one ConfigMap), the ComputeJobs of the namespace, and, through the
+operator's tenant API (``tenant.interconnect.dev``), the namespace's logs and bill. Rendering is
+pure (``render_*``) so that its output is tested against golden files. docs/plugin.md has the
+commands, outputs and exit statuses.
 """
 
 from __future__ import annotations
@@ -10,29 +15,37 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pydantic
 import yaml
 
 from interconnect.api.v1alpha1 import ComputeJob, ComputeNode, ComputeOffer, validation_message
-from interconnect.cli.report import GROUPS
+from interconnect.api.v1alpha1.usage import TENANT_LABEL
+from interconnect.cli.kube import EXIT_HELP, Connection, Exit, PluginError, call, connect, raw_get, read_json, stream
+from interconnect.cli.main import add_join_arguments, add_token_arguments
+from interconnect.cli.report import GROUPS, month_selector, render, usage_rows
 from interconnect.core.latency import LATENCY_CONFIG_MAP, LatencyTable, latency_from_config
 from interconnect.core.money import Money, effective_price_money, round_to_minor_unit
 from interconnect.core.placement import Decision, JobRequest, PlacementSnapshot, place, what_would_fit
 from interconnect.core.vocabulary import GROUP, VERSION
 from interconnect.services.translate import job_request, node_view, offer_view, price_of
 
+__all__ = ["Exit", "PluginError"]
+
 WIDTH = 100
+OUTPUTS = ("table", "wide", "name", "json", "yaml")
+DEFAULT_OPERATOR_NAMESPACE = "interconnect-system"
+TENANT_API = "/apis/tenant.interconnect.dev/v1alpha1"
 
 
-class PluginError(Exception):
-    """A user-facing error: printed as one clear line, exit status 2."""
+def warn(message: str) -> None:
+    print(f"warning: {' '.join(message.split())}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -60,76 +73,142 @@ def snapshot(market: Market, at: datetime) -> PlacementSnapshot:
     return PlacementSnapshot.of(nodes, offers, market.latency, at)
 
 
+def scope_text(namespace: str | None) -> str:
+    return f"in namespace {namespace}" if namespace else "in all namespaces"
+
+
 class Hub:
-    """The hub's API through the synchronous client (a command-line tool blocks anyway)."""
+    """The hub's API through the synchronous client (a command-line tool blocks anyway).
 
-    def __init__(self, kubeconfig: str | None, context: str | None) -> None:
-        from kubernetes import client, config
-        from kubernetes.config.config_exception import ConfigException
+    Every read is one a tenant may do with the chart's roles: the catalogue and the latency table
+    (granted to ``rbac.tenantsGroup``), and the ComputeJobs of one namespace; never every
+    namespace's jobs unless asked (``-A``).
+    """
 
-        try:
-            self.api = config.new_client_from_config(config_file=kubeconfig, context=context)
-        except (ConfigException, FileNotFoundError) as exc:
-            raise PluginError(f"cannot use the kubeconfig{f' context {context!r}' if context else ''}: {exc}") from exc
+    def __init__(self, kubeconfig: str | None, context: str | None,
+                 operator_namespace: str = DEFAULT_OPERATOR_NAMESPACE, user: str | None = None,
+                 group: str | None = None) -> None:
+        from kubernetes import client
+
+        self.connection: Connection = connect(kubeconfig, context)
+        self.api = self.connection.api
+        if user:  # kubectl's --as: the API server checks that the credential may impersonate
+            self.api.set_default_header("Impersonate-User", user)
+        if group:
+            self.api.set_default_header("Impersonate-Group", group)
         self.custom = client.CustomObjectsApi(self.api)
         self.core = client.CoreV1Api(self.api)
+        self.operator_namespace = operator_namespace
 
-    def _list(self, plural: str) -> list[dict[str, Any]]:
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
+    def namespace(self, args: argparse.Namespace) -> str | None:
+        """The namespace a command is about: -n, else the context's; None for -A."""
+        if getattr(args, "all_namespaces", False):
+            return None
+        return str(args.namespace or self.connection.namespace)
 
+    def _list(self, plural: str, namespace: str | None = None, selector: str | None = None,
+              cluster_scoped: bool = True) -> list[dict[str, Any]]:
+        where = "" if cluster_scoped and namespace is None else f" {scope_text(namespace)}"
+        doing = f"cannot list {plural}.{GROUP}{where}"
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            options: dict[str, Any] = {"limit": 500, "_request_timeout": 30}
+            if selector:
+                options["label_selector"] = selector
+            if token:
+                options["_continue"] = token
+            try:
+                if namespace is None:
+                    found = call(doing, self.custom.list_cluster_custom_object, GROUP, VERSION, plural, **options)
+                else:
+                    found = call(doing, self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural,
+                                 **options)
+            except PluginError as exc:
+                if exc.code == Exit.NOT_FOUND:
+                    raise PluginError(f"the hub has no {plural}.{GROUP}: are the CRDs installed? (helm install "
+                                      "interconnect-hub charts/interconnect-hub)", Exit.NOT_FOUND) from exc
+                raise
+            page = cast(dict[str, Any], found)
+            items += page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+
+    def latency(self) -> LatencyTable:
+        """The operator's latency table (its ConfigMap; the chart lets everyone in
+        rbac.tenantsGroup read it), else the built-in one, with a warning."""
         try:
-            return list(self.custom.list_cluster_custom_object(GROUP, VERSION, plural, _request_timeout=15)["items"])
-        except ApiException as exc:
-            if exc.status == 404:
-                raise PluginError(f"the hub has no {plural}.{GROUP}: are the CRDs installed? "
-                                  "(helm install interconnect-hub charts/interconnect-hub)") from exc
-            raise PluginError(f"the hub refused to list {plural}: {exc.status} {exc.reason}") from exc
-        except (HTTPError, OSError) as exc:
-            raise PluginError(f"cannot reach the hub: {exc}") from exc
+            cm = call(f"cannot read the latency table {self.operator_namespace}/{LATENCY_CONFIG_MAP}",
+                      self.core.read_namespaced_config_map, LATENCY_CONFIG_MAP, self.operator_namespace,
+                      _request_timeout=15)
+        except PluginError as exc:
+            if exc.code not in (Exit.FORBIDDEN, Exit.NOT_FOUND):
+                raise
+            warn(f"{exc}; using the built-in table (--operator-namespace names the operator's namespace)")
+            return LatencyTable.default()
+        try:
+            return latency_from_config(cm.data or {})
+        except ValueError as exc:
+            warn(f"the latency table {self.operator_namespace}/{LATENCY_CONFIG_MAP} is invalid ({exc}); "
+                 "the operator uses the built-in one, so does this quote")
+            return LatencyTable.default()
 
-    def market(self, namespace: str = "interconnect-system") -> Market:
-        from kubernetes.client.exceptions import ApiException
-
+    def market(self, jobs: str | bool | None = False) -> Market:
+        """Nodes, offers and the latency table; and the ComputeJobs of a namespace (``jobs`` names
+        it), or of every namespace (``jobs=None``), or none (``jobs=False``)."""
         nodes = [ComputeNode.model_validate(o) for o in self._list("computenodes")]
         offers = [ComputeOffer.model_validate(o) for o in self._list("computeoffers")]
-        jobs = self._list("computejobs")
-        latency = LatencyTable.default()
-        try:
-            cm = self.core.read_namespaced_config_map(LATENCY_CONFIG_MAP, namespace, _request_timeout=15)
-            latency = latency_from_config(cm.data or {})
-        except ApiException:
-            pass
-        return Market(nodes, offers, jobs, latency)
+        listed: list[dict[str, Any]] = []
+        if jobs is not False:
+            listed = self.jobs(jobs if isinstance(jobs, str) else None)
+        return Market(nodes, offers, listed, self.latency())
+
+    def jobs(self, namespace: str | None) -> list[dict[str, Any]]:
+        found = self._list("computejobs", namespace, cluster_scoped=False)
+        return sorted(found, key=lambda j: (j["metadata"].get("namespace", ""), j["metadata"]["name"]))
 
     def job(self, namespace: str, name: str) -> dict[str, Any]:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            found: dict[str, Any] = self.custom.get_namespaced_custom_object(  # type: ignore[assignment]
-                GROUP, VERSION, namespace, "computejobs", name)
-            return found
-        except ApiException as exc:
-            if exc.status == 404:
-                raise PluginError(f"computejob {namespace}/{name} not found") from exc
-            raise PluginError(f"cannot read computejob {namespace}/{name}: {exc.status} {exc.reason}") from exc
+        found = call(f"cannot read computejob {namespace}/{name}", self.custom.get_namespaced_custom_object,
+                     GROUP, VERSION, namespace, "computejobs", name, _request_timeout=15)
+        return cast(dict[str, Any], found)
 
     def dry_run(self, manifest: dict[str, Any], namespace: str) -> None:
         """Let the API server validate the job: its own message, naming the field, on failure."""
-        from kubernetes.client.exceptions import ApiException
-
         try:
-            self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "computejobs", manifest,
-                                                        dry_run="All", _request_timeout=15)
-        except ApiException as exc:
-            if exc.status in (400, 422):
-                try:
-                    message = json.loads(exc.body or "{}").get("message", exc.reason)
-                except ValueError:
-                    message = exc.reason
-                raise PluginError(f"the hub rejects this job: {message}") from exc
+            call("the hub rejects this job", self.custom.create_namespaced_custom_object, GROUP, VERSION, namespace,
+                 "computejobs", manifest, dry_run="All", _request_timeout=15)
+        except PluginError as exc:
             if exc.status != 409:  # 409: a job of that name exists; the spec itself is valid
-                raise PluginError(f"the hub refused the dry run: {exc.status} {exc.reason}") from exc
+                raise
+
+    def usage_records(self, namespace: str | None, selector: str | None) -> list[dict[str, Any]]:
+        """ComputeUsage records: every tenant's (``namespace`` None: the hub admin's view), or one
+        namespace's, read directly where the user may (admins, SREs), else through the operator's
+        tenant API, which serves a namespace's records to whoever may list its ComputeJobs."""
+        if namespace is None:
+            try:
+                return self._list("computeusages", None, selector)
+            except PluginError as exc:
+                if exc.code == Exit.FORBIDDEN:
+                    raise PluginError(f"{exc} (every tenant's bill is for hub admins; your namespace's: "
+                                      "without -A)", exc.code) from exc
+                raise
+        own = f"{TENANT_LABEL}={namespace}" + (f",{selector}" if selector else "")
+        try:
+            return self._list("computeusages", None, own)
+        except PluginError as exc:
+            if exc.code != Exit.FORBIDDEN:
+                raise
+        query = [("labelSelector", selector)] if selector else []
+        body = read_json(self.api, f"{TENANT_API}/namespaces/{namespace}/usages", query,
+                         f"cannot read the bill of namespace {namespace} (tenant API)")
+        return list(body.get("items") or [])
+
+    def open_log(self, namespace: str, name: str, query: list[tuple[str, str]], follow: bool) -> Any:
+        return raw_get(self.api, f"{TENANT_API}/namespaces/{namespace}/computejobs/{name}/log", query,
+                       f"cannot read the logs of computejob {namespace}/{name}", accept="text/plain",
+                       timeout=(10, None) if follow else (10, 300))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,23 +287,34 @@ def quote_lines(request: JobRequest, market: Market, decision: Decision, hours: 
     return lines
 
 
-def render_quote(lines: list[QuoteLine], decision: Decision) -> str:
+def render_quote(lines: list[QuoteLine], decision: Decision, wide: bool = False) -> str:
     """One row per offer (the chosen one starred), then why each other one does not take the job.
 
     PER-CARD-H is the effective price per card-hour for this job (machine-hour offers bill whole
-    machines); ESTIMATE is price x cards x hours for the declared or given duration.
+    machines); ESTIMATE is price x cards x hours for the declared or given duration. ``wide`` adds
+    the node's name and region and the full reason of each row, uncut.
     """
-    header = ("OFFER", "NODE", "TYPE", "TIER", "MODEL", "FREE", "PER-CARD-H", "ESTIMATE", "RESULT")
-    rows = [(q.offer, q.identity, q.kind, q.tier, q.model.removeprefix("NVIDIA-"), str(q.free),
-             f"{q.price} {q.currency}", q.estimate, SHORT.get(q.reason, q.reason)) for q in lines]
+    if wide:
+        header: tuple[str, ...] = ("OFFER", "NODE", "IDENTITY", "REGION", "TYPE", "TIER", "MODEL", "FREE",
+                                   "PER-CARD-H", "ESTIMATE", "RESULT", "REASON")
+        rows: list[tuple[str, ...]] = [(q.offer, q.node, q.identity, q.region, q.kind, q.tier, q.model, str(q.free),
+                 f"{q.price} {q.currency}", q.estimate, SHORT.get(q.reason, q.reason), q.detail or "-")
+                for q in lines]
+    else:
+        header = ("OFFER", "NODE", "TYPE", "TIER", "MODEL", "FREE", "PER-CARD-H", "ESTIMATE", "RESULT")
+        rows = [(q.offer, q.identity, q.kind, q.tier, q.model.removeprefix("NVIDIA-"), str(q.free),
+                 f"{q.price} {q.currency}", q.estimate, SHORT.get(q.reason, q.reason)) for q in lines]
     notes = [f"  {q.offer}: {q.detail}" for q in lines if q.detail]
     verdict = (f"fits: offer {decision.chosen.offer} on {decision.chosen.node} ({decision.chosen.identity_code})"
                if decision.chosen else "does not fit now")
-    why = "\n".join(["why not the others:", *notes]) if notes else ""
-    return "\n".join(part for part in (table(header, rows), "", decision.summary, why, verdict) if part is not None)
+    why = "\n".join(["why not the others:", *notes]) if notes and not wide else ""
+    body = table(header, rows, width=10_000 if wide else WIDTH)
+    return "\n".join(part for part in (body, "", decision.summary, why, verdict) if part is not None)
 
 
-def render_explain(job: dict[str, Any], hint_text: str | None) -> str:
+def render_explain(job: dict[str, Any], hint_text: str | None, wide: bool = False) -> str:
+    """What happened to a job and why; ``wide``: lines uncut, every candidate of a pending one."""
+    width = 10_000 if wide else WIDTH
     meta, status = job["metadata"], job.get("status") or {}
     out = [f"ComputeJob {meta['namespace']}/{meta['name']}: {status.get('phase', 'Pending')}"]
     placement = status.get("placement")
@@ -242,12 +332,13 @@ def render_explain(job: dict[str, Any], hint_text: str | None) -> str:
             out.append(f"  used {usage.get('cardHours', '0')} card-hours, cost {usage.get('cost', '0')} "
                        f"{usage.get('currency', '')}".rstrip())
     for cond in status.get("conditions") or []:
-        out.append(f"  {cond['type']}={cond['status']} {cond.get('reason', '')}: {cond.get('message', '')}"[:WIDTH])
+        out.append(f"  {cond['type']}={cond['status']} {cond.get('reason', '')}: {cond.get('message', '')}"[:width])
     unschedulable = status.get("unschedulable")
     if unschedulable:
         out.append(f"  why pending: {unschedulable['summary']}")
-        for candidate in unschedulable.get("candidates", [])[:20]:
-            out.append(f"    {candidate['offer']} on {candidate['node']}: {candidate['reason']}"[:WIDTH])
+        candidates = unschedulable.get("candidates", [])
+        for candidate in candidates if wide else candidates[:20]:
+            out.append(f"    {candidate['offer']} on {candidate['node']}: {candidate['reason']}"[:width])
     if hint_text:
         out.append(hint_text)
     return "\n".join(out)
@@ -271,7 +362,9 @@ def fit_hint_text(request: JobRequest, snap: PlacementSnapshot) -> str:
     return "\n".join(lines)
 
 
-def render_topology(market: Market) -> str:
+def render_topology(market: Market, scope: str | None = None, wide: bool = False) -> str:
+    """The 1+M+N tree. ``scope`` says whose jobs the counts are (they are the jobs the market
+    holds); ``wide`` adds one line per offer with its price."""
     active = {"Scheduled", "Dispatched", "Running"}
     running: dict[str, int] = {}
     for job in market.jobs:
@@ -290,12 +383,19 @@ def render_topology(market: Market) -> str:
         head = (f"{first}{name}  {node.status.identity_code or 'no code'}  {node.spec.region}  {ready}  "
                 f"jobs: {running.get(node.metadata.name, 0)}")
         what = ", ".join(cards.get(node.metadata.name, [])) or "no offers"
-        return [head, f"{rest}cards free/total: {what}"]
+        block = [head, f"{rest}cards free/total: {what}"]
+        if wide:
+            block += [f"{rest}  offer {o.metadata.name}: {o.spec.gpu_model} {o.status.cards_free or 0}/"
+                    f"{o.status.cards_total or 0} at {o.spec.price.amount} {o.spec.price.currency}/"
+                    f"{getattr(o.spec.price.unit, 'value', o.spec.price.unit)}"
+                    for o in sorted(market.offers, key=lambda o: o.metadata.name)
+                    if o.spec.node_ref == node.metadata.name]
+        return block
 
     regional = sorted((n for n in market.nodes if n.spec.type.value == "regional"),
                       key=lambda n: (n.spec.region, n.metadata.name))
     industry = [n for n in market.nodes if n.spec.type.value == "industry"]
-    out = ["hub (national node)"]
+    out = ["hub (national node)" + (f"; jobs counted {scope}" if scope else "")]
     for i, node in enumerate(regional):
         last = i == len(regional) - 1
         out += lines(node, "└─ " if last else "├─ ", "   " if last else "│  ")
@@ -307,8 +407,9 @@ def render_topology(market: Market) -> str:
             out += lines(child, bar + ("└─ " if end else "├─ "), bar + ("   " if end else "│  "))
     known = {r.metadata.name for r in regional}
     for node in sorted((n for n in industry if n.spec.parent_node not in known), key=lambda n: n.metadata.name):
+        first = len(out)
         out += lines(node, "?─ ", "   ")
-        out[-2] += f"  (parent {node.spec.parent_node} missing)"
+        out[first] += f"  (parent {node.spec.parent_node} missing)"
     return "\n".join(out)
 
 
@@ -317,171 +418,383 @@ def render_topology(market: Market) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _load_job(path: str, namespace: str | None) -> tuple[dict[str, Any], ComputeJob]:
+def dump(data: Any, output: str) -> str:
+    return json.dumps(data, indent=2) if output == "json" else yaml.safe_dump(data, sort_keys=False).rstrip("\n")
+
+
+def object_name(plural: str, name: str) -> str:
+    """``-o name``, as kubectl prints it: ``<resource>.<group>/<name>``."""
+    return f"{plural.removesuffix('s')}.{GROUP}/{name}"
+
+
+def _load_job(path: str) -> tuple[dict[str, Any], ComputeJob]:
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text()
     except OSError as exc:
         raise PluginError(f"cannot read {path}: {exc}") from exc
-    docs = [d for d in yaml.safe_load_all(text) if d]
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d]
+    except yaml.YAMLError as exc:
+        raise PluginError(f"{path} is not YAML: {exc}") from exc
     jobs = [d for d in docs if isinstance(d, dict) and d.get("kind") == "ComputeJob"]
     if len(jobs) != 1:
         raise PluginError(f"{path}: expected one ComputeJob, found {len(jobs)}")
     manifest = jobs[0]
     manifest.setdefault("metadata", {})
-    if namespace:
-        manifest["metadata"]["namespace"] = namespace
-    manifest["metadata"].setdefault("namespace", "default")
     probe = json.loads(json.dumps(manifest))
     probe["metadata"].update(uid="quote", creationTimestamp=datetime.now(UTC).isoformat())
+    probe["metadata"].setdefault("namespace", "default")
     try:
         return manifest, ComputeJob.model_validate(probe)
     except pydantic.ValidationError as exc:
         raise PluginError(f"{path} is not a valid ComputeJob: {validation_message(exc)}") from exc
 
 
+def _hub(args: argparse.Namespace) -> Hub:
+    if args.as_group and not args.as_user:
+        raise PluginError("--as-group needs --as")
+    return Hub(args.kubeconfig, args.context, args.operator_namespace, args.as_user, args.as_group)
+
+
 def cmd_quote(args: argparse.Namespace) -> int:
-    manifest, job = _load_job(args.filename, args.namespace)
-    hub = Hub(args.kubeconfig, args.context)
-    hub.dry_run(manifest, manifest["metadata"]["namespace"])
+    manifest, job = _load_job(args.filename)  # a broken manifest is reported before any connection
+    hub = _hub(args)
+    namespace = args.namespace or manifest["metadata"].get("namespace") or hub.connection.namespace
+    manifest["metadata"]["namespace"] = namespace
+    hub.dry_run(manifest, namespace)
     market = hub.market()
     request = job_request(job)
     decision = place(request, snapshot(market, datetime.now(UTC)))
     hours = Decimal(args.hours) if args.hours else request.expected_hours
     lines = quote_lines(request, market, decision, hours)
-    if args.output == "table":
-        print(render_quote(lines, decision))
+    if args.output in ("table", "wide"):
+        print(render_quote(lines, decision, wide=args.output == "wide"))
+    elif args.output == "name":
+        if decision.chosen:
+            print(object_name("computeoffers", decision.chosen.offer))
     else:
-        data = {"fits": decision.chosen is not None, "summary": decision.summary,
-                "candidates": [q.__dict__ for q in lines]}
-        print(json.dumps(data, indent=2) if args.output == "json" else yaml.safe_dump(data, sort_keys=False))
-    return 0 if decision.chosen else 1
+        print(dump({"fits": decision.chosen is not None, "summary": decision.summary,
+                    "candidates": [asdict(q) for q in lines]}, args.output))
+    return Exit.OK if decision.chosen else Exit.NO
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    hub = Hub(args.kubeconfig, args.context)
-    raw = hub.job(args.namespace or "default", args.name)
-    hint = None
-    if (raw.get("status") or {}).get("phase", "Pending") == "Pending":
-        market = hub.market()
-        probe = json.loads(json.dumps(raw))
-        request = job_request(ComputeJob.model_validate(probe))
-        hint = fit_hint_text(request, snapshot(market, datetime.now(UTC)))
-    if args.output == "table":
-        print(render_explain(raw, hint))
+    if args.name and args.all_namespaces:
+        raise PluginError("a resource cannot be retrieved by name across all namespaces (-A): drop -A, or the name")
+    hub = _hub(args)
+    namespace = hub.namespace(args)
+    if args.name:
+        assert namespace is not None
+        jobs = [hub.job(namespace, args.name)]
     else:
-        data = {"status": raw.get("status") or {}, "hint": hint}
-        print(json.dumps(data, indent=2) if args.output == "json" else yaml.safe_dump(data, sort_keys=False))
-    return 0
+        jobs = hub.jobs(namespace)
+        if not jobs:
+            print(f"No computejobs found {scope_text(namespace)}.", file=sys.stderr)
+            return Exit.OK
+    if args.output == "name":
+        print("\n".join(object_name("computejobs", j["metadata"]["name"]) for j in jobs))
+        return Exit.OK
+    market: Market | None = None
+    explained = []
+    for raw in jobs:
+        hint = None
+        if (raw.get("status") or {}).get("phase", "Pending") == "Pending":
+            market = market or hub.market()
+            request = job_request(ComputeJob.model_validate(json.loads(json.dumps(raw))))
+            hint = fit_hint_text(request, snapshot(market, datetime.now(UTC)))
+        explained.append((raw, hint))
+    if args.output in ("table", "wide"):
+        print("\n\n".join(render_explain(raw, hint, wide=args.output == "wide") for raw, hint in explained))
+        return Exit.OK
+    data = [{"name": raw["metadata"]["name"], "namespace": raw["metadata"].get("namespace"),
+             "status": raw.get("status") or {}, "hint": hint} for raw, hint in explained]
+    print(dump(data[0] if args.name else data, args.output))
+    return Exit.OK
 
 
 def cmd_topology(args: argparse.Namespace) -> int:
-    market = Hub(args.kubeconfig, args.context).market()
-    if args.output == "table":
-        print(render_topology(market))
+    hub = _hub(args)
+    namespace = hub.namespace(args)
+    market = hub.market(jobs=namespace)
+    if args.output in ("table", "wide"):
+        print(render_topology(market, scope_text(namespace), wide=args.output == "wide"))
+    elif args.output == "name":
+        print("\n".join(object_name("computenodes", n.metadata.name)
+                        for n in sorted(market.nodes, key=lambda n: n.metadata.name)))
     else:
         data = [{"name": n.metadata.name, "identityCode": n.status.identity_code, "type": n.spec.type.value,
-                 "region": n.spec.region, "parent": n.spec.parent_node, "ready": _condition(n, "Ready")}
-                for n in market.nodes]
-        print(json.dumps(data, indent=2) if args.output == "json" else yaml.safe_dump(data, sort_keys=False))
-    return 0
+                 "region": n.spec.region, "parent": n.spec.parent_node, "ready": _condition(n, "Ready"),
+                 "offers": [{"name": o.metadata.name, "gpuModel": o.spec.gpu_model,
+                             "cardsFree": o.status.cards_free or 0, "cardsTotal": o.status.cards_total or 0}
+                            for o in market.offers if o.spec.node_ref == n.metadata.name]}
+                for n in sorted(market.nodes, key=lambda n: n.metadata.name)]
+        print(dump(data, args.output))
+    return Exit.OK
+
+
+def parse_time(text: str) -> datetime:
+    """RFC 3339, or a date (midnight UTC)."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an RFC 3339 time (2026-11-01T00:00:00Z) or a date") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
+    hub = _hub(args)
+    namespace = hub.namespace(args)
+    until = args.until or datetime.now(UTC)
+    since = args.since or until - timedelta(days=31)
+    if since >= until:
+        raise PluginError(f"--since {since.isoformat()} is not before --until {until.isoformat()}")
+    # The bill is the ComputeUsage records (they outlive the jobs), selected by their month label.
+    records = hub.usage_records(namespace, month_selector(since, until))
+    rows = usage_rows(records, since=since, until=until, group_by=args.group_by)
+    if args.output == "name":
+        # The rows' rule for the period: the attempt's finishedAt in [since, until).
+        names = sorted(r["metadata"]["name"] for r in records
+                       if since <= parse_time(str((r.get("spec") or {}).get("finishedAt"))) < until)
+        print("\n".join(object_name("computeusages", n) for n in names))
+        return Exit.OK
+    print(render(rows, args.output, args.group_by))
+    return Exit.OK
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    hub = _hub(args)
+    namespace = hub.namespace(args)
+    assert namespace is not None
+    query = [("follow", "true" if args.follow else "false")]
+    for key, value in (("attempt", args.attempt), ("container", args.container), ("pod", args.pod),
+                       ("tailLines", args.tail), ("limitBytes", args.limit_bytes)):
+        if value is not None:
+            query.append((key, str(value)))
+    if args.timestamps:
+        query.append(("timestamps", "true"))
+    from urllib3.exceptions import HTTPError
+
+    response = hub.open_log(namespace, args.name, query, args.follow)
+    out = sys.stdout.buffer
+    try:
+        for chunk in stream(response):
+            out.write(chunk)
+            out.flush()
+    except (OSError, HTTPError) as exc:  # the connection broke mid-stream
+        if isinstance(exc, BrokenPipeError):
+            raise
+        raise PluginError(f"the log stream of computejob {namespace}/{args.name} broke: {exc}",
+                          Exit.UNREACHABLE) from exc
+    return Exit.OK
+
+
+def _forward(argv: list[str]) -> int:
     from interconnect.cli.main import main as interconnect_main
 
-    forward = ["usage", "--group-by", args.group_by, "-o", "table" if args.output == "yaml" else args.output]
-    for flag, value in (("--since", args.since), ("--until", args.until), ("--kubeconfig", args.kubeconfig),
-                        ("--context", args.context)):
-        if value:
-            forward += [flag, value]
-    return interconnect_main(forward)
+    return interconnect_main(argv)
 
 
 def cmd_join(args: argparse.Namespace) -> int:
-    from interconnect.cli.main import main as interconnect_main
+    """`python -m interconnect join`, with the hub's context defaulting to --context."""
+    from interconnect.cli.main import join_command
 
-    forward = ["join", "--member-context", args.member_context, "--hub-context", args.context or args.hub_context,
-               "--values", args.values]
-    if args.token_lifetime:
-        forward += ["--token-lifetime", args.token_lifetime]
-    if args.kubeconfig:
-        forward += ["--kubeconfig", args.kubeconfig]
-    return interconnect_main(forward)
+    if not args.hub_kubeconfig:
+        args.hub_context = args.hub_context or args.context
+    return join_command(args)
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """`python -m interconnect token`, with the hub's context defaulting to --context."""
+    from interconnect.cli.main import token_command
+
+    args.hub_context = args.hub_context or args.context
+    return token_command(args)
 
 
 def cmd_leave(args: argparse.Namespace) -> int:
-    from interconnect.cli.main import main as interconnect_main
-
-    forward = ["leave", args.node, "--hub-context", args.context or args.hub_context, "--timeout", str(args.timeout)]
+    forward = ["leave", args.node, "--hub-context", args.hub_context or args.context, "--timeout", str(args.timeout)]
     if args.kubeconfig:
         forward += ["--kubeconfig", args.kubeconfig]
-    return interconnect_main(forward)
+    return _forward(forward)
 
 
-COMMANDS = ("quote", "explain", "topology", "usage", "join", "leave", "completion")
+SHELLS = ("bash", "zsh", "fish")
+
+
+def completion_script(shell: str) -> str:
+    """A completion script for ``kubectl-compute``, generated from the parser (shtab)."""
+    import shtab
+
+    return shtab.complete(build_parser(prog="kubectl-compute"), shell)
 
 
 def cmd_completion(args: argparse.Namespace) -> int:
-    """A bash completion script (`source <(kubectl compute completion bash)`)."""
-    words = " ".join(COMMANDS)
-    print(f"""_kubectl_compute() {{
-  local cur="${{COMP_WORDS[COMP_CWORD]}}"
-  if [ "$COMP_CWORD" -eq 1 ]; then COMPREPLY=($(compgen -W "{words}" -- "$cur")); return; fi
-  case "${{COMP_WORDS[1]}}" in
-    quote) COMPREPLY=($(compgen -W "-f --filename --hours -o -n --context --kubeconfig" -- "$cur"));;
-    explain) COMPREPLY=($(compgen -W "cjob -o -n --context --kubeconfig" -- "$cur"));;
-    usage) COMPREPLY=($(compgen -W "--since --until --group-by -o --context --kubeconfig" -- "$cur"));;
-    *) COMPREPLY=($(compgen -W "-o --context --kubeconfig --help" -- "$cur"));;
-  esac
-}}
-complete -F _kubectl_compute kubectl-compute""")
-    return 0
+    print(completion_script(args.shell))
+    return Exit.OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--kubeconfig", help="path to the kubeconfig (default: the usual lookup)")
-    common.add_argument("--context", help="the hub's context")
-    common.add_argument("-n", "--namespace", help="the tenant namespace")
-    common.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
-    parser = argparse.ArgumentParser(prog="kubectl compute",
-                                     description="Quote before you submit, explain after, see the topology and the "
-                                     "bill: the Compute Interconnect hub from kubectl.")
+COMMANDS = ("quote", "explain", "logs", "topology", "usage", "join", "token", "leave", "completion")
+
+
+def _connection_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """kubectl's connection flags. They are accepted before the command (``kubectl compute
+    --context hub topology``) and after it; after it, an unset flag leaves the value before it."""
+    default: Any = None if top else argparse.SUPPRESS
+    parser.add_argument("--kubeconfig", default=default,
+                        help="path to the kubeconfig (default: $KUBECONFIG, else ~/.kube/config)")
+    parser.add_argument("--context", default=default, help="the hub's context (default: the current one)")
+    parser.add_argument("--operator-namespace", default=DEFAULT_OPERATOR_NAMESPACE if top else argparse.SUPPRESS,
+                        help=f"the operator's namespace, for its latency table (default: {DEFAULT_OPERATOR_NAMESPACE})")
+    parser.add_argument("--as", dest="as_user", metavar="USER", default=default,
+                        help="act as this user (kubectl's --as; the credential must be allowed to impersonate)")
+    parser.add_argument("--as-group", dest="as_group", metavar="GROUP", default=default,
+                        help="with --as, act as a member of this group (one group)")
+
+
+def _namespace_options(parser: argparse.ArgumentParser, *, all_namespaces: bool) -> None:
+    parser.add_argument("-n", "--namespace", help="the namespace (default: the context's, else default)")
+    if all_namespaces:
+        parser.add_argument("-A", "--all-namespaces", action="store_true",
+                            help="every namespace (needs the rights to list them all)")
+
+
+def _output(parser: argparse.ArgumentParser, choices: Sequence[str] = OUTPUTS) -> None:
+    parser.add_argument("-o", "--output", choices=choices, default="table",
+                        help=f"output format: {', '.join(choices)} (default: table)")
+
+
+def build_parser(prog: str = "kubectl compute") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXIT_HELP,
+        description="Quote before you submit, explain after, read your jobs' logs, see the topology and the bill: "
+                    "the Compute Interconnect hub from kubectl.")
+    _connection_options(parser, top=True)
+    from interconnect import __version__
+
+    parser.add_argument("--version", action="version", version=f"compute-interconnect {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
-    quote = sub.add_parser("quote", parents=[common], help="where a job would go and what it would cost (creates "
-                           "nothing); exit 0 if it fits, 1 if not")
+
+    def command(name: str, help_text: str, func: Callable[[argparse.Namespace], int],
+                connection: bool = True) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help_text, description=help_text, epilog=EXIT_HELP,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+        if connection:
+            _connection_options(cmd, top=False)
+        cmd.set_defaults(func=func)
+        return cmd
+
+    quote = command("quote", "where a job would go and what it would cost (creates nothing); exit 0 if it fits, "
+                    "1 if not", cmd_quote)
     quote.add_argument("-f", "--filename", required=True, help="the ComputeJob manifest (- for stdin)")
     quote.add_argument("--hours", help="duration for the estimate (default: spec.expectedHours)")
-    quote.set_defaults(func=cmd_quote)
-    explain = sub.add_parser("explain", parents=[common], help="why a job is where it is, or why it waits")
+    _namespace_options(quote, all_namespaces=False)
+    _output(quote)
+
+    explain = command("explain", "why a job is where it is, or why it waits (every job of the namespace without "
+                      "a name)", cmd_explain)
     explain.add_argument("kind", choices=("cjob", "computejob", "computejobs"))
-    explain.add_argument("name")
-    explain.set_defaults(func=cmd_explain)
-    topology = sub.add_parser("topology", parents=[common], help="the 1+M+N tree with readiness and cards")
-    topology.set_defaults(func=cmd_topology)
-    usage = sub.add_parser("usage", parents=[common],
-                           help="card-hours and cost of finished attempts (the ComputeUsage records)")
-    usage.add_argument("--since")
-    usage.add_argument("--until")
-    usage.add_argument("--group-by", default="tenant",
-                       choices=GROUPS)
-    usage.set_defaults(func=cmd_usage)
-    join = sub.add_parser("join", parents=[common], help="register a member cluster with the hub")
-    join.add_argument("--member-context", required=True)
-    join.add_argument("--hub-context", default=None)
-    join.add_argument("--values", required=True)
-    join.add_argument("--token-lifetime", help="how long the hub's token for the member is valid, 10m to 24h "
-                      "(default: 12h); the operator renews it before it expires")
+    explain.add_argument("name", nargs="?")
+    _namespace_options(explain, all_namespaces=True)
+    _output(explain)
+
+    logs = command("logs", "print the logs of a job's pods, read on the member by the operator (the tenant API)",
+                   cmd_logs)
+    logs.add_argument("kind", choices=("cjob", "computejob", "computejobs"))
+    logs.add_argument("name")
+    logs.add_argument("-f", "--follow", action="store_true", help="stream the logs as they are written")
+    logs.add_argument("--attempt", type=int, help="the attempt (default: the latest)")
+    logs.add_argument("-c", "--container", help="one container (default: every container, lines prefixed)")
+    logs.add_argument("--pod", help="one pod of the attempt (default: every pod that started)")
+    logs.add_argument("--tail", type=int, help="the last N lines of each container")
+    logs.add_argument("--limit-bytes", type=int, help="at most this many bytes of each container's log")
+    logs.add_argument("--timestamps", action="store_true", help="each line with the member's timestamp")
+    _namespace_options(logs, all_namespaces=False)
+
+    topology = command("topology", "the 1+M+N tree with readiness and cards; jobs counted in the namespace "
+                       "(-A: all)", cmd_topology)
+    _namespace_options(topology, all_namespaces=True)
+    _output(topology)
+
+    usage = command("usage", "card-hours and cost of finished attempts (the ComputeUsage records): the "
+                    "namespace's bill (-A: every tenant's, for hub admins)", cmd_usage)
+    usage.add_argument("--since", type=parse_time, help="RFC 3339 start of the attempts' finish (default: 31 "
+                       "days before --until)")
+    usage.add_argument("--until", type=parse_time, help="RFC 3339 end, exclusive (default: now)")
+    usage.add_argument("--group-by", default="tenant", choices=GROUPS)
+    _namespace_options(usage, all_namespaces=True)
+    _output(usage, (*OUTPUTS, "csv"))
+
+    join = command("join", "register a member cluster with the hub (as a hub admin, or with a registration "
+                   "credential: --hub-kubeconfig)", cmd_join, connection=False)
+    add_join_arguments(join, connection=False)
     join.set_defaults(func=cmd_join)
-    leave = sub.add_parser("leave", parents=[common], help="drain a member and remove it")
+
+    token = command("token", "registration credentials: `token create --node NAME --ttl 24h` lets a node operator "
+                    "join that one node; `token revoke --node NAME` voids them (hub admin)", cmd_token,
+                    connection=False)
+    add_token_arguments(token, connection=False)
+    token.set_defaults(func=cmd_token)
+
+    leave = command("leave", "drain a member and remove it", cmd_leave)
     leave.add_argument("node")
-    leave.add_argument("--hub-context", default=None)
+    leave.add_argument("--hub-context", default=None, help="the hub's context (default: --context)")
     leave.add_argument("--timeout", type=float, default=3600)
-    leave.set_defaults(func=cmd_leave)
-    completion = sub.add_parser("completion", help="print a shell completion script")
-    completion.add_argument("shell", choices=("bash",))
-    completion.set_defaults(func=cmd_completion)
+
+    completion = command("completion", "print a shell completion script: source <(kubectl compute completion "
+                         "bash)", cmd_completion, connection=False)
+    completion.add_argument("shell", choices=SHELLS)
     return parser
+
+
+# kubectl (1.26+) completes a plugin's arguments by running ``kubectl_complete-<plugin>`` with
+# them and the word being completed, and reads cobra's answer: one candidate a line, then
+# ``:<directive>`` (0: the shell may also complete file names; 4: it may not).
+FILE_COMPLETION, NO_FILE_COMPLETION = 0, 4
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def complete_words(words: Sequence[str], current: str) -> tuple[list[str], int]:
+    """The candidates for ``current`` after ``words`` (the arguments before it), from the parser."""
+    parser = build_parser()
+    commands = _subparsers(parser)
+    command = next((w for w in words if w in commands), None)
+    target = commands[command] if command else parser
+    options = {o: a for a in target._actions for o in a.option_strings}
+    previous = words[-1] if words else ""
+    if previous in options and options[previous].nargs != 0:
+        choices = options[previous].choices
+        if choices:
+            return [str(c) for c in choices if str(c).startswith(current)], NO_FILE_COMPLETION
+        return [], FILE_COMPLETION if previous in ("-f", "--filename", "--kubeconfig", "--values") else \
+            NO_FILE_COMPLETION
+    if current.startswith("-"):
+        return sorted(o for o in options if o.startswith(current) and o not in ("-h",)), NO_FILE_COMPLETION
+    if command is None:
+        return [c for c in commands if c.startswith(current)], NO_FILE_COMPLETION
+    # The next positional argument with choices (explain's and logs' kind, completion's shell).
+    given = [w for i, w in enumerate(words) if not w.startswith("-") and w != command
+             and not (i and words[i - 1] in options and options[words[i - 1]].nargs != 0)]
+    positionals = [a for a in target._actions if not a.option_strings and a.dest != "help"]
+    if len(given) < len(positionals) and positionals[len(given)].choices:
+        return [str(c) for c in positionals[len(given)].choices or () if str(c).startswith(current)], \
+            NO_FILE_COMPLETION
+    return [], NO_FILE_COMPLETION
+
+
+def complete_main(argv: Sequence[str] | None = None) -> int:
+    """``kubectl_complete-compute``: what kubectl runs to complete ``kubectl compute ...``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    words, current = args[:-1], (args[-1] if args else "")
+    candidates, directive = complete_words(words, current)
+    print("\n".join([*candidates, f":{directive}"]))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -490,7 +803,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except PluginError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return int(exc.code)
+    except KeyboardInterrupt:
+        return int(Exit.INTERRUPTED)
+    except BrokenPipeError:  # `kubectl compute logs ... | head`
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return int(Exit.OK)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def binding_secret_name(service_account: str) -> str:
     return f"{service_account}-binding"
 
 
-def _api(kubeconfig: str | None, context: str | None) -> client.ApiClient:
+def api_client(kubeconfig: str | None, context: str | None) -> client.ApiClient:
     return config.new_client_from_config(config_file=kubeconfig, context=context)
 
 
@@ -60,18 +60,20 @@ def _kubeconfig_paths(kubeconfig: str | None) -> list[Path]:
     return [Path(p) for p in listed] or [Path(os.path.expanduser("~/.kube/config"))]
 
 
-def _cluster_of(kubeconfig: str | None, context: str | None) -> dict[str, Any]:
-    """The cluster entry of a context, as the hub will reach the member: its server, and its CA as
-    data (a ``certificate-authority`` file is read, relative to its kubeconfig)."""
+def cluster_of(kubeconfig: str | None, context: str | None, *, server: str | None = None,
+               what: str = "join") -> dict[str, Any]:
+    """The cluster entry of a context as another party will reach it: its server (or ``server``,
+    when the installer's kubeconfig names 127.0.0.1 or a tunnel), and its CA as data (a
+    ``certificate-authority`` file is read, relative to its kubeconfig)."""
     files = [(p, yaml.safe_load(p.read_text()) or {}) for p in _kubeconfig_paths(kubeconfig) if p.exists()]
     name = context or next((d.get("current-context") for _, d in files if d.get("current-context")), None)
     ctx = next((c["context"] for _, d in files for c in d.get("contexts") or [] if c["name"] == name), None)
     if ctx is None:
-        raise SystemExit(f"join: no context {name!r} in {', '.join(str(p) for p, _ in files) or 'the kubeconfig'}")
+        raise SystemExit(f"{what}: no context {name!r} in {', '.join(str(p) for p, _ in files) or 'the kubeconfig'}")
     path, cluster = next(((p, c["cluster"]) for p, d in files for c in d.get("clusters") or []
                           if c["name"] == ctx["cluster"]), (None, None))
     if cluster is None or path is None:
-        raise SystemExit(f"join: context {name!r} names cluster {ctx['cluster']!r}, which is not in the kubeconfig")
+        raise SystemExit(f"{what}: context {name!r} names cluster {ctx['cluster']!r}, which is not in the kubeconfig")
     out: dict[str, Any] = {"server": str(cluster["server"])}
     if cluster.get("certificate-authority-data"):
         out["certificate-authority-data"] = cluster["certificate-authority-data"]
@@ -82,6 +84,10 @@ def _cluster_of(kubeconfig: str | None, context: str | None) -> dict[str, Any]:
     for key in ("tls-server-name", "insecure-skip-tls-verify"):
         if key in cluster:
             out[key] = cluster[key]
+    if server:
+        if not server.startswith("https://"):
+            raise SystemExit(f"{what}: --member-server/--hub-server {server!r}: an https:// URL is expected")
+        out["server"] = server
     return out
 
 
@@ -196,9 +202,12 @@ def _upsert_cluster_object(custom: client.CustomObjectsApi, plural: str, body: d
     custom.replace_cluster_custom_object(GROUP, VERSION, plural, name, body)
 
 
-def join(*, kubeconfig: str | None, member_context: str, hub_context: str, values_file: Path,
+def join(*, kubeconfig: str | None, member_context: str, hub_context: str | None, values_file: Path,
          namespace: str | None, service_account: str | None, operator_namespace: str,
-         hub_namespace: str | None = None, token_lifetime: int = DEFAULT_LIFETIME_SECONDS) -> str:
+         hub_namespace: str | None = None, token_lifetime: int = DEFAULT_LIFETIME_SECONDS,
+         hub_kubeconfig: str | None = None, member_server: str | None = None) -> str:
+    """Register the member. On the hub it needs only what a registration credential grants
+    (``hub_kubeconfig``, from `token create`): this node's ComputeNode, Secret and offers."""
     values = yaml.safe_load(values_file.read_text()) or {}
     if not (values.get("node") or {}).get("name"):
         raise SystemExit(f"join: {values_file} sets no node.name")
@@ -207,16 +216,18 @@ def join(*, kubeconfig: str | None, member_context: str, hub_context: str, value
     hub_namespace = hub_namespace or values.get("hubNamespace", DEFAULT_HUB_NAMESPACE)
     values["dispatchNamespace"] = namespace
     name = values["node"]["name"]
-    member = _api(kubeconfig, member_context)
-    hub = _api(kubeconfig, hub_context)
+    member = api_client(kubeconfig, member_context)
+    hub = api_client(hub_kubeconfig, None) if hub_kubeconfig else api_client(kubeconfig, hub_context)
     token = issue_token(member, hub_namespace, service_account, token_lifetime)
-    text = member_kubeconfig(_cluster_of(kubeconfig, member_context), token, namespace, name)
+    text = member_kubeconfig(cluster_of(kubeconfig, member_context, server=member_server), token, namespace, name)
     _check_kubeconfig(text, namespace)
     core = client.CoreV1Api(hub)
     try:
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=operator_namespace)))
     except ApiException as exc:
-        if exc.status != 409:
+        # 409: it is there; 403: a registration credential may not create namespaces (the hub
+        # chart made this one).
+        if exc.status not in (403, 409):
             raise
     secret_name = f"{name}-kubeconfig"
     secret = client.V1Secret(
@@ -224,15 +235,21 @@ def join(*, kubeconfig: str | None, member_context: str, hub_context: str, value
                                      labels={"interconnect.dev/node": name}),
         string_data={"kubeconfig": text}, type="Opaque")
     try:
-        core.create_namespaced_secret(operator_namespace, secret)
+        try:
+            core.create_namespaced_secret(operator_namespace, secret)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            core.replace_namespaced_secret(secret_name, operator_namespace, secret)
     except ApiException as exc:
-        if exc.status != 409:
-            raise
-        core.replace_namespaced_secret(secret_name, operator_namespace, secret)
+        raise SystemExit(f"join: the hub refused Secret {operator_namespace}/{secret_name}: {_reason(exc)}") from None
     custom = client.CustomObjectsApi(hub)
-    _upsert_cluster_object(custom, "computenodes", node_manifest(values, secret_name, operator_namespace))
-    for offer in offer_manifests(values):
-        _upsert_cluster_object(custom, "computeoffers", offer)
+    for plural, body in [("computenodes", node_manifest(values, secret_name, operator_namespace)),
+                         *(("computeoffers", offer) for offer in offer_manifests(values))]:
+        try:
+            _upsert_cluster_object(custom, plural, body)
+        except ApiException as exc:
+            raise SystemExit(f"join: the hub refused {plural} {body['metadata']['name']}: {_reason(exc)}") from None
     member.close()
     hub.close()
     claims = decode_token(token)
@@ -241,6 +258,15 @@ def join(*, kubeconfig: str | None, member_context: str, hub_context: str, value
         print(f"the hub's token ({claims.subject}, bound to Secret {hub_namespace}/{claims.secret}) is valid until "
               f"{until}; the operator renews it before then")
     return name
+
+
+def _reason(exc: ApiException) -> str:
+    """The API server's message (one line), e.g. the admission policy's."""
+    try:
+        message = str((yaml.safe_load(exc.body or "") or {}).get("message") or "")
+    except (yaml.YAMLError, AttributeError):
+        message = ""
+    return f"{exc.status} {message or exc.reason}"
 
 
 def revoke(text: str, node: str) -> None:
@@ -287,7 +313,7 @@ def revoke(text: str, node: str) -> None:
 
 def leave(*, kubeconfig: str | None, hub_context: str, node: str, operator_namespace: str,
           timeout: float = 3600) -> None:
-    hub = _api(kubeconfig, hub_context)
+    hub = api_client(kubeconfig, hub_context)
     custom = client.CustomObjectsApi(hub)
     custom.patch_cluster_custom_object(GROUP, VERSION, "computenodes", node, {"spec": {"cordoned": True}})
     deadline = time.monotonic() + timeout

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import yaml
+
 GROUPS = ("node", "tenant", "region", "industry", "offer", "gpu-model")
 MONTH_LABEL = "interconnect.dev/month"
 MAX_SELECTED_MONTHS = 24
@@ -31,6 +33,8 @@ class Row:
     """Distinct ComputeJobs with an attempt in the group."""
     card_hours: Decimal
     cost: Decimal
+    attempts: int = 0
+    """Attempts (ComputeUsage records) in the group."""
 
 
 def _time(text: str | None) -> dt.datetime | None:
@@ -75,6 +79,7 @@ def usage_rows(records: Iterable[Mapping[str, Any]], *, since: dt.datetime, unti
                group_by: str) -> list[Row]:
     """ComputeUsage records whose attempt finished in [since, until), summed per group and currency."""
     totals: dict[tuple[str, str], tuple[set[str], list[Decimal]]] = {}
+    attempts: dict[tuple[str, str], int] = {}
     for record in records:
         spec = record.get("spec") or {}
         done = _time(spec.get("finishedAt"))
@@ -82,25 +87,37 @@ def usage_rows(records: Iterable[Mapping[str, Any]], *, since: dt.datetime, unti
             continue
         key = (_key(spec, group_by), spec.get("currency") or "-")
         jobs, sums = totals.setdefault(key, (set(), [Decimal(0), Decimal(0)]))
+        attempts[key] = attempts.get(key, 0) + 1
         jobs.add(str(spec.get("jobUID") or record.get("metadata", {}).get("name")))
         sums[0] += Decimal(spec.get("cardHours", "0"))
         sums[1] += Decimal(spec.get("cost", "0"))
-    return [Row(g, c, len(jobs), hours, cost) for (g, c), (jobs, (hours, cost)) in sorted(totals.items())]
+    return [Row(g, c, len(jobs), hours, cost, attempts[(g, c)])
+            for (g, c), (jobs, (hours, cost)) in sorted(totals.items())]
+
+
+FORMATS = ("table", "wide", "json", "yaml", "csv")
 
 
 def render(rows: list[Row], fmt: str, group_by: str) -> str:
+    """The rows as a table (``wide``: with the number of attempts), JSON, YAML or CSV."""
     records = [{group_by: r.group, "currency": r.currency, "jobs": r.jobs, "cardHours": str(r.card_hours),
                 "cost": str(r.cost)} for r in rows]
     if fmt == "json":
         return json.dumps(records, indent=2)
+    if fmt == "yaml":
+        return yaml.safe_dump(records, sort_keys=False).rstrip("\n") if records else "[]"
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=[group_by, "currency", "jobs", "cardHours", "cost"])
         writer.writeheader()
         writer.writerows(records)
         return out.getvalue()
-    header = (group_by.upper(), "CURRENCY", "JOBS", "CARD-HOURS", "COST")
-    lines = [header] + [(r.group, r.currency, str(r.jobs), f"{r.card_hours:.6f}", f"{r.cost:.2f}") for r in rows]
+    if fmt not in ("table", "wide"):
+        raise ValueError(f"output must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    wide = fmt == "wide"
+    header = (group_by.upper(), "CURRENCY", "JOBS", *(("ATTEMPTS",) if wide else ()), "CARD-HOURS", "COST")
+    lines = [header] + [(r.group, r.currency, str(r.jobs), *((str(r.attempts),) if wide else ()),
+                         f"{r.card_hours:.6f}", f"{r.cost:.2f}") for r in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("   ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
                      for line in lines)

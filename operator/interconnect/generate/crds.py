@@ -1,6 +1,6 @@
 """Generate the CRDs under crds/ from the API models (the models are the single source of truth).
 
-python -m interconnect crds            # write crds/*.yaml and the hub chart's copy
+python -m interconnect crds            # write crds/*.yaml and the hub chart's copy (files/crds/)
 python -m interconnect crds --check    # exit 1, with a diff, when either is not up to date
 """
 
@@ -54,10 +54,16 @@ def default_output_dir() -> Path:
     return Path.cwd() / "crds"
 
 
+CHART_CRDS = Path("charts") / "interconnect-hub" / "files" / "crds"
+"""The hub chart's copy, relative to the checkout: plain YAML that templates/crds.yaml renders (behind
+``crds.install``, with ``helm.sh/resource-policy: keep``), so that ``helm upgrade`` updates the CRDs.
+Not the chart's ``crds/``: Helm installs those at ``helm install`` only and never upgrades them."""
+
+
 def default_output_dirs() -> list[Path]:
-    """crds/, and the hub chart's copy (helm installs CRDs from the chart's own crds/)."""
+    """crds/, and the hub chart's copy (charts/interconnect-hub/files/crds/)."""
     crds = default_output_dir()
-    chart = crds.parent / "charts" / "interconnect-hub" / "crds"
+    chart = crds.parent / CHART_CRDS
     return [crds, chart] if chart.is_dir() else [crds]
 
 
@@ -65,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="interconnect crds", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 with a diff when the files differ")
     parser.add_argument("--output-dir", type=Path, action="append", default=None,
-                        help="default: the checkout's crds/ and charts/interconnect-hub/crds/")
+                        help="default: the checkout's crds/ and charts/interconnect-hub/files/crds/")
     args = parser.parse_args(argv)
     # Only our group's files count as stale: the chart also ships kopf's peering CRD.
     return generated.run("CRDs", "python -m interconnect crds", args.output_dir or default_output_dirs(),

@@ -53,6 +53,8 @@ READY_MAPPING = dm.ValueMap({
 # combined with `max by (...)`, never summed across instances. Counters are summed.
 NODE = 'node=~"$node"'
 USAGE = 'node=~"$node", tenant=~"$tenant", region=~"$region", industry=~"$industry"'
+# The hub's own watches and those of the chosen members (`cluster` is a ComputeNode's name, or hub).
+UNREADABLE = 'cluster=~"hub|$node"'
 # Revenue is shown in CNY, the programme's billing currency; other currencies have their own table.
 USAGE_CNY = USAGE + ', currency="CNY"'
 # What all_queries() puts in place of Grafana's variables: every value, and fixed durations.
@@ -481,7 +483,9 @@ def health_items() -> list[Item]:
                         _quantiles("interconnect_dispatch_latency_seconds", '{stage="running"}'), width=8),
                    thresholds=[(60, "red")]),
         "Errors, watches and queue",
-        timeseries(Spec("Reconcile errors by loop", "Errors per minute in the operator's loops.", PER_MINUTE, [
+        timeseries(Spec("Reconcile errors by loop", "Errors per minute in each of the operator's loops. An error "
+                        "is one job's or one object's: the loop goes on with the others, and tries that one again "
+                        "on its next pass. Every loop has a series, at 0 while it has no error.", PER_MINUTE, [
             Query("sum by (loop) (rate(interconnect_reconcile_errors_total[$__rate_interval])) * 60", "{{loop}}"),
         ], width=8)),
         timeseries(Spec("Member API errors by node", "Failed calls per minute to each member's API server.",
@@ -503,6 +507,24 @@ def health_items() -> list[Item]:
         timeseries(Spec("Heartbeat age", "Seconds since the hub last reached each member's API server.", SECONDS, [
             Query(f"max by (node) (interconnect_member_heartbeat_age_seconds{{{NODE}}})", "{{node}}"),
         ]), thresholds=[(30, "orange"), (60, "red")]),
+        "Errors by loop and unreadable objects",
+        bars(Spec("Reconcile errors by loop over the range", "Errors of each loop over the selected range, most "
+                  "first (0: none). Which job or object failed, and why, is in the operator's log.", COUNT, [
+                      Query("sort_desc(sum by (loop) (increase(interconnect_reconcile_errors_total[$__range])))",
+                            "{{loop}}"),
+                  ], width=8, instant=True)),
+        timeseries(Spec("Unreadable objects skipped", "Objects the hub's and the members' watches skipped per "
+                        "selected range step because they could not be read (e.g. a GPU request that is not a "
+                        "quantity), by cluster and kind. A skipped object is left out (a pod's cards are not "
+                        "counted), never retried in a loop: the watch goes on. The log names each one.", COUNT, [
+                            Query(f"sum by (cluster, kind) (increase(interconnect_unreadable_objects_total"
+                                  f"{{{UNREADABLE}}}[$__rate_interval]))", "{{cluster}} {{kind}}"),
+                        ], width=10)),
+        single_stat(Spec("Unreadable objects", "Objects the watches skipped as unreadable over the selected "
+                         "range, all clusters and kinds.", COUNT, [
+                             Query(f"sum(increase(interconnect_unreadable_objects_total{{{UNREADABLE}}}"
+                                   f"[$__range]))", "skipped"),
+                         ], width=6, instant=True), no_value="0"),
         "Member credentials",
         timeseries(Spec("Member token: time left", "Seconds until the hub's bound token for each member expires "
                         "(members joined with `join`; client certificates have none). It is renewed once "
@@ -521,7 +543,10 @@ def health_items() -> list[Item]:
                         ])),
         "Failover",
         single_stat(Spec("Active replicas", "Replicas that place and dispatch: exactly 1 (0 during a takeover, "
-                         "more than 1 is a fault).", COUNT, [Query("sum(interconnect_operator_active)", "active")],
+                         "more than 1 is a fault), and the leader Lease's epoch (it rises by one per takeover; "
+                         "the writes of an older epoch are refused).", COUNT,
+                         [Query("sum(interconnect_operator_active)", "active"),
+                          Query("max(interconnect_leader_epoch)", "epoch")],
                          width=6, height=5), no_value="0"),
         timeseries(Spec("Jobs taken off lost nodes", "Active jobs of a lost node, re-placed elsewhere or failed "
                         "(failurePolicy Never), per selected range step.", COUNT, [
@@ -555,7 +580,8 @@ BOARDS = (
           "now-24h", usage_variables, lambda: [*metering_items(), *tenancy_items()]),
     Board("interconnect-operator-health.json", "interconnect-operator-health",
           "Compute Interconnect / Operator health",
-          "Placement time, dispatch latency, errors, watch restarts and the pending queue.", "now-6h",
+          "Placement time, dispatch latency, errors by loop, unreadable objects, watch restarts and the pending "
+          "queue.", "now-6h",
           member_variables, health_items),
 )
 

@@ -3,4 +3,4 @@
 Importing this package registers every handler with kopf's default registry.
 """
 
-from interconnect.handlers import lifecycle, resources, runtime  # noqa: F401
+from interconnect.handlers import lifecycle, resources, runtime, tenant_api  # noqa: F401

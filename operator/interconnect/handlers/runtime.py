@@ -18,6 +18,7 @@ from interconnect.core.peering import is_active, peers_from_status
 from interconnect.core.vocabulary import GROUP, VERSION
 from interconnect.services.config import Settings
 from interconnect.services.controller import Controller
+from interconnect.services.leadership import Leadership
 
 log = logging.getLogger(__name__)
 
@@ -29,20 +30,12 @@ async def start_controller(memo: kopf.Memo, **_: Any) -> None:
         memo["metrics"] = Metrics()
         memo["metrics"].serve(settings.metrics_port)
     memo["controller"] = None
-    if settings.peering:
-        # kopf keeps a standby's handlers frozen; the controller's own loops follow the same rule.
-        memo["leadership"] = asyncio.create_task(_follow_peering(settings, memo), name="leadership")
-        return
-    try:
-        memo["controller"] = await _activate(settings, memo["metrics"])
-    except Exception as exc:
-        # The hub may still be starting (429, connection refused): retry soon, not in a minute.
-        raise kopf.TemporaryError(f"cannot load the hub's state yet: {exc}", delay=2) from exc
-    memo["metrics"].active.set(1)
+    memo["leadership"] = asyncio.create_task(_lead(settings, memo), name="leadership")
 
 
-async def _activate(settings: Settings, metrics: Metrics) -> Controller:
-    hub = hub_adapter.Hub(await hub_adapter.connect())
+async def _activate(settings: Settings, metrics: Metrics, leadership: Leadership) -> Controller:
+    """A controller for one leadership term: every write it makes is fenced by the Lease."""
+    hub = hub_adapter.Hub(await hub_adapter.connect(), fence=leadership.check)
     try:
         controller = await _load(hub, settings, metrics)
     except Exception:
@@ -53,37 +46,72 @@ async def _activate(settings: Settings, metrics: Metrics) -> Controller:
     return controller
 
 
-async def _follow_peering(settings: Settings, memo: kopf.Memo) -> None:
-    """Start the controller when this replica becomes the active one; stop it when it is not."""
+async def _wanted(hub: hub_adapter.Hub, settings: Settings) -> bool:
+    """Whether this replica should lead: standalone, always; in a peering, when kopf's peering
+    makes it the active one (its handlers run only then), and not when the peering cannot be
+    read (a replica cut off from the hub must not go on as if nothing happened)."""
+    if not settings.peering:
+        return True
+    try:
+        peering = await hub.read_peering(settings.peering)
+    except Exception as exc:
+        log.warning("cannot read peering %s: %s", settings.peering, exc)
+        return False
+    peers = peers_from_status((peering or {}).get("status"))
+    return is_active(settings.identity, settings.priority, peers, dt.datetime.now(dt.UTC))
+
+
+async def _lead(settings: Settings, memo: kopf.Memo) -> None:
+    """Run the controller exactly while this replica holds the leader Lease.
+
+    The controller is loaded in a task of its own, so that loading a large hub never delays a
+    renewal; it is stopped as soon as the lead is not confirmed (its writes are fenced already).
+    """
     hub = hub_adapter.Hub(await hub_adapter.connect())
     metrics: Metrics = memo["metrics"]
+    leadership = Leadership(hub, settings.namespace, settings.lease_identity,
+                            lease_seconds=settings.lease_seconds)
+    loading: asyncio.Task[Controller] | None = None
+    started = 0.0
     try:
         while True:
+            leading = await leadership.step(await _wanted(hub, settings))
+            metrics.leader_epoch.set(leadership.epoch or 0)
             controller: Controller | None = memo.get("controller")
-            try:
-                peering = await hub.read_peering(settings.peering)
-                peers = peers_from_status((peering or {}).get("status"))
-                active = is_active(settings.identity, settings.priority, peers, dt.datetime.now(dt.UTC))
-            except Exception as exc:  # the hub does not answer: nobody can take over either
-                log.warning("cannot read peering %s: %s", settings.peering, exc)
-                active = controller is not None
-            if active and controller is None:
-                started = time.monotonic()
-                try:
-                    memo["controller"] = await _activate(settings, metrics)
-                except Exception as exc:
-                    log.warning("cannot load the hub's state yet: %s", exc)
-                else:
-                    metrics.active.set(1)
-                    log.info("replica %s (priority %d) is now active; state loaded in %.1fs",
-                             settings.identity, settings.priority, time.monotonic() - started)
-            elif not active and controller is not None:
-                memo["controller"] = None
-                metrics.active.set(0)
-                await controller.stop()
-                log.info("replica %s is on standby: a peer of higher priority is active", settings.identity)
-            await asyncio.sleep(1.0)
+            if leading and controller is None:
+                if loading is None:
+                    started = time.monotonic()
+                    loading = asyncio.create_task(_activate(settings, metrics, leadership), name="load")
+                elif loading.done():
+                    task, loading = loading, None
+                    if task.exception() is not None:
+                        log.warning("cannot load the hub's state yet: %s", task.exception())
+                    else:
+                        memo["controller"] = task.result()
+                        metrics.active.set(1)
+                        log.info("replica %s is now active (epoch %s); state loaded in %.1fs",
+                                 settings.lease_identity, leadership.epoch, time.monotonic() - started)
+            elif not leading:
+                if loading is not None:
+                    loading.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await loading
+                    loading = None
+                if controller is not None:
+                    memo["controller"] = None
+                    metrics.active.set(0)
+                    await controller.stop()
+                    log.info("replica %s is on standby", settings.lease_identity)
+            await asyncio.sleep(0.2 if loading is not None else 1.0)
     finally:
+        if loading is not None:
+            loading.cancel()
+        controller = memo.get("controller")
+        memo["controller"] = None
+        if controller is not None:
+            await controller.stop()
+        with contextlib.suppress(Exception):
+            await leadership.release()
         await hub.close()
 
 
@@ -116,12 +144,9 @@ async def _load(hub: hub_adapter.Hub, settings: Settings, metrics: Metrics) -> C
 
 @kopf.on.cleanup()
 async def stop_controller(memo: kopf.Memo, **_: Any) -> None:
+    """Stop the controller, then hand the Lease back (the leadership loop does both)."""
     leadership: asyncio.Task[None] | None = memo.get("leadership")
     if leadership is not None:
         leadership.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await leadership
-    controller: Controller | None = memo.get("controller")
-    memo["controller"] = None
-    if controller is not None:
-        await controller.stop()

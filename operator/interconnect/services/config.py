@@ -40,6 +40,8 @@ def _fraction(name: str, default: float) -> float:
 
 DEFAULT_START_DEADLINE_SECONDS = 600.0
 DEFAULT_MAX_TERMINATION_GRACE_SECONDS = 300
+DEFAULT_LEASE_SECONDS = 15
+LEASE_IDENTITY_ENV = "INTERCONNECT_LEASE_IDENTITY"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,11 @@ class Settings:
     (a job's spec.startDeadlineSeconds overrides it); past it the attempt ends and its cards go back."""
     max_termination_grace: int = DEFAULT_MAX_TERMINATION_GRACE_SECONDS
     """The longest terminationGracePeriodSeconds a dispatched pod gets (a pod keeps its cards that long)."""
+    lease_identity: str = ""
+    """This replica's name in the leader Lease: the pod's name, stable across container restarts,
+    so a restarted replica takes its own Lease back at once."""
+    lease_seconds: int = DEFAULT_LEASE_SECONDS
+    """The leader Lease's duration: how long a standby waits after the leader's last renewal."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -92,4 +99,6 @@ class Settings:
             start_deadline=_float("INTERCONNECT_START_DEADLINE_SECONDS", DEFAULT_START_DEADLINE_SECONDS),
             max_termination_grace=int(_float("INTERCONNECT_MAX_TERMINATION_GRACE_SECONDS",
                                              DEFAULT_MAX_TERMINATION_GRACE_SECONDS)),
+            lease_identity=os.environ.get(LEASE_IDENTITY_ENV) or os.environ.get(IDENTITY_ENV, ""),
+            lease_seconds=int(_float("INTERCONNECT_LEASE_SECONDS", DEFAULT_LEASE_SECONDS)),
         )

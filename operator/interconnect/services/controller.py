@@ -79,7 +79,7 @@ class Controller:
         self.usage_records = UsageLedger(hub)
         self.market = Market(self.members, self.jobs, latency, self.usage_records)
         self.meter = Meter(self.jobs, self.members, self.market, self.writer, self.metrics,
-                           settings.metering_interval, self.events)
+                           settings.metering_interval, self.events, self.usage_records)
         self.failover = Failover(self.jobs, self.members, self.market, self.writer, self.meter, self.journal,
                                  deletions, self.events, self.metrics, settings, self.tasks, self.usage_records,
                                  wake=self.wake)
@@ -92,7 +92,7 @@ class Controller:
         self.scheduler = Scheduler(self.jobs, self.members, self.market, self.writer, self.dispatcher, self.meter,
                                    self.events, self.metrics, self.wake)
         self.job_watch = JobWatch(hub, self.jobs, self.members, self.market, self.writer, self.journal,
-                                  self.dispatcher, deletions, self.metrics, self.usage_records,
+                                  self.dispatcher, deletions, self.metrics, self.usage_records, self.meter,
                                   mark_dirty=self.sync.mark_dirty, wake=self.wake)
         self.latency = LatencyConfig(hub, settings.namespace, settings.latency_config_map, self.events,
                                      self.metrics, self._use_latency, settings.heartbeat_interval)

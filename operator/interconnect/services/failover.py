@@ -60,10 +60,19 @@ class Failover:
         self._wake = wake
         self._last_gc = time.monotonic()
 
-    def superseded(self, job_uid: str, attempt: int) -> bool:
-        """A member Job or pod that must not run: its attempt is not the job's live one."""
+    def superseded(self, job_uid: str, attempt: int, node: str | None = None) -> bool:
+        """A member Job or pod that must not run: its attempt is not the job's live one, or it is a
+        copy of the live attempt on another member than the one it was placed on (written by a
+        replica that lost the lead while it dispatched)."""
         state = self._jobs.get(job_uid)
-        return state is None or attempt != state.attempt or state.lost_at(attempt) is not None
+        if state is None or attempt != state.attempt or state.lost_at(attempt) is not None:
+            return True
+        return node is not None and state.placement is not None and state.placement["node"] != node
+
+    def _attempt_node(self, job_uid: str, attempt: int) -> str | None:
+        state = self._jobs.get(job_uid)
+        entry = next((h for h in state.history if h["attempt"] == attempt), None) if state else None
+        return str(entry["node"]) if entry else None
 
     def grace(self, state: JobState) -> float | None:
         """Seconds a job waits for its lost node before it is re-placed; None: it must not be."""
@@ -156,7 +165,7 @@ class Failover:
             if node.member is None or not node.ready:
                 continue
             for job in list(node.member.jobs.items.values()):
-                if not job.deleting and self.superseded(job.job_uid, job.attempt):
+                if not job.deleting and self.superseded(job.job_uid, job.attempt, node.name):
                     self._tasks.spawn(self.delete_superseded(node.name, job), name=f"gc-{job.name}")
 
     async def fence_all(self) -> None:
@@ -173,19 +182,19 @@ class Failover:
         if member is None:
             return
         jobs, pods = await member.list_ours()
-        stale_jobs = [j for j in jobs if self.superseded(j.job_uid, j.attempt)]
-        stale_pods = [p for p in pods if self.superseded(p.job_uid, p.attempt)]
-        await self._meter_superseded(stale_pods)
+        stale_jobs = [j for j in jobs if self.superseded(j.job_uid, j.attempt, node.name)]
+        stale_pods = [p for p in pods if self.superseded(p.job_uid, p.attempt, node.name)]
+        await self._meter_superseded(node.name, stale_pods)
         stale_names = {j.name for j in stale_jobs}
         for job in stale_jobs:
             if not job.deleting:
                 self._deletions.mark(job.name)
-                if await member.delete_job(job.name):
+                if await member.delete_job(job.name, uid=job.uid, epoch=job.epoch):
                     self._metrics.fenced_jobs.labels(node=node.name).inc()
                     log.info("fence %s: deleted Job %s of superseded attempt %d", node.name, job.name, job.attempt)
         for pod in stale_pods:
             if not pod.deleted and pod.member_job not in stale_names:
-                await member.delete_pod(pod.name)
+                await member.delete_pod(pod.name, uid=pod.uid, epoch=pod.epoch)
         # Only a superseded attempt of a job that lives on can run twice; an orphan (its ComputeJob
         # is gone) is deleted all the same but keeps no work away. A finished pod runs nothing, even
         # while the member's Job controller still holds its object.
@@ -194,11 +203,13 @@ class Failover:
         if not node.fencing:
             self._wake()
 
-    async def _meter_superseded(self, pods: list[DispatchedPod]) -> None:
-        """Record what superseded attempts ran: charged up to the loss, the rest apart."""
+    async def _meter_superseded(self, node: str, pods: list[DispatchedPod]) -> None:
+        """Record what superseded attempts ran on the member they were placed on: charged up to
+        the loss, the rest apart. A copy on another member was never placed, so never billed."""
         by_attempt: dict[tuple[str, int], list[DispatchedPod]] = {}
         for pod in pods:
-            by_attempt.setdefault((pod.job_uid, pod.attempt), []).append(pod)
+            if self._attempt_node(pod.job_uid, pod.attempt) == node:
+                by_attempt.setdefault((pod.job_uid, pod.attempt), []).append(pod)
         at = now() - dt.timedelta(seconds=ACCRUAL_MARGIN_SECONDS)
         for (uid, attempt), group in by_attempt.items():
             state = self._jobs.get(uid)
@@ -212,7 +223,7 @@ class Failover:
         self._deletions.mark(job.name)
         with contextlib.suppress(MemberUnavailable):
             pods = await member.pods_of(job.job_uid)
-            await self._meter_superseded([p for p in pods if p.member_job == job.name])
-        if await member.delete_job(job.name):
+            await self._meter_superseded(node_name, [p for p in pods if p.member_job == job.name])
+        if await member.delete_job(job.name, uid=job.uid, epoch=job.epoch):
             self._metrics.fenced_jobs.labels(node=node_name).inc()
             log.info("deleted Job %s of superseded attempt %d on %s", job.name, job.attempt, node_name)

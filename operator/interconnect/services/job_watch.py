@@ -31,6 +31,7 @@ from interconnect.services.journal import DispatchJournal, Recovered
 from interconnect.services.market import Market
 from interconnect.services.member_job import member_job_name
 from interconnect.services.members import Deletions, Members, condition
+from interconnect.services.meter import Meter
 from interconnect.services.usage_records import DELETED, UsageLedger
 
 log = logging.getLogger(__name__)
@@ -63,9 +64,11 @@ class JobWatch:
 
     def __init__(self, hub: Hub, jobs: JobStore, members: Members, market: Market, writer: StatusWriter,
                  journal: DispatchJournal, dispatcher: Dispatcher, deletions: Deletions, metrics: Metrics,
-                 ledger: UsageLedger, *, mark_dirty: Callable[[str], None], wake: Callable[[], None]) -> None:
+                 ledger: UsageLedger, meter: Meter, *, mark_dirty: Callable[[str], None],
+                 wake: Callable[[], None]) -> None:
         self._hub = hub
         self._ledger = ledger
+        self._meter = meter
         self._jobs = jobs
         self._members = members
         self._market = market
@@ -203,7 +206,12 @@ class JobWatch:
         """
         uid = body["metadata"]["uid"]
         state = self._jobs.remove(uid)
-        if state is not None and state.phase in ACTIVE:
+        if state is not None and state.phase in (JobPhase.DISPATCHED, JobPhase.RUNNING) \
+                and self._members.connected(state.node or "") is not None:
+            # Its pods may hold their cards for their whole grace period: metered until they are
+            # gone, then billed (`Meter.meter_departed`).
+            self._meter.depart(state)
+        elif state is not None and state.phase in ACTIVE:
             # What its attempt was charged so far (its last durable usage, as the counters have it)
             # stays on the bill; the job is gone, so this is the only chance to record it.
             try:

@@ -203,7 +203,9 @@ class StatusWriter:
         meta = state.model.metadata
         async with state.writing:
             pending = dict(state.unwritten)
-            body = {**pending, **status}
+            # Every write names the leader's epoch; the CRD refuses a status from an older one,
+            # so a replica that lost the lead cannot overwrite what its successor wrote.
+            body = {**pending, **status, "leaderEpoch": self._hub.epoch}
             await self._hub.patch_status("computejobs", meta.name, {"status": body}, namespace=meta.namespace)
             for key, value in pending.items():  # what was added meanwhile goes with the next write
                 if state.unwritten.get(key) is value:

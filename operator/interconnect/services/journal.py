@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from interconnect.adapters.hub import Hub
+from interconnect.core.leadership import EPOCH_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,8 @@ class DispatchJournal:
             for uid, text, _ in batch:
                 data[uid] = text  # a job queued twice in one batch: its latest placement
             try:
-                await self.hub.create_config_map(self.namespace, name, data, {JOURNAL_LABEL: "true"})
+                await self.hub.create_config_map(self.namespace, name, data,
+                                                 {JOURNAL_LABEL: "true", EPOCH_LABEL: str(self.hub.epoch)})
             except Exception as exc:
                 for _, _, future in batch:
                     if not future.done():

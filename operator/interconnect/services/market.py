@@ -116,6 +116,7 @@ class Market:
         the ComputeUsage records of the month, and what its attempts without a record (the running
         ones) have cost so far; an attempt with a record counts from its record only."""
         self._ledger.turn(at)
+        self._ledger.fold(at, self._jobs)  # the records of deleted jobs, summed (memory follows the jobs)
         budgeted = {q.spec.namespace for q in self.quotas.values() if q.spec.limits.monthly_spend is not None}
         if not budgeted:  # the common case, once per placement pass: cards and pending counts only
             cards: dict[str, int] = {}

@@ -83,7 +83,7 @@ class MemberSync:
                     if state is not None and state.attempt == value.attempt:
                         state.member_job_deleted = True
             elif (not value.deleting and self._started.is_set() and value.name not in self._deletions
-                    and self._failover.superseded(value.job_uid, value.attempt)):
+                    and self._failover.superseded(value.job_uid, value.attempt, member)):
                 # e.g. a create sent before the member froze, carried out after it came back
                 self._deletions.mark(value.name)
                 self._tasks.spawn(self._failover.delete_superseded(member, value), name=f"fence-{value.name}")

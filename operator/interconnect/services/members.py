@@ -65,23 +65,37 @@ class NodeState:
 
 class Deletions:
     """Names of member Jobs the hub is deleting itself: a Job that disappears without being
-    here was deleted by someone else. A name is forgotten once its deletion is seen."""
+    here was deleted by someone else. A name is forgotten once its deletion is seen, and in any
+    case ``keep`` seconds after it was marked: a Job that was already gone when the hub deleted
+    it (404: no deletion will ever be seen) must not be remembered for ever. Forgetting one late
+    is harmless: the hub deletes only Jobs of attempts that are over (the job ended, was deleted or
+    superseded), for which nothing is decided from their disappearance any more."""
 
-    def __init__(self) -> None:
-        self._names: set[str] = set()
+    KEEP_SECONDS = 3600.0
+
+    def __init__(self, keep: float = KEEP_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self._names: dict[str, float] = {}
+        """Name -> when it was marked, oldest first."""
+        self._keep = keep
+        self._clock = clock
 
     def mark(self, name: str) -> None:
-        self._names.add(name)
+        at = self._clock()
+        self._names.pop(name, None)
+        self._names[name] = at
+        while self._names:  # the oldest first: amortised constant time per mark
+            oldest, marked = next(iter(self._names.items()))
+            if at - marked < self._keep:
+                break
+            del self._names[oldest]
 
     def __contains__(self, name: object) -> bool:
         return name in self._names
 
     def seen_gone(self, name: str) -> bool:
-        """The Job is gone: True (and forgotten) when the hub deleted it."""
-        if name in self._names:
-            self._names.discard(name)
-            return True
-        return False
+        """The Job is gone: True (and forgotten) when the hub deleted it. Also what a deleter
+        calls when the Job was not there to delete (no deletion will be seen)."""
+        return self._names.pop(name, None) is not None
 
     def __len__(self) -> int:
         return len(self._names)
@@ -233,7 +247,8 @@ class Members:
         leftovers = list(member.jobs.items.values())
         for job in leftovers:
             self._deletions.mark(job.name)
-            await member.delete_job(job.name)
+            if not await member.delete_job(job.name):
+                self._deletions.seen_gone(job.name)  # already gone: no deletion to wait for
         if leftovers or member.pods.items:
             return f"waiting for {len(leftovers)} Jobs and {len(member.pods.items)} pods to go from {name}"
         return None
@@ -256,7 +271,8 @@ class Members:
         try:
             kubeconfig = await self._hub.read_secret_key(conn.secret_ref.namespace, conn.secret_ref.name,
                                                          conn.secret_ref.key)
-            member = await MemberCluster.connect(state.name, kubeconfig, conn.namespace, self.on_change)
+            member = await MemberCluster.connect(state.name, kubeconfig, conn.namespace, self.on_change,
+                                                 fence=self._hub.fence)
         except Exception as exc:
             state.ready, state.ready_reason = False, "ConnectionFailed"
             state.ready_message = f"cannot connect with Secret {key[0]}/{key[1]} key {key[2]}: {exc}"

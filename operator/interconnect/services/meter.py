@@ -5,6 +5,11 @@ timestamps) into the job's ``status.usage``, and adds the increase to the counte
 that write has landed, so a counter never runs ahead of the durable figure. Its loop meters
 running jobs every ``meteringInterval``; the member sync and the fence call `write_usage` for
 finished and superseded attempts.
+
+A deleted job's pods may hold their cards for their whole termination grace period: `depart`
+keeps metering them (in memory: the job's status is gone with it) until none of them runs any
+more, then writes the attempt's ComputeUsage record and only then adds the increase to the
+counters.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ from interconnect.core.metering import BudgetVerdict, PodRun, accrue, budget_ver
 from interconnect.core.money import Money, format_amount
 from interconnect.core.vocabulary import JobPhase
 from interconnect.services.events import EventRecorder
-from interconnect.services.jobs import JobState, JobStore, StatusWriter, decimal_text, instant, iso
+from interconnect.services.jobs import JobState, JobStore, StatusWriter, decimal_text, instant, iso, now
 from interconnect.services.market import Market
 from interconnect.services.members import Members
+from interconnect.services.usage_records import DELETED, UsageLedger
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +52,11 @@ class Meter:
     """Usage into status and counters (see the module docstring)."""
 
     def __init__(self, jobs: JobStore, members: Members, market: Market, writer: StatusWriter, metrics: Metrics,
-                 interval: float, events: EventRecorder) -> None:
+                 interval: float, events: EventRecorder, ledger: UsageLedger) -> None:
         self._jobs = jobs
+        self._ledger = ledger
+        self._departed: dict[str, tuple[JobState, list[UsageDelta]]] = {}
+        """Deleted jobs whose pods may still hold cards: metered until they are gone, then billed."""
         self._events = events
         self.on_budget_spent: Callable[[JobState, str], Awaitable[None]] | None = None
         """Stops a job whose budget is spent (the member sync's end_attempt; set by the wiring)."""
@@ -152,6 +161,42 @@ class Meter:
         while True:
             await asyncio.sleep(self._interval)
             await self.meter_running()
+            await self.meter_departed()
+
+    def depart(self, state: JobState) -> None:
+        """A deleted job's attempt: meter its pods until they are gone, then write its record."""
+        self._departed[state.uid] = (state, [])
+
+    @property
+    def departing(self) -> int:
+        return len(self._departed)
+
+    async def meter_departed(self) -> None:
+        """One pass over deleted jobs' attempts. Their pods are metered as long as they hold
+        cards (terminating, for up to their grace period); once none runs, the attempt's record
+        is written and the counters get what it added since the deletion. A member that does not
+        answer holds the record back until it does: its pods' timestamps settle the figure then."""
+        for uid, (state, deltas) in list(self._departed.items()):
+            member = self._members.connected(state.node) if state.node else None
+            at = self.member_clock(state)
+            node = self._members.get(state.node) if state.node else None
+            try:
+                if member is not None and at is not None:
+                    pods = member.cached_pods(uid, state.attempt)
+                    _, added = self.accrue(state, pods, at)
+                    deltas += added
+                    if any(p.finished is None and p.started is not None for p in pods):
+                        continue
+                elif node is not None and node.lost_since is None:
+                    continue  # not answering for now: wait for its pods' own timestamps
+                # Gone, or its node is lost (what ran after the loss is not charged): bill what ran.
+                await self._ledger.record(state, state.attempt, DELETED, at or now())
+            except Exception as exc:
+                self._metrics.reconcile_errors.labels(loop="metering").inc()
+                log.warning("metering deleted job %s failed: %s", uid, str(exc) or type(exc).__name__)
+                continue
+            del self._departed[uid]
+            self.count(state, deltas)
 
     async def meter_running(self) -> None:
         """One pass: each running job on its own, so that one whose write fails stops no other."""

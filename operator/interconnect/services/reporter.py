@@ -12,9 +12,12 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
+from collections.abc import Iterable
 from typing import Any
 
 from interconnect.adapters.hub import Hub
+from interconnect.adapters.informer import Informer
 from interconnect.adapters.metrics import Metrics
 from interconnect.core.capacity import OfferCards
 from interconnect.core.fair_share import dominant_share
@@ -46,9 +49,16 @@ class Reporter:
         self._offer_status: dict[str, OfferCards] = {}
         self._quota_status: dict[str, dict[str, Any]] = {}
         self._last_gauges = 0.0
+        self._unreadable_counted: weakref.WeakKeyDictionary[Informer[Any], int] = weakref.WeakKeyDictionary()
+        """Per informer, how many of its unreadable objects the counter has (an informer's count
+        starts at 0 again when its member reconnects; a closed one's entry goes with it)."""
+        self.hub_informers: list[Informer[Any]] = []
+        """The hub's own watches (the ComputeJob watch), whose unreadable objects are counted too
+        (set by the wiring; the members' are found through `Members`)."""
 
     def forget_offer(self, name: str) -> None:
         self._offer_status.pop(name, None)
+        self._metrics.disown(("offer", name))
 
     def forget_quota(self, name: str) -> None:
         self._quota_status.pop(name, None)
@@ -77,10 +87,13 @@ class Reporter:
                 continue
             sellable = self._market.sellable(offer)
             free = cards.free if sellable else 0
+            series: set[tuple[Any, tuple[str, ...]]] = set()
             for label, value in (("total", cards.total), ("free", free), ("reserved", cards.reserved),
                                  ("in_use", cards.in_use)):
-                self._metrics.offer_cards.labels(offer=name, node=offer.spec.node_ref,
-                                                 gpu_model=offer.spec.gpu_model, state=label).set(value)
+                labels = (name, offer.spec.node_ref, offer.spec.gpu_model, label)  # offer, node, gpu_model, state
+                self._metrics.offer_cards.labels(*labels).set(value)
+                series.add((self._metrics.offer_cards, labels))
+            self._metrics.own(("offer", name), series)
             if self._offer_status.get(name) == cards:
                 continue
             self._offer_status[name] = cards
@@ -129,16 +142,42 @@ class Reporter:
         for reason, count in reasons.items():
             m.unschedulable.labels(reason=reason).set(count)
         m.token_expiry.clear()
+        nodes = set()
         for state in self._members:
             spec = state.model.spec
-            m.member_ready.labels(node=state.name, identity_code=state.model.status.identity_code or "",
-                                  region=spec.region, type=str(spec.type.value),
-                                  industry=str(spec.industry.value) if spec.industry else "none",
-                                  ).set(1 if state.ready else 0)
+            nodes.add(state.name)
+            series: set[tuple[Any, tuple[str, ...]]] = set()
+            ready = (state.name, state.model.status.identity_code or "", spec.region, str(spec.type.value),
+                     str(spec.industry.value) if spec.industry else "none")  # node, identity_code, region, ...
+            m.member_ready.labels(*ready).set(1 if state.ready else 0)
+            series.add((m.member_ready, ready))
             if state.last_ok is not None:
-                m.heartbeat_age.labels(node=state.name).set(time.monotonic() - state.last_ok)
+                m.heartbeat_age.labels(state.name).set(time.monotonic() - state.last_ok)
+                series.add((m.heartbeat_age, (state.name,)))
             if state.member is not None:
-                m.watch_restarts.labels(node=state.name).set(sum(i.restarts for i in state.member.informers))
+                m.watch_restarts.labels(state.name).set(sum(i.restarts for i in state.member.informers))
+                series.add((m.watch_restarts, (state.name,)))
+                series |= self.count_unreadable(state.member.informers)
                 token = state.member.token
                 if token is not None:
                     m.token_expiry.labels(node=state.name).set(token.expires_at)
+            m.own(("node", state.name), series)
+        for gone in m.owners("node") - nodes:
+            m.disown(("node", gone))  # a deleted ComputeNode leaves no series behind
+        self.count_unreadable(self.hub_informers)
+
+    def count_unreadable(self, informers: Iterable[Informer[Any]]) -> set[tuple[Any, tuple[str, ...]]]:
+        """Add what the watches skipped since the last call to ``interconnect_unreadable_objects_total``
+        (``cluster`` and ``kind`` from the informer's name, ``<cluster>/<kind>``); every watch has its
+        series, at 0 while it skipped nothing. Returns those series."""
+        series: set[tuple[Any, tuple[str, ...]]] = set()
+        for informer in informers:
+            cluster, _, kind = informer.name.partition("/")
+            labels = (cluster, kind or cluster)
+            counter = self._metrics.unreadable_objects.labels(*labels)
+            series.add((self._metrics.unreadable_objects, labels))
+            new = informer.unreadable - self._unreadable_counted.get(informer, 0)
+            if new > 0:
+                counter.inc(new)
+            self._unreadable_counted[informer] = informer.unreadable
+        return series

@@ -10,15 +10,19 @@ success: the record is named after the attempt (``<job uid>-<attempt>``), and it
 
 The ledger keeps in memory the records that can count this month (listed at start-up by their
 month label, then those it writes): `Market.tenant_usage` counts an attempt from its record if
-it has one, else from its job (a running attempt), never both.
+it has one, else from its job (a running attempt), never both. The records of jobs that are gone
+(deleted) are only ever summed: once their job has left the `JobStore`, records that fall wholly
+in the month are folded into one total per tenant and currency (`fold`), so that memory follows
+the jobs that exist and the tenants, not the jobs run this month.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import pydantic
@@ -26,7 +30,7 @@ import pydantic
 from interconnect.adapters.hub import Hub
 from interconnect.api.v1alpha1 import ComputeUsage, validation_message
 from interconnect.api.v1alpha1.usage import MONTH_LABEL, NODE_LABEL, TENANT_LABEL
-from interconnect.core.money import Money
+from interconnect.core.money import MONEY_CONTEXT, Money
 from interconnect.core.quota import Charge, Month
 from interconnect.core.vocabulary import API_VERSION
 from interconnect.services.jobs import JobState, decimal_text, instant
@@ -117,16 +121,24 @@ class UsageLedger:
     """Writes the ComputeUsage records and keeps those that count this month (see the module
     docstring). Only ever creates: a record is never changed or deleted by the operator."""
 
+    FOLD_AFTER = 256
+    """Records kept before the first `fold` looks for those of gone jobs (then twice what it kept)."""
+
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
         self._records: dict[tuple[str, int], Recorded] = {}
         self._month: Month | None = None
+        self._folded: dict[tuple[str, str], Decimal] = {}
+        """(tenant, currency) -> the cost of the month's records of gone jobs, folded (`fold`)."""
+        self._fold_at = self.FOLD_AFTER
 
     def __contains__(self, key: object) -> bool:
-        """Whether the attempt ``(job uid, attempt)`` has a record the ledger knows."""
+        """Whether the attempt ``(job uid, attempt)`` has a record the ledger knows (records of
+        gone jobs that were folded are not asked about: their jobs are not counted any more)."""
         return key in self._records
 
     def __len__(self) -> int:
+        """Records kept one by one (not those folded)."""
         return len(self._records)
 
     def __iter__(self) -> Iterator[Recorded]:
@@ -153,9 +165,38 @@ class UsageLedger:
         return self._records[recorded.key]
 
     def charges(self, at: dt.datetime) -> list[Recorded]:
-        """The records that can count in the month of ``at``: those that finished since it began."""
+        """The records that can count in the month of ``at``: those that finished since it began,
+        the folded ones as one per tenant and currency (job uid "", attempt 0)."""
         self.turn(at)
-        return list(self._records.values())
+        month = Month.of(at)
+        folded = [Recorded(tenant, "", 0, Charge(Money(total, currency), None, month.start))
+                  for (tenant, currency), total in self._folded.items()]
+        return [*self._records.values(), *folded]
+
+    def fold(self, at: dt.datetime, jobs: Container[str]) -> int:
+        """Sum up the records of jobs no longer in ``jobs`` (deleted) that fall wholly in the month
+        of ``at``: their cost counts the same (a month's spend is a sum), and only the jobs that
+        exist are ever asked whether an attempt has a record. A record spanning the month's start
+        stays as it is (its share is pro rata). Runs once the ledger has doubled since the last
+        fold (or holds `FOLD_AFTER` records): amortised constant time per record. Returns how many
+        records it folded."""
+        if len(self._records) < self._fold_at:
+            return 0
+        self.turn(at)
+        month = Month.of(at)
+        folded = 0
+        for key, recorded in list(self._records.items()):
+            charge = recorded.charge
+            if recorded.job_uid in jobs or charge.end is None or Month.of(charge.end) != month:
+                continue
+            if charge.start is not None and charge.start < month.start:
+                continue
+            bucket = (recorded.tenant, charge.cost.currency)
+            self._folded[bucket] = MONEY_CONTEXT.add(self._folded.get(bucket, Decimal(0)), charge.cost.amount)
+            del self._records[key]
+            folded += 1
+        self._fold_at = max(self.FOLD_AFTER, 2 * len(self._records))
+        return folded
 
     def turn(self, at: dt.datetime) -> None:
         """Once the month of ``at`` has begun, forget the records that finished before it: they
@@ -165,6 +206,7 @@ class UsageLedger:
         if month == self._month:
             return
         self._month = month
+        self._folded.clear()  # records that ended in another month: none counts in this one
         for key, recorded in list(self._records.items()):
             if recorded.charge.end is not None and recorded.charge.end < month.start:
                 del self._records[key]

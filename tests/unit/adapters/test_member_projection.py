@@ -263,7 +263,7 @@ def meter_in_turn(meter: Meter, state: JobState, statuses: list[dict[str, Any]],
 
 
 def test_an_operator_restart_keeps_the_first_start() -> None:
-    meter = Meter(None, None, None, None, None, 60.0, None)  # type: ignore[arg-type]  # accrue needs only the job
+    meter = Meter(None, None, None, None, None, 60.0, None, None)  # type: ignore[arg-type]  # accrue needs only the job
     throughout = job()
     final = meter_in_turn(meter, throughout, THREE_RUNS, THREE_RUNS_SEEN)
 
@@ -282,7 +282,7 @@ def test_an_operator_restart_keeps_the_first_start() -> None:
 
 
 def test_a_status_written_before_starts_were_kept_still_reads_and_never_shrinks() -> None:
-    meter = Meter(None, None, None, None, None, 60.0, None)  # type: ignore[arg-type]
+    meter = Meter(None, None, None, None, None, 60.0, None, None)  # type: ignore[arg-type]
     legacy = job({"cardHours": "14.266666666667", "accruedUntil": at(107 * MINUTE),
                   "pods": [{"attempt": 1, "pod": "pod-1", "gpus": 8, "microseconds": 107 * 60_000_000}]})
     assert legacy.usage.pods[0].started is None

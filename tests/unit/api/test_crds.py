@@ -130,6 +130,7 @@ def test_names_scopes_categories_and_subresources() -> None:
         "ComputeJob": ("Namespaced", ["cjob"], "computejobs"),
         "ComputeQuota": ("Cluster", ["cq"], "computequotas"),
         "ComputeUsage": ("Cluster", ["cusage"], "computeusages"),
+        "AcceleratorModel": ("Cluster", ["accel"], "acceleratormodels"),
     }
     assert set(BY_KIND) == set(expected)
     for kind, (scope, short, plural) in expected.items():
@@ -142,8 +143,10 @@ def test_names_scopes_categories_and_subresources() -> None:
         assert crd["spec"]["names"]["categories"] == ["interconnect"]
         [version] = crd["spec"]["versions"]
         assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
-        # A ComputeUsage is all spec, written once: no status to write apart.
-        assert version["subresources"] == ({} if kind == "ComputeUsage" else {"status": {}})
+        # A ComputeUsage is all spec, written once, and an AcceleratorModel is the hub admin's data
+        # with nothing observed about it: no status to write apart.
+        no_status = kind in ("ComputeUsage", "AcceleratorModel")
+        assert version["subresources"] == ({} if no_status else {"status": {}})
 
 
 def columns(kind: str) -> dict[str, str]:
@@ -189,6 +192,15 @@ def test_printer_columns() -> None:
         "Cost": ".spec.cost",
         "Currency": ".spec.currency",
         "Outcome": ".spec.outcome",
+        "Age": ".metadata.creationTimestamp",
+    }
+    assert columns("AcceleratorModel") == {
+        "Model": ".spec.model",
+        "Vendor": ".spec.vendor",
+        "Resource": ".spec.resource",
+        "Memory": ".spec.memoryGiB",
+        "BF16": ".spec.tflops.bf16",
+        "Power": ".spec.boardPowerWatts",
         "Age": ".metadata.creationTimestamp",
     }
 
@@ -239,11 +251,12 @@ def test_prices_are_strings() -> None:
 
 
 def test_the_hub_chart_ships_the_same_crds() -> None:
+    """files/crds/, which templates/crds.yaml renders (tests/unit/charts/test_chart_crds.py)."""
     from pathlib import Path
 
-    from interconnect.generate.crds import render_crds
+    from interconnect.generate.crds import CHART_CRDS, render_crds
 
-    chart = Path(__file__).resolve().parents[3] / "charts" / "interconnect-hub" / "crds"
+    chart = Path(__file__).resolve().parents[3] / CHART_CRDS
     for name, text in render_crds().items():
         assert (chart / name).read_text(encoding="utf-8") == text, f"{name}: run `python -m interconnect crds`"
 
@@ -277,3 +290,20 @@ def test_a_usage_record_is_immutable() -> None:
         assert spec["properties"][field]["type"] == "string"
     assert spec["properties"]["month"]["pattern"] == r"^[0-9]{4}-(0[1-9]|1[0-2])$"
     assert "status" not in schema["properties"]
+
+
+def test_an_accelerator_model_needs_a_source_for_every_figure_and_is_named_after_its_model() -> None:
+    schema = schema_of("AcceleratorModel")
+    [root_rule] = schema["x-kubernetes-validations"]
+    assert root_rule["rule"] == "self.metadata.name == self.spec.model.lowerAscii().replace('_', '-')"
+    spec = schema["properties"]["spec"]
+    assert spec["required"] == ["model", "vendor", "resource", "nodeLabels"]
+    assert spec["properties"]["vendor"]["enum"] == ["nvidia", "huawei", "cambricon", "hygon"]
+    assert spec["properties"]["nodeLabels"]["minItems"] == 1
+    assert spec["properties"]["nodeLabels"]["items"]["minProperties"] == 1
+    needs = {r["fieldPath"]: r["rule"] for r in spec["x-kubernetes-validations"]}
+    assert set(needs) == {".sources.memoryGiB", ".sources.tflops.bf16", ".sources.tflops.fp16",
+                          ".sources.tflops.fp32", ".sources.interconnect", ".sources.boardPowerWatts"}
+    assert needs[".sources.memoryGiB"] == "!has(self.memoryGiB) || (has(self.sources) && has(self.sources.memoryGiB))"
+    for precision in ("bf16", "fp16", "fp32"):
+        assert spec["properties"]["tflops"]["properties"][precision]["type"] == "string", "never a YAML float"

@@ -65,7 +65,8 @@ def test_dispatch_and_capacity_rights_stay_and_are_bound_to_the_account_in_its_n
                   "--set", "hubServiceAccount=hub-sa")
     dispatch = docs[("Role", "jobs", "interconnect-hub-dispatch")]
     assert {(r["resources"][0], tuple(r["verbs"])) for r in dispatch["rules"]} == {
-        ("jobs", ("get", "list", "watch", "create", "delete")), ("pods", ("get", "list", "watch", "delete"))}
+        ("jobs", ("get", "list", "watch", "create", "delete")), ("pods", ("get", "list", "watch", "delete")),
+        ("pods/log", ("get",))}
     assert docs[("RoleBinding", "jobs", "interconnect-hub-dispatch")]["subjects"] == [sa("hub-here", "hub-sa")]
     capacity = docs[("ClusterRole", "", "interconnect-hub-capacity-jobs")]
     assert {v for r in capacity["rules"] for v in r["verbs"]} == {"get", "list", "watch"}

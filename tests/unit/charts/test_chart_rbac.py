@@ -83,8 +83,10 @@ def test_node_operators_manage_offers_and_the_policy_binds_them_to_their_node() 
     policy = docs[("ValidatingAdmissionPolicy", "rel-offers-by-node")]["spec"]
     [match] = policy["matchConstraints"]["resourceRules"]
     assert match["resources"] == ["computeoffers"] and set(match["operations"]) == {"CREATE", "UPDATE", "DELETE"}
-    [exempt] = policy["matchConditions"]
+    exempt, registration = policy["matchConditions"]
     assert '"system:serviceaccount:ic:interconnect-hub"' in exempt["expression"]
+    # Registration credentials are held to their node by the join policy (test_chart_join.py).
+    assert "system:serviceaccount:ic:interconnect-join-" in registration["expression"]
     assert '["system:masters"]' in exempt["expression"]
     assert "'interconnect:node-operators:' + variables.node" in str(policy["variables"])
     assert "only members of group interconnect:node-operators:" in policy["validations"][0]["messageExpression"]
@@ -92,7 +94,7 @@ def test_node_operators_manage_offers_and_the_policy_binds_them_to_their_node() 
     binding = docs[("ValidatingAdmissionPolicyBinding", "rel-offers-by-node")]["spec"]
     assert binding == {"policyName": "rel-offers-by-node", "validationActions": ["Deny"]}
     off = render("--set", "rbac.nodeOperators.offersByNode=false", "--set", "rbac.nodeOperators.group=ops")
-    assert not any(kind.startswith("ValidatingAdmissionPolicy") for kind, _ in off)
+    assert not any(kind.startswith("ValidatingAdmissionPolicy") and "offers-by-node" in name for kind, name in off)
     assert off[("ClusterRoleBinding", "rel-node-operator")]["subjects"][0]["name"] == "ops"
     custom = render("--set", "rbac.nodeOperators.groupPrefix=corp:gpu:",
                     "--set-json", 'rbac.nodeOperators.adminGroups=["corp:admins"]')

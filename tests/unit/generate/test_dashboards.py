@@ -140,7 +140,8 @@ def test_required_panels() -> None:
             "Price per card-hour by offer", "Revenue rate (CNY per hour)"} <= titles["metering"]
     assert {"Placement time", "Dispatch latency: member Job created", "Dispatch latency: first pod running",
             "Reconcile errors by loop", "Watch restarts by node", "Member API errors by node",
-            "Pending queue depth"} <= titles["operator-health"]
+            "Pending queue depth", "Reconcile errors by loop over the range", "Unreadable objects skipped",
+            "Unreadable objects"} <= titles["operator-health"]
     health = [p for n, p in PANELS if "health" in n and p["title"].startswith(("Placement time", "Dispatch"))]
     for panel in health:
         assert [t["legendFormat"] for t in panel["targets"]] == ["p50", "p95", "p99"]

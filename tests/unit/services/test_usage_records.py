@@ -104,7 +104,7 @@ def test_the_record_holds_what_the_status_charges_per_attempt() -> None:
                           "price": {"amount": "15.00", "currency": "CNY", "unit": "card-hour"}, "outcome": "NodeLost",
                           "finishedAt": "2026-11-10T08:30:00Z"},
                          {"attempt": 2, "node": "gz", "memberJobName": "ic-u1-2", "offer": "gz-a100", "price": PRICE}])
-    meter = Meter(None, None, None, None, None, 60.0, None)  # type: ignore[arg-type]  # accrue needs only the job
+    meter = Meter(None, None, None, None, None, 60.0, None, None)  # type: ignore[arg-type]  # accrue needs only the job
     status, _ = meter.accrue(state, [], t("2026-11-10T10:00:00Z"), final=True)
     assert status is not None
     first = usage_record(state, 1, "NodeLost", None, lost_since=t("2026-11-10T08:30:00Z"))

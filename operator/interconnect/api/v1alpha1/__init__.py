@@ -1,8 +1,10 @@
-"""interconnect.dev/v1alpha1: ComputeNode, ComputeOffer, ComputeJob, ComputeQuota and ComputeUsage.
+"""interconnect.dev/v1alpha1: ComputeNode, ComputeOffer, ComputeJob, ComputeQuota, ComputeUsage and
+AcceleratorModel.
 
 kube-custom-resource reads the version from this package's name.
 """
 
+from .accelerator import AcceleratorModel, AcceleratorModelSpec
 from .common import (
     Condition,
     MonetaryAmount,
@@ -21,10 +23,14 @@ from .quota import ComputeQuota, ComputeQuotaSpec, ComputeQuotaStatus
 from .usage import ComputeUsage, ComputeUsageSpec
 
 #: The kinds of this version, in the order the CRDs are written.
-KINDS: tuple[type[Resource], ...] = (ComputeNode, ComputeOffer, ComputeJob, ComputeQuota, ComputeUsage)
+KINDS: tuple[type[Resource], ...] = (
+    ComputeNode, ComputeOffer, ComputeJob, ComputeQuota, ComputeUsage, AcceleratorModel
+)
 
 __all__ = [
     "KINDS",
+    "AcceleratorModel",
+    "AcceleratorModelSpec",
     "ComputeJob",
     "ComputeJobSpec",
     "ComputeJobStatus",

@@ -1045,6 +1045,14 @@ class Unschedulable(Model):
 class ComputeJobStatus(Model):
     """What happened to the job: phase, placement, member job, attempts, usage."""
 
+    model_config = ConfigDict(
+        use_attribute_docstrings=True,
+        json_schema_extra=cel(rule(
+            "!has(oldSelf.leaderEpoch) || (has(self.leaderEpoch) && self.leaderEpoch >= oldSelf.leaderEpoch)",
+            "status.leaderEpoch: written by a replica whose lead has ended (an older epoch than the last "
+            "writer's); only the current leader writes a ComputeJob's status")),
+    )
+
     phase: JobPhase | None = None
     """Pending, Scheduled, Dispatched, Running, Succeeded, Failed or Cancelled."""
     placement: PlacementResult | None = None
@@ -1067,6 +1075,9 @@ class ComputeJobStatus(Model):
     """Why the job cannot be placed now (while Pending)."""
     observed_generation: Annotated[int, Field(ge=0)] | None = None
     """The metadata.generation the status reflects."""
+    leader_epoch: Annotated[int, Field(ge=0)] | None = None
+    """The epoch (Lease transitions) of the operator replica that wrote this status last. A write
+    from an older epoch is refused: a replica that lost the lead cannot overwrite its successor."""
 
 
 class ComputeJob(  # type: ignore[call-arg]
