@@ -238,6 +238,8 @@ def live_objects() -> dict[str, int]:
 class Sample:
     jobs: int
     seconds: float
+    cpu_seconds: float
+    """CPU time of this process so far (the operator and the fakes): per job, it should not grow either."""
     rss_mib: float
     traced_mib: float
     sizes: dict[str, int]
@@ -252,7 +254,7 @@ def measure(controller: Any, jobs: int, started: float, servers: list[fk.FakeApi
     own = tracemalloc.get_tracemalloc_memory() if tracemalloc.is_tracing() else 0
     sizes = {**containers(controller), **prometheus_series(controller.metrics), **live_objects(),
              "asyncio tasks": len(asyncio.all_tasks())}
-    return Sample(jobs, time.monotonic() - started, rss_mib() - own / 2**20, traced / 2**20, sizes,
+    return Sample(jobs, time.monotonic() - started, time.process_time(), rss_mib() - own / 2**20, traced / 2**20, sizes,
                   {s.host: s.census() for s in servers})
 
 
@@ -324,19 +326,29 @@ async def build(hub: fk.FakeApiServer, members: dict[str, fk.FakeApiServer]) -> 
     return controller
 
 
-def growth(a: Sample, b: Sample) -> tuple[float, float]:
-    """KiB per 1,000 jobs from ``a`` to ``b``: resident, traced."""
-    jobs = max(1, b.jobs - a.jobs)
-    return (b.rss_mib - a.rss_mib) * 1024 * 1000 / jobs, (b.traced_mib - a.traced_mib) * 1024 * 1000 / jobs
+def growth(samples: list[Sample], a: Sample, b: Sample) -> tuple[float, float]:
+    """KiB per 1,000 jobs from ``a`` to ``b``: resident, traced; the least-squares slope over the
+    samples in between (both ends included), which one noisy sample moves less than two points."""
+    within = [s for s in samples if a.jobs <= s.jobs <= b.jobs]
+
+    def slope(values: list[float]) -> float:
+        xs = [float(s.jobs) for s in within]
+        mean_x, mean_y = sum(xs) / len(xs), sum(values) / len(values)
+        var = sum((x - mean_x) ** 2 for x in xs)
+        return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, values, strict=True)) / var if var else 0.0
+
+    return (slope([s.rss_mib for s in within]) * 1024 * 1000,
+            slope([s.traced_mib for s in within]) * 1024 * 1000)
 
 
 def report(samples: list[Sample], base: Sample, mid: Sample, end: Sample, snapshots: dict[str, Any],
            workload: Workload, elapsed: float) -> dict[str, Any]:
     print("\n== growth")
-    first, second = growth(base, mid), growth(mid, end)
+    first, second = growth(samples, base, mid), growth(samples, mid, end)
     print(f"baseline after warm-up ({base.jobs} jobs): RSS {base.rss_mib:.1f} MiB, traced {base.traced_mib:.1f} MiB")
     for label, (rss, traced), a, b in (("first half", first, base, mid), ("second half", second, mid, end)):
-        print(f"{label} ({a.jobs} -> {b.jobs} jobs): RSS {rss:+.1f} KiB, traced {traced:+.1f} KiB per 1,000 jobs")
+        print(f"{label} ({a.jobs} -> {b.jobs} jobs): RSS {rss:+.1f} KiB, traced {traced:+.1f} KiB per 1,000 jobs "
+              "(least squares over its samples)")
     ratio_rss = end.rss_mib / base.rss_mib
     ratio_traced = end.traced_mib / base.traced_mib if base.traced_mib else float("nan")
     second_vs_first = second[1] / first[1] if abs(first[1]) > 1e-9 else float("nan")
@@ -372,7 +384,8 @@ def report(samples: list[Sample], base: Sample, mid: Sample, end: Sample, snapsh
             top.append(line.strip())
             print(line)
     return {"jobs": end.jobs, "seconds": elapsed, "outcomes": dict(workload.outcomes),
-            "samples": [{"jobs": s.jobs, "seconds": round(s.seconds, 1), "rss_mib": round(s.rss_mib, 2),
+            "samples": [{"jobs": s.jobs, "seconds": round(s.seconds, 1), "cpu_seconds": round(s.cpu_seconds, 1),
+                         "rss_mib": round(s.rss_mib, 2),
                          "traced_mib": round(s.traced_mib, 3)} for s in samples],
             "growth_kib_per_1000_jobs": {"first_half": {"rss": first[0], "traced": first[1]},
                                          "second_half": {"rss": second[0], "traced": second[1]}},
@@ -393,9 +406,11 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         fk.MemberSimulation(server, names, run_for=args.run_for)
     servers = [hub, *members.values()]
     controller = await build(hub, members)
+    if args.metrics_port:  # e.g. for a Prometheus, to draw the dashboards from (hack/render-dashboards)
+        controller.metrics.serve(args.metrics_port, "127.0.0.1")
     workload = Workload(hub, args.jobs, args.in_flight, args.keep, args.fail_every, args.refuse_every,
                         args.delete_running_every)
-    started = time.monotonic()
+    started, cpu0 = time.monotonic(), time.process_time()
     points = sorted({min(args.warmup, args.jobs), *range(args.every, args.jobs, args.every), args.jobs})
     samples: list[Sample] = []
     snapshots: dict[str, Any] = {}
@@ -404,8 +419,8 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
           f"1 in {args.fail_every} fails, 1 in {args.refuse_every} refused, 1 in {args.delete_running_every} "
           f"deleted while it runs; tracemalloc "
           f"{'on' if tracemalloc.is_tracing() else 'off'}", flush=True)
-    print(f"{'jobs':>6} {'s':>6} {'jobs/s':>7} {'RSS MiB':>8} {'traced MiB':>10} {'JobStore':>8} {'Deletions':>9} "
-          f"{'ledger':>6} {'tasks':>5}  fake hub objects", flush=True)
+    print(f"{'jobs':>6} {'s':>6} {'CPU ms/job':>10} {'RSS MiB':>8} {'traced MiB':>10} {'JobStore':>8} "
+          f"{'Deletions':>9} {'ledger':>6} {'tasks':>5}  fake hub objects", flush=True)
     base: Sample | None = None
     mid: Sample | None = None
     try:
@@ -415,8 +430,10 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             sample = measure(controller, workload.deleted, started, servers)
             samples.append(sample)
             s = sample.sizes
-            rate = sample.jobs / sample.seconds if sample.seconds else 0.0
-            print(f"{sample.jobs:>6} {sample.seconds:>6.0f} {rate:>7.1f} {sample.rss_mib:>8.1f} "
+            last = samples[-2] if len(samples) > 1 else None
+            cpu = (sample.cpu_seconds - (last.cpu_seconds if last else cpu0)) * 1000 / max(
+                1, sample.jobs - (last.jobs if last else 0))
+            print(f"{sample.jobs:>6} {sample.seconds:>6.0f} {cpu:>10.1f} {sample.rss_mib:>8.1f} "
                   f"{sample.traced_mib:>10.2f} {s.get('controller.jobs._jobs', -1):>8} "
                   f"{s.get('controller.members._deletions._names', -1):>9} "
                   f"{s.get('controller.usage_records._records', -1):>6} {s.get('asyncio tasks', -1):>5}  "
@@ -454,6 +471,7 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=2.5, help="seconds the loops get before a measurement")
     parser.add_argument("--no-tracemalloc", action="store_true", help="RSS only (faster)")
     parser.add_argument("--frames", type=int, default=1, help="tracemalloc frames per allocation")
+    parser.add_argument("--metrics-port", type=int, default=0, help="serve the operator's metrics on this port")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     import logging

@@ -285,3 +285,49 @@ def _usage_record(hub: client.ApiClient, name: str) -> dict[str, Any] | None:
     with contextlib.suppress(ApiException):
         return m.custom(hub).get_cluster_custom_object(m.GROUP, m.VERSION, "computeusages", name)  # type: ignore[no-any-return]
     return None
+
+
+def test_four_hundred_failing_pods_end_the_job_failed_with_a_short_message_and_free_the_cards(
+        testbed: tb.Testbed, operator: m.Operator, ns: str) -> None:
+    """Once, a job whose 400 pods failed wrote a condition message past the API server's limit: the
+    write was refused, the job showed Running for ever and its cards stayed reserved."""
+    hub = testbed.api("hub")
+    member = client.CoreV1Api(testbed.api("member-2"))
+    node_name, offer_name, model = "member-2-wide-0", "sh-wide-a10", "NVIDIA-A10"
+    capacity = {"cpu": "4000", "memory": "16Ti", "pods": "500", "nvidia.com/gpu": "400"}
+    member.create_node({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": node_name, "annotations": {"kwok.x-k8s.io/node": "fake"},
+                     "labels": {"type": "kwok", "kubernetes.io/hostname": node_name, "nvidia.com/gpu.present": "true",
+                                "nvidia.com/gpu.product": model, "topology.kubernetes.io/region": "CN-SH"}},
+        "spec": {}, "status": {"capacity": capacity, "allocatable": capacity}})
+    m.apply(testbed, {"apiVersion": f"{m.GROUP}/{m.VERSION}", "kind": "ComputeOffer", "metadata": {"name": offer_name},
+                      "spec": {"nodeRef": "sh-finance", "gpuModel": model, "gpuMemoryGiB": 24, "cards": 400,
+                               "nodeSelector": {"matchLabels": {"kubernetes.io/hostname": node_name}},
+                               "price": {"amount": "1.00", "currency": "CNY", "unit": "card-hour"}}})
+
+    def offer() -> dict[str, Any]:
+        return m.custom(hub).get_cluster_custom_object(m.GROUP, m.VERSION, "computeoffers", offer_name).get(
+            "status") or {}
+
+    try:
+        m.wait_for(lambda: offer().get("cardsTotal") == 400, 60, "the 400-card offer to sell")
+        m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", m.job_manifest(
+            "four-hundred", ns, gpus=1, replicas=400, origin="CN-SH", tier="1ms", max_price="2", models=[model],
+            run_for="3s", outcome="fail"))
+        m.wait_for(lambda: offer().get("cardsReserved") == 400, 60, "the 400 cards reserved")
+        failed = m.wait_for(lambda: _failed(hub, ns, "four-hundred"), 300, "the 400-pod job to fail")
+        print(f"\n{failed['reason']} ({len(failed['message'])} characters): {failed['message'][:300]}")
+        assert len(failed["message"]) <= 4096, len(failed["message"])
+        assert "pods" in failed["message"]
+        job = m.get_job(hub, ns, "four-hundred")
+        assert len(json.dumps(job)) < 1_000_000, "the job's object stays far below the API server's limit"
+        m.wait_for(lambda: offer().get("cardsReserved") == 0, 60, "the 400 cards released")
+    finally:
+        with contextlib.suppress(ApiException):
+            m.custom(hub).delete_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", "four-hundred")
+        with contextlib.suppress(ApiException):
+            m.custom(hub).delete_cluster_custom_object(m.GROUP, m.VERSION, "computeoffers", offer_name)
+        m.wait_for(lambda: not [p for p in member.list_namespaced_pod(m.WORK_NS).items
+                                if p.spec.node_name == node_name], 120, "the 400 pods to be gone")
+        member.delete_node(node_name)

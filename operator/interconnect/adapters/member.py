@@ -25,6 +25,7 @@ from kubernetes_asyncio.config.config_exception import ConfigException
 
 from interconnect.adapters.hub import direct
 from interconnect.adapters.informer import Change, Informer, read_json
+from interconnect.core.accelerators import model_of_node, resource_of
 from interconnect.core.capacity import MemberNode, MemberPod, gpus_requested
 from interconnect.core.credentials import ServiceAccountToken, decode_token, kubeconfig_token, with_token
 from interconnect.core.leadership import EPOCH_LABEL, Fence, epoch_of, may_delete, unfenced
@@ -112,16 +113,22 @@ def _preconditions(uid: str | None) -> Any:
 
 
 def project_node(obj: Mapping[str, Any]) -> MemberNode | None:
+    """A node with accelerator cards: its model from its labels (the catalogue), its cards that
+    model's device-plugin resource; None for a node without any."""
     status = obj.get("status") or {}
+    labels = dict(obj["metadata"].get("labels") or {})
+    model = model_of_node(labels)
+    resource = resource_of(model) if model is not None else GPU_RESOURCE
     # A node's cards are whole; a fraction is rounded down, never sold.
-    allocatable = int(parse_quantity((status.get("allocatable") or {}).get(GPU_RESOURCE, "0")))
-    capacity = int(parse_quantity((status.get("capacity") or {}).get(GPU_RESOURCE, "0")))
+    allocatable = int(parse_quantity((status.get("allocatable") or {}).get(resource, "0")))
+    capacity = int(parse_quantity((status.get("capacity") or {}).get(resource, "0")))
     if capacity == 0 and allocatable == 0:
         return None
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
     return MemberNode(
         name=obj["metadata"]["name"],
-        labels=dict(obj["metadata"].get("labels") or {}),
+        labels=labels,
+        model=model,
         capacity_gpus=capacity,
         allocatable_gpus=allocatable,
         ready=ready,

@@ -35,6 +35,10 @@ class Metrics:
         self.card_hours = Counter("interconnect_card_hours", "Card-hours metered (GPUs x running time).",
                                   USAGE_LABELS, registry=r)
         self.cost = Counter("interconnect_cost", "Cost metered, in the offer's currency.", USAGE_LABELS, registry=r)
+        self.pflops_hours = Counter("interconnect_compute_pflops_hours", "Normalised compute metered: card-hours x "
+                                    "the model's dense TFLOPS at the precision / 1000 (the accelerator catalogue), "
+                                    "for models whose catalogue entry has that figure.",
+                                    (*USAGE_LABELS, "vendor", "precision"), registry=r)
         self.offer_cards = Gauge("interconnect_offer_cards", "Cards of an offer by state (total, free, reserved, "
                                  "in_use).", ("offer", "node", "gpu_model", "state"), registry=r)
         self.jobs = Gauge("interconnect_jobs", "ComputeJobs by phase.", ("phase",), registry=r)
@@ -131,6 +135,13 @@ class Metrics:
             self.card_hours.labels(**labels).inc(float(card_hours))
         if cost > 0:
             self.cost.labels(**labels).inc(float(cost))
+
+    def register_compute(self, labels: dict[str, str], vendor: str, precision: str) -> None:
+        self.pflops_hours.labels(**labels, vendor=vendor, precision=precision)
+
+    def add_compute(self, labels: dict[str, str], vendor: str, precision: str, pflops_hours: Decimal) -> None:
+        if pflops_hours > 0:
+            self.pflops_hours.labels(**labels, vendor=vendor, precision=precision).inc(float(pflops_hours))
 
     def add_lost(self, labels: dict[str, str], card_hours: Decimal) -> None:
         if card_hours > 0:

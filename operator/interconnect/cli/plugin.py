@@ -236,6 +236,7 @@ SHORT = {
     "RegionNotAllowed": "region", "IndustryDenied": "industry", "IndustryNotAllowed": "industry",
     "NodeDenied": "node", "NodeNotAllowed": "node", "LatencyTierNotMet": "latency", "OfferNotYetValid": "not-yet",
     "OfferExpired": "expired", "ImageRegistryNotAllowed": "registry", "GPUModelNotAccepted": "model",
+    "VendorNotAccepted": "vendor", "ComputeTooLow": "compute",
     "GPUMemoryTooSmall": "memory",
     "ReplicaLargerThanMachine": "machine", "InsufficientFreeCards": "cards", "CurrencyMismatch": "currency",
     "PriceAboveMax": "price", "BudgetExceeded": "budget",

@@ -593,6 +593,56 @@ def catalogue_errors(catalogue: Catalogue) -> list[str]:
     return errors
 
 
+def resource_of(model_name: str, catalogue: Catalogue | None = None) -> str:
+    """The extended resource a model's cards are requested as. A model the catalogue does not
+    know is taken for an NVIDIA card (nvidia.com/gpu, the device plugin most members run)."""
+    model = by_name(model_name, catalogue)
+    return model.resource if model is not None else GPU_RESOURCE
+
+
+def node_selector_of(model_name: str, catalogue: Catalogue | None = None) -> dict[str, str]:
+    """Labels that put a pod on a node holding the model: its catalogue entry's first
+    alternative, else ``nvidia.com/gpu.product=<model>`` (NVIDIA's feature discovery)."""
+    model = by_name(model_name, catalogue)
+    return dict(model.node_labels[0]) if model is not None else {GPU_PRODUCT_LABEL: model_name}
+
+
+def model_of_node(labels: Mapping[str, str], catalogue: Catalogue | None = None) -> str | None:
+    """The model a member's node holds: the catalogue's match, else its nvidia.com/gpu.product."""
+    model = model_for_node_labels(labels, catalogue)
+    return model.name if model is not None else labels.get(GPU_PRODUCT_LABEL)
+
+
+def accelerator_resources(catalogue: Catalogue | None = None) -> tuple[str, ...]:
+    """Every resource that counts as accelerator cards (sorted; nvidia.com/gpu always among them)."""
+    return tuple(sorted(resource_names(catalogue) | {GPU_RESOURCE}))
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeRate:
+    """How many PFLOPS-hours one card-hour of a model is, at the precision it is counted in."""
+
+    vendor: str
+    precision: str
+    pflops_per_card_hour: Decimal
+
+
+DEFAULT_PRECISIONS = (Precision.BF16, Precision.FP16)
+"""The precision normalised compute is counted in: BF16, else FP16 where only that is published."""
+
+
+def compute_rate(model_name: str, catalogue: Catalogue | None = None) -> ComputeRate | None:
+    """PFLOPS-hours per card-hour of ``model_name`` (None: not catalogued, or no sourced TFLOPS)."""
+    model = by_name(model_name, catalogue)
+    if model is None:
+        return None
+    for precision in DEFAULT_PRECISIONS:
+        tflops = model.tflops_at(precision)
+        if tflops is not None:
+            return ComputeRate(model.vendor.value, precision.value, tflops / _THOUSAND)
+    return None
+
+
 __all__ = [
     "BOARD_POWER_WATTS",
     "CATALOGUE",
@@ -604,20 +654,26 @@ __all__ = [
     "SOURCE_FIELDS",
     "AcceleratorModel",
     "Catalogue",
+    "ComputeRate",
     "MissingFigure",
     "Precision",
     "Vendor",
+    "accelerator_resources",
     "by_name",
     "catalogue_errors",
     "catalogue_of",
+    "compute_rate",
     "extended_resource_error",
     "label_error",
     "merge_catalogue",
     "model_errors",
     "model_for_node_labels",
+    "model_of_node",
     "models_of_vendor",
+    "node_selector_of",
     "object_name",
     "pflops_hours",
     "resource_names",
+    "resource_of",
     "tflops_field",
 ]

@@ -1,9 +1,11 @@
 """What a member really has: GPU cards by node, by model and by offer.
 
 An offer never sells cards that are not there: its free cards are derived from the member's
-own state (allocatable ``nvidia.com/gpu`` of the Ready, schedulable nodes its selector
-matches, minus what live pods request), minus the cards the hub reserved for placements whose
-pods do not exist yet.
+own state (the allocatable cards of the Ready, schedulable nodes its selector matches, minus
+what live pods request), minus the cards the hub reserved for placements whose pods do not
+exist yet. A node's cards are its model's device-plugin resource (``nvidia.com/gpu``,
+``huawei.com/Ascend910``, ``cambricon.com/mlu``, ...: the accelerator catalogue), its model
+what its labels say (core/accelerators.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from interconnect.core.accelerators import accelerator_resources
 from interconnect.core.quantity import whole_units
 from interconnect.core.reservations import Reservation
 from interconnect.core.vocabulary import GPU_PRODUCT_LABEL, GPU_RESOURCE
@@ -26,10 +29,13 @@ class MemberNode:
     allocatable_gpus: int
     ready: bool
     schedulable: bool
+    model: str | None = None
+    """The catalogued model its labels denote (set when projected); None: read
+    ``nvidia.com/gpu.product``."""
 
     @property
     def gpu_model(self) -> str | None:
-        return self.labels.get(GPU_PRODUCT_LABEL)
+        return self.model if self.model is not None else self.labels.get(GPU_PRODUCT_LABEL)
 
     @property
     def usable(self) -> bool:
@@ -174,5 +180,8 @@ def effective_request(containers: Iterable[Mapping[str, object]],
 
 def gpus_requested(containers: Iterable[Mapping[str, object]],
                    init_containers: Iterable[Mapping[str, object]] = ()) -> int:
-    """GPUs a pod holds (its effective request of ``nvidia.com/gpu``)."""
-    return effective_request(containers, init_containers, GPU_RESOURCE)
+    """Accelerator cards a pod holds: its effective request of every catalogued accelerator
+    resource (a pod asks for one vendor's; a pod asking for two holds both)."""
+    init = list(init_containers)
+    apps = list(containers)
+    return sum(effective_request(apps, init, resource) for resource in accelerator_resources())

@@ -40,6 +40,8 @@ from fractions import Fraction
 from types import MappingProxyType
 from typing import NamedTuple, Protocol, TypeVar
 
+from interconnect.core.accelerators import by_name as accelerator_model
+from interconnect.core.accelerators import compute_rate
 from interconnect.core.latency import LatencyTable, UnknownRegion, tier_for_rtt
 from interconnect.core.money import (
     MONEY_CONTEXT,
@@ -92,6 +94,12 @@ class JobRequest:
     """The images of the job's containers and init containers (offers may restrict registries)."""
     tolerations: frozenset[Toleration] = frozenset()
     """The pod's tolerations: an offer must publish each of them."""
+    vendors: frozenset[str] = frozenset()
+    """Acceptable accelerator vendors (the catalogue's); empty accepts any."""
+    min_tflops: Mapping[str, Decimal] = field(default_factory=dict)
+    """Least dense TFLOPS per card, by precision (bf16, fp16, fp32), from the catalogue."""
+    price_basis: str = "card-hour"
+    """card-hour, or pflops-hour: the cheapest per PFLOPS-hour (the catalogue's BF16, else FP16)."""
 
     def __post_init__(self) -> None:
         if self.gpus_per_replica < 1 or self.replicas < 1:
@@ -182,6 +190,8 @@ class RejectReason(enum.StrEnum):
     IMAGE_REGISTRY_NOT_ALLOWED = "ImageRegistryNotAllowed"
     TOLERATION_NOT_ALLOWED = "TolerationNotAllowed"
     GPU_MODEL_NOT_ACCEPTED = "GPUModelNotAccepted"
+    VENDOR_NOT_ACCEPTED = "VendorNotAccepted"
+    COMPUTE_TOO_LOW = "ComputeTooLow"
     GPU_MEMORY_TOO_SMALL = "GPUMemoryTooSmall"
     REPLICA_LARGER_THAN_MACHINE = "ReplicaLargerThanMachine"
     INSUFFICIENT_FREE_CARDS = "InsufficientFreeCards"
@@ -213,6 +223,8 @@ _LABELS: Mapping[RejectReason, str] = MappingProxyType(
         RejectReason.NODE_DENIED: "node denied",
         RejectReason.NODE_NOT_ALLOWED: "node not allowed",
         RejectReason.GPU_MODEL_NOT_ACCEPTED: "GPU model not accepted",
+        RejectReason.VENDOR_NOT_ACCEPTED: "vendor not accepted",
+        RejectReason.COMPUTE_TOO_LOW: "compute below minimum",
         RejectReason.GPU_MEMORY_TOO_SMALL: "GPU memory below minimum",
         RejectReason.REPLICA_LARGER_THAN_MACHINE: "replica larger than a machine",
         RejectReason.INSUFFICIENT_FREE_CARDS: "insufficient free cards",
@@ -556,6 +568,39 @@ def _registry_message(registries: Mapping[str, str], allowed: frozenset[str]) ->
     return f"image {image or '(none)'} is from {where}{more}; the offer allows only {', '.join(sorted(allowed))}"
 
 
+PFLOPS_HOUR = "pflops-hour"
+
+
+def _capability(job: JobRequest, model_name: str) -> tuple[RejectReason, str] | None:
+    """Whether a model meets the job's vendors, minimum TFLOPS and price basis (the accelerator
+    catalogue's figures); the reason and message when it does not. Once per model and job."""
+    model = accelerator_model(model_name)
+    vendor = model.vendor.value if model is not None else "unknown (not in the accelerator catalogue)"
+    if job.vendors and (model is None or model.vendor.value not in job.vendors):
+        return RejectReason.VENDOR_NOT_ACCEPTED, (
+            f"vendor {vendor} of {model_name} is not one of {', '.join(sorted(job.vendors))}")
+    for precision, least in sorted(job.min_tflops.items()):
+        have = model.tflops_at(precision) if model is not None else None
+        if have is None:
+            return RejectReason.COMPUTE_TOO_LOW, (
+                f"{model_name} has no published {precision.upper()} TFLOPS in the accelerator catalogue "
+                f"(the job asks for at least {least})")
+        if have < least:
+            return RejectReason.COMPUTE_TOO_LOW, f"below {least} {precision.upper()} TFLOPS ({model_name}: {have})"
+    if job.price_basis == PFLOPS_HOUR and compute_rate(model_name) is None:
+        return RejectReason.COMPUTE_TOO_LOW, (
+            f"{model_name} has no published BF16 or FP16 TFLOPS in the accelerator catalogue: it cannot be "
+            "priced per PFLOPS-hour")
+    return None
+
+
+def _rate(model_name: str) -> Decimal:
+    """PFLOPS-hours per card-hour (1 when the model has no figure: only read for pflops-hour jobs,
+    which `_capability` has kept off such models)."""
+    rate = compute_rate(model_name)
+    return rate.pflops_per_card_hour if rate is not None else Decimal(1)
+
+
 def _evaluate(job: JobRequest, snapshot: PlacementSnapshot, *, required: LatencyTier, cap_price: bool) -> _Outcome:
     """Run every filter over every offer (see the module docstring for the order).
 
@@ -609,6 +654,17 @@ def _evaluate(job: JobRequest, snapshot: PlacementSnapshot, *, required: Latency
     registry_label = _LABELS[registry_reason]
     price_reason, price_label = RejectReason.PRICE_ABOVE_MAX, _LABELS[RejectReason.PRICE_ABOVE_MAX]
     budget_reason, budget_label = RejectReason.BUDGET_EXCEEDED, _LABELS[RejectReason.BUDGET_EXCEEDED]
+
+    per_pflops = job.price_basis == PFLOPS_HOUR
+    by_capability = bool(job.vendors or job.min_tflops or per_pflops)
+    capability: dict[str, tuple[RejectReason, str] | None] = {}
+    rates: dict[str, Decimal] = {}
+
+    def capability_of(model: str) -> tuple[RejectReason, str] | None:
+        if model not in capability:
+            capability[model] = _capability(job, model)
+            rates[model] = _rate(model)
+        return capability[model]
 
     has_policy = bool(
         job.allowed_regions
@@ -668,6 +724,8 @@ def _evaluate(job: JobRequest, snapshot: PlacementSnapshot, *, required: Latency
                 if text is None:
                     text = model_messages[model] = f"GPU model {model} is not one of {model_list}"
                 add((name, node_name, model_reason, text, model_label))
+            elif by_capability and (verdict := capability_of(model)) is not None:
+                add((name, node_name, verdict[0], verdict[1], _LABELS[verdict[0]]))
             elif memory < min_memory:
                 text = memory_messages.get(memory)
                 if text is None:
@@ -713,11 +771,13 @@ def _evaluate(job: JobRequest, snapshot: PlacementSnapshot, *, required: Latency
                         add((name, node_name, budget_reason, lazy, budget_label))
                         continue
                 fitting += 1
-                if best_hourly is None or hourly <= best_hourly:
-                    score = (hourly, tier_rank, rtt, needed - free, name)
+                # What "cheapest" means: per card-hour, or per PFLOPS-hour of what the cards compute.
+                key = hourly if not per_pflops else hourly / (needed_decimal * rates[model])
+                if best_hourly is None or key <= best_hourly:
+                    score = (key, tier_rank, rtt, needed - free, name)
                     if best is None or score < best.score:
                         best = _Best(score, offer, node, tier, rtt, hourly)
-                        best_hourly = hourly
+                        best_hourly = key
     return _Outcome(best, fitting, rows, latency_labels)
 
 

@@ -354,6 +354,13 @@ def metering_items() -> list[Item]:
                             Query(f"sum by (tenant) (rate(interconnect_card_hours_total{{{USAGE}}}"
                                   f"[$__rate_interval])) * 3600", "{{tenant}}"),
                         ], width=8)),
+        "Normalised compute",
+        bars(Spec("PFLOPS-hours by vendor", "One unit across vendors: card-hours x the model's dense TFLOPS "
+                  "(BF16, else FP16) / 1000, from the accelerator catalogue, over the selected range. Models "
+                  "without a sourced figure count in card-hours only (Card-hours by GPU model).", "suffix:PFLOPS-h", [
+                      Query(f"sum by (vendor) (increase(interconnect_compute_pflops_hours_total{{{USAGE}}}"
+                            f"[$__range]))", "{{vendor}}"),
+                  ], width=8, instant=True)),
         "Revenue (CNY)",
         *(bars(cost) for _, cost in by),
         timeseries(Spec("Revenue rate by region (CNY per hour)", "Revenue per hour by the member's region.", CNY, [

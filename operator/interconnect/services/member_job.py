@@ -20,8 +20,10 @@ from typing import Any
 
 from interconnect.adapters.member import ATTEMPT, JOB_UID, MANAGED_BY, MANAGED_BY_VALUE, OFFER
 from interconnect.api.v1alpha1 import ComputeJob
+from interconnect.core.accelerators import accelerator_resources, node_selector_of, resource_of
+from interconnect.core.accelerators import by_name as accelerator_model
 from interconnect.core.capacity import effective_request
-from interconnect.core.vocabulary import GPU_PRODUCT_LABEL, GPU_RESOURCE
+from interconnect.core.vocabulary import GPU_RESOURCE
 from interconnect.core.workload_policy import (
     CONTAINER_FIELDS,
     POD_SPEC_FIELDS,
@@ -98,9 +100,11 @@ def build_member_job(
         pod_spec["terminationGracePeriodSeconds"] = min(int(grace), max_termination_grace)
     restrict(pod_spec)
     _keep_tolerations(pod_spec, allowed_tolerations)
-    _set_gpus(pod_spec, job.spec.gpus.count)
+    resource = resource_of(gpu_model)
+    _set_gpus(pod_spec, job.spec.gpus.count, resource)
+    _tell_the_model(pod_spec, pod_meta, gpu_model, resource)
     pod_spec["nodeSelector"] = {**(pod_spec.get("nodeSelector") or {}), **node_selector,
-                                GPU_PRODUCT_LABEL: gpu_model}
+                                **node_selector_of(gpu_model)}
     spec: dict[str, Any] = {
         "completions": job.spec.replicas,
         "parallelism": job.spec.replicas,
@@ -141,16 +145,50 @@ def _keep_tolerations(pod_spec: dict[str, Any], allowed: Iterable[Mapping[str, A
         pod_spec.pop("tolerations", None)
 
 
-def _set_gpus(pod_spec: dict[str, Any], gpus: int) -> None:
-    """Every replica holds ``gpus`` cards: where the template names them (already checked to make
-    an effective request of exactly ``gpus``), else on the first container."""
+def _set_gpus(pod_spec: dict[str, Any], gpus: int, resource: str = GPU_RESOURCE) -> None:
+    """Every replica holds ``gpus`` cards of ``resource`` (the placed model's device-plugin
+    resource): where the template names cards (as ``nvidia.com/gpu``, already checked to make an
+    effective request of exactly ``gpus``), renamed to ``resource``, else on the first container.
+    Any other accelerator resource the template names is dropped: the offer decides the card."""
+    containers = [*(pod_spec.get("initContainers") or []), *(pod_spec.get("containers") or [])]
     named = effective_request(pod_spec.get("containers") or [], pod_spec.get("initContainers") or [])
+    for container in containers:
+        for key in ("limits", "requests"):
+            values = (container.get("resources") or {}).get(key)
+            if not values:
+                continue
+            for other in accelerator_resources():
+                if other != GPU_RESOURCE:
+                    values.pop(other, None)
+            if GPU_RESOURCE in values and resource != GPU_RESOURCE:
+                values[resource] = values.pop(GPU_RESOURCE)
     if named == gpus:
         return
     resources = pod_spec["containers"][0].setdefault("resources", {})
-    resources.setdefault("limits", {})[GPU_RESOURCE] = str(gpus)
-    if GPU_RESOURCE in (resources.get("requests") or {}):
-        resources["requests"][GPU_RESOURCE] = str(gpus)
+    resources.setdefault("limits", {})[resource] = str(gpus)
+    if resource in (resources.get("requests") or {}):
+        resources["requests"][resource] = str(gpus)
+
+
+MODEL_ENV = "INTERCONNECT_ACCELERATOR_MODEL"
+VENDOR_ENV = "INTERCONNECT_ACCELERATOR_VENDOR"
+RESOURCE_ENV = "INTERCONNECT_ACCELERATOR_RESOURCE"
+MODEL_LABEL = "interconnect.dev/accelerator-model"
+VENDOR_LABEL = "interconnect.dev/accelerator-vendor"
+
+
+def _tell_the_model(pod_spec: dict[str, Any], pod_meta: dict[str, Any], gpu_model: str, resource: str) -> None:
+    """Which card the pod got, so that one image can pick its runtime (CUDA, CANN, Neuware,
+    DTK): in every container's environment and in the pod's labels. The operator's values win
+    over the template's."""
+    model = accelerator_model(gpu_model)
+    vendor = model.vendor.value if model is not None else "nvidia"
+    env = {MODEL_ENV: gpu_model, VENDOR_ENV: vendor, RESOURCE_ENV: resource}
+    for list_name in ("initContainers", "containers"):
+        for container in pod_spec.get(list_name) or []:
+            kept = [e for e in container.get("env") or [] if e.get("name") not in env]
+            container["env"] = [*kept, *({"name": k, "value": v} for k, v in env.items())]
+    pod_meta["labels"] = {**pod_meta.get("labels", {}), MODEL_LABEL: label_value(gpu_model), VENDOR_LABEL: vendor}
 
 
 #: Capabilities every container drops (the restricted profile requires ALL).

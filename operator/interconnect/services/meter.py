@@ -24,6 +24,7 @@ from typing import Any
 
 from interconnect.adapters.member import DispatchedPod
 from interconnect.adapters.metrics import Metrics
+from interconnect.core.accelerators import compute_rate
 from interconnect.core.metering import BudgetVerdict, PodRun, accrue, budget_verdict
 from interconnect.core.money import Money, format_amount
 from interconnect.core.vocabulary import JobPhase
@@ -113,8 +114,11 @@ class Meter:
     def register(self, state: JobState, attempt: int) -> None:
         """The usage series of a new attempt exist at 0 from placement on, before the first
         card-hour, so that Prometheus' increase() sees all of it."""
-        state.attempt_labels[attempt] = self._usage_labels(state, attempt)
-        self._metrics.register_usage(state.attempt_labels[attempt])
+        state.attempt_labels[attempt] = labels = self._usage_labels(state, attempt)
+        self._metrics.register_usage(labels)
+        compute = compute_rate(labels["gpu_model"])
+        if compute is not None:
+            self._metrics.register_compute(labels, compute.vendor, compute.precision)
 
     def _usage_labels(self, state: JobState, attempt: int) -> dict[str, str]:
         """The counters' labels of one attempt: where it ran, at which offer and currency."""
@@ -145,6 +149,10 @@ class Meter:
             labels = self._usage_labels(state, delta.attempt)
             self._metrics.add_usage(labels, delta.card_hours, delta.cost)
             self._metrics.add_lost(labels, delta.lost_card_hours)
+            compute = compute_rate(labels["gpu_model"])
+            if compute is not None:
+                self._metrics.add_compute(labels, compute.vendor, compute.precision,
+                                          delta.card_hours * compute.pflops_per_card_hour)
 
     def member_clock(self, state: JobState) -> dt.datetime | None:
         """Up to when a running pod's time can be counted without overshooting its finish.

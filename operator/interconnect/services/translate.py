@@ -44,6 +44,11 @@ def job_request(job: ComputeJob) -> JobRequest:
         created=created,
         images=tuple(spec.template.images()),
         tolerations=frozenset(Toleration.of(to_api(t)) for t in spec.template.spec.tolerations or []),
+        vendors=frozenset(spec.gpus.vendors),
+        min_tflops={precision: Decimal(least) for precision, least in (
+            spec.gpus.min_tflops.model_dump(by_alias=False, exclude_none=True) if spec.gpus.min_tflops else {}
+        ).items()},
+        price_basis=spec.price_basis,
     )
 
 

@@ -289,3 +289,19 @@ def test_a_status_written_before_starts_were_kept_still_reads_and_never_shrinks(
     usage = meter_in_turn(meter, legacy, THREE_RUNS[4:5], THREE_RUNS_SEEN[4:5])  # 130 min; the member shows 55
     assert usage["pods"][0]["microseconds"] == 107 * 60_000_000  # not 75 min
     assert usage["pods"][0]["startedAt"] == "2026-03-02T08:55:00Z"
+
+
+def test_a_member_node_s_cards_are_its_model_s_resource() -> None:
+    from interconnect.adapters.member import project_node
+
+    ready = [{"type": "Ready", "status": "True"}]
+    ascend = project_node({"metadata": {"name": "n1", "labels": {
+        "accelerator": "huawei-Ascend910", "node.kubernetes.io/npu.chip.name": "910B3"}},
+        "status": {"capacity": {"huawei.com/Ascend910": "8"}, "allocatable": {"huawei.com/Ascend910": "8"},
+                   "conditions": ready}})
+    assert ascend is not None and (ascend.gpu_model, ascend.allocatable_gpus) == ("Ascend910B3", 8)
+    nvidia = project_node({"metadata": {"name": "n2", "labels": {"nvidia.com/gpu.product": "NVIDIA-B200"}},
+                           "status": {"capacity": {"nvidia.com/gpu": "8", "huawei.com/Ascend910": "8"},
+                                      "allocatable": {"nvidia.com/gpu": "4"}, "conditions": ready}})
+    assert nvidia is not None and (nvidia.gpu_model, nvidia.allocatable_gpus) == ("NVIDIA-B200", 4)
+    assert project_node({"metadata": {"name": "cpu"}, "status": {"capacity": {"cpu": "8"}}}) is None

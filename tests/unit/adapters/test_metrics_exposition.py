@@ -22,6 +22,7 @@ from tests.unit.generate.test_alerts import promtool
 KNOWN = {
     'interconnect_card_hours_total use base unit "seconds" instead of "hours"',
     'interconnect_lost_card_hours_total use base unit "seconds" instead of "hours"',
+    'interconnect_compute_pflops_hours_total use base unit "seconds" instead of "hours"',
 }
 
 

@@ -236,8 +236,8 @@ def test_immutable_fields() -> None:
     # What decides placement and price is fixed once placed: root-level rules that read the status.
     root = [r for r in schema_of("ComputeJob").get("x-kubernetes-validations", [])]
     fixed = {r["fieldPath"] for r in root if "oldSelf.status.attempts == 0" in r["rule"]}
-    assert fixed == {f".spec.{f}" for f in ("replicas", "template", "maxPrice", "latencyTier", "placement",
-                                           "backoffLimit", "activeDeadlineSeconds")}
+    assert fixed == {f".spec.{f}" for f in ("replicas", "template", "maxPrice", "priceBasis", "latencyTier",
+                                           "placement", "backoffLimit", "activeDeadlineSeconds")}
     for mutable in ("priority", "budget", "expectedHours", "failurePolicy", "replicas", "maxPrice"):
         assert "self == oldSelf" not in rules(job[mutable])
 

@@ -126,3 +126,13 @@ def _c(gpus: object | None = None, *, sidecar: bool = False, where: str = "limit
 )
 def test_effective_request(containers: list[dict[str, object]], init: list[dict[str, object]], expected: int) -> None:
     assert effective_request(containers, init) == expected
+
+
+def test_a_pod_s_cards_count_whatever_vendor_it_asks_for() -> None:
+    from interconnect.core.capacity import gpus_requested
+
+    assert gpus_requested([{"resources": {"limits": {"huawei.com/Ascend910": "8"}}}]) == 8
+    assert gpus_requested([{"resources": {"limits": {"cambricon.com/mlu": "2"}}},
+                           {"resources": {"limits": {"nvidia.com/gpu": "1"}}}]) == 3
+    assert gpus_requested([{"resources": {"limits": {"cpu": "8"}}}]) == 0
+

@@ -185,6 +185,22 @@ FILTER_CASES: list[tuple[str, RejectReason, str, JobRequest, NodeView, OfferView
         node(),
         offer(),
     ),
+    (
+        "vendor",
+        R.VENDOR_NOT_ACCEPTED,
+        "vendor not accepted",
+        job(vendors=frozenset({"huawei"})),
+        node(),
+        offer(gpu_model="NVIDIA-A100-SXM4-80GB"),
+    ),
+    (
+        "compute",
+        R.COMPUTE_TOO_LOW,
+        "compute below minimum",
+        job(min_tflops={"bf16": Decimal(400)}),
+        node(),
+        offer(gpu_model="NVIDIA-A100-SXM4-80GB"),
+    ),
     ("memory", R.GPU_MEMORY_TOO_SMALL, "GPU memory below minimum", job(min_memory_gib=96), node(), offer()),
     (
         "replica larger than a machine",
@@ -822,3 +838,50 @@ def test_replacing_one_offer_equals_rebuilding_the_snapshot(
     assert place(j, snap) == place(j, snapshot(nodes, offers))  # the original is untouched
     added = dataclasses.replace(target, name="brand-new")
     assert place(j, snap.with_offer(added)) == place(j, snapshot(nodes, [*offers, added]))
+
+
+# -- accelerators of every vendor (the catalogue) --------------------------------------------------
+
+A100, L40S, H100, ASCEND, MLU = "NVIDIA-A100-SXM4-80GB", "NVIDIA-L40S", "NVIDIA-H100-80GB-HBM3", "Ascend910B3", \
+    "MLU370-X8"
+
+
+def mixed() -> list[OfferView]:
+    """Per card-hour: the MLU370 is cheapest, then the Ascend, the L40S, the A100, the H100. Per
+    PFLOPS-hour (BF16): H100 9.5/0.9895, L40S 4/0.36205, A100 4.5/0.312, MLU 1.5/0.096; the
+    Ascend has no published figure."""
+    return [offer("a100", gpu_model=A100, price=per_card("4.5")), offer("l40s", gpu_model=L40S, price=per_card("4")),
+            offer("h100", gpu_model=H100, price=per_card("9.5")),
+            offer("ascend", gpu_model=ASCEND, gpu_memory_gib=64, price=per_card("2")),
+            offer("mlu", gpu_model=MLU, gpu_memory_gib=48, price=per_card("1.5"))]
+
+
+def test_per_card_hour_the_cheapest_card_wins_whatever_its_vendor() -> None:
+    decision = place(job(), snapshot([node()], mixed()))
+    assert decision.chosen is not None and decision.chosen.offer == "mlu"
+
+
+def test_per_pflops_hour_the_cheapest_compute_wins_and_unrated_models_are_explained() -> None:
+    decision = place(job(price_basis="pflops-hour"), snapshot([node()], mixed()))
+    assert decision.chosen is not None and decision.chosen.offer == "h100", "9.60 CNY per PFLOPS-hour, the lowest"
+    [ascend] = [r for r in decision.rejected if r.offer == "ascend"]
+    assert ascend.reason is R.COMPUTE_TOO_LOW and "cannot be priced per PFLOPS-hour" in ascend.message
+    # Deterministic: the same answer whatever order the offers come in.
+    assert place(job(price_basis="pflops-hour"), snapshot([node()], mixed()[::-1])).chosen == decision.chosen
+
+
+def test_a_job_asking_by_capability_is_explained_per_offer() -> None:
+    decision = place(job(vendors=frozenset({"huawei", "nvidia"}), min_tflops={"bf16": Decimal(250)}),
+                     snapshot([node()], mixed()))
+    assert decision.chosen is not None and decision.chosen.offer == "l40s", "the cheapest card above 250 BF16"
+    why = {r.offer: (r.reason, r.message) for r in decision.rejected}
+    assert why["mlu"] == (R.VENDOR_NOT_ACCEPTED, f"vendor cambricon of {MLU} is not one of huawei, nvidia")
+    assert why["ascend"][0] is R.COMPUTE_TOO_LOW and "no published BF16 TFLOPS" in why["ascend"][1]
+    assert "compute below minimum" in decision.summary or decision.placed
+    only_huawei = place(job(vendors=frozenset({"huawei"})), snapshot([node()], mixed()))
+    assert only_huawei.chosen is not None and only_huawei.chosen.offer == "ascend"
+    strong = place(job(min_tflops={"bf16": Decimal(400)}), snapshot([node()], mixed())).chosen
+    assert strong is not None and strong.offer == "h100"
+    below = [r for r in place(job(min_tflops={"bf16": Decimal(400)}), snapshot([node()], mixed())).rejected
+             if r.offer == "a100"]
+    assert below[0].message == f"below 400 BF16 TFLOPS ({A100}: 312)"

@@ -221,3 +221,38 @@ def test_a_pods_termination_grace_is_capped(asked: int | None, cap: int | None, 
     manifest = build_member_job(compute_job(spec), attempt=1, namespace="ns", offer="o", gpu_model="m",
                                 node_selector={}, trace={}, max_termination_grace=cap)
     assert manifest["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30) == given
+
+
+def test_an_ascend_placement_asks_for_ascend_cards_and_tells_the_pod_its_model() -> None:
+    cj = compute_job({"containers": [
+        {"name": "train", "image": "i", "resources": {"limits": {"nvidia.com/gpu": "2"}},
+         "env": [{"name": "INTERCONNECT_ACCELERATOR_MODEL", "value": "forged"}, {"name": "KEEP", "value": "1"}]},
+        {"name": "side", "image": "i", "resources": {"limits": {"cambricon.com/mlu": "4"}}}]})
+    built = build_member_job(cj, attempt=1, namespace="w", offer="bj-ascend", gpu_model="Ascend910B3",
+                             node_selector={}, trace={})
+    template = built["spec"]["template"]
+    train, side = template["spec"]["containers"]
+    assert train["resources"]["limits"] == {"huawei.com/Ascend910": "2"}, "the template's cards, on Ascend"
+    assert "cambricon.com/mlu" not in side["resources"]["limits"], "the offer decides the card, not the tenant"
+    env = {e["name"]: e["value"] for e in train["env"]}
+    assert env == {"KEEP": "1", "INTERCONNECT_ACCELERATOR_MODEL": "Ascend910B3",
+                   "INTERCONNECT_ACCELERATOR_VENDOR": "huawei",
+                   "INTERCONNECT_ACCELERATOR_RESOURCE": "huawei.com/Ascend910"}
+    assert template["metadata"]["labels"]["interconnect.dev/accelerator-vendor"] == "huawei"
+    assert template["spec"]["nodeSelector"] == {"accelerator": "huawei-Ascend910",
+                                                "node.kubernetes.io/npu.chip.name": "910B3"}
+
+
+def test_a_template_without_cards_gets_the_model_s_resource_on_its_first_container() -> None:
+    cj = compute_job(gpus={"count": 4, "models": ["MLU370-X8"]})
+    built = build_member_job(cj, attempt=1, namespace="w", offer="o", gpu_model="MLU370-X8", node_selector={},
+                             trace={})
+    assert built["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cambricon.com/mlu"] == "4"
+
+
+def test_an_uncatalogued_model_is_an_nvidia_card() -> None:
+    built = build_member_job(compute_job(), attempt=1, namespace="w", offer="o", gpu_model="NVIDIA-B200",
+                             node_selector={"pool": "x"}, trace={})
+    spec = built["spec"]["template"]["spec"]
+    assert spec["nodeSelector"] == {"pool": "x", "nvidia.com/gpu.product": "NVIDIA-B200"}
+    assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"

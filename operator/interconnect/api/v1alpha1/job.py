@@ -68,6 +68,17 @@ SetOf = Annotated[list[T], AfterValidator(_unique), SchemaExtra(**{"x-kubernetes
 """A list of unique scalars (x-kubernetes-list-type: set; the API server rejects duplicates)."""
 
 
+class MinTflops(Model):
+    """Least dense (no sparsity) TFLOPS per card, per precision."""
+
+    bf16: Annotated[int, Field(ge=1, le=100000)] | None = None
+    """Least dense BF16 TFLOPS per card."""
+    fp16: Annotated[int, Field(ge=1, le=100000)] | None = None
+    """Least dense FP16 TFLOPS per card."""
+    fp32: Annotated[int, Field(ge=1, le=100000)] | None = None
+    """Least FP32 TFLOPS per card."""
+
+
 class GpuRequest(Model):
     """GPUs each replica needs. Immutable."""
 
@@ -78,6 +89,14 @@ class GpuRequest(Model):
     NVIDIA-A100-SXM4-80GB. Empty: any model."""
     min_memory_gib: Annotated[int, Field(ge=1, le=4096)] | None = Field(default=None, alias="minMemoryGiB")
     """Least memory per card, in GiB. Omitted: any."""
+    vendors: Annotated[SetOf[Literal["nvidia", "huawei", "cambricon", "hygon"]], Field(max_length=4)] = Field(
+        default_factory=list)
+    """Acceptable accelerator vendors (the accelerator catalogue's), e.g. [huawei, nvidia]. Empty: any.
+    With vendors or minTFLOPS the job asks by capability: the operator writes the chosen model's
+    device-plugin resource into the pod and tells it the model (INTERCONNECT_ACCELERATOR_MODEL)."""
+    min_tflops: MinTflops | None = Field(default=None, alias="minTFLOPS")
+    """Least dense TFLOPS per card at each precision named, from the accelerator catalogue; a model
+    without a published figure at that precision does not qualify."""
 
 
 def _overlap_rule(kind: str) -> dict[str, str]:
@@ -783,7 +802,8 @@ _DeadlineSeconds = Annotated[int, Field(ge=1)]
 #: like a Job's template. While it has never been placed, a tenant may still change them (raise
 #: maxPrice as `kubectl compute explain` suggests, widen the tier or the placement policy).
 FIXED_ONCE_PLACED: tuple[str, ...] = (
-    "replicas", "template", "maxPrice", "latencyTier", "placement", "backoffLimit", "activeDeadlineSeconds"
+    "replicas", "template", "maxPrice", "priceBasis", "latencyTier", "placement", "backoffLimit",
+    "activeDeadlineSeconds"
 )
 
 
@@ -848,6 +868,11 @@ class ComputeJobSpec(Model):
     """Required latency from origin: 1ms (same city), 5ms (same region), 20ms (national)."""
     max_price: MonetaryAmount
     """The highest price per card-hour the tenant accepts (machine-hour offers are compared per card)."""
+    price_basis: Literal["card-hour", "pflops-hour"] = Field(default="card-hour", alias="priceBasis")
+    """What "cheapest" means among the offers that fit: price per card-hour (default), or price per
+    PFLOPS-hour (card-hours x the model's dense BF16 TFLOPS, else FP16, / 1000, from the accelerator
+    catalogue), which compares cards of different vendors by what they compute; offers of models
+    without a published figure are then left out. Fixed once placed."""
     budget: MonetaryAmount | None = None
     """Cap on the job's total cost, in maxPrice's currency. Omitted: no cap."""
     expected_hours: (
