@@ -13,6 +13,11 @@ hub's answer to the create, when the object exists), and -> pod Running; overall
 dispatched per second, the ratio to the baseline, the operator's peak memory and CPU seconds,
 and the CPU seconds of every control-plane process over the run (where the two cores went).
 The members get enough extra fake GPU nodes to hold every job at once.
+
+With ``--with-multikueue`` (see bench/multikueue.py), after our step: (3) Kueue's MultiKueue,
+built from its Go module, one manager per cluster (hub as manager, members as workers), the
+same N batch/v1 Jobs created on the hub, as shipped and with its worker clients' rate limit
+lifted (bench/multikueue-qps.patch); a table of all three against the same run's baseline.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "operator")]
 
+from bench import multikueue as mk  # noqa: E402
 from kubernetes_asyncio import client as aclient  # noqa: E402
 from kubernetes_asyncio import watch as kwatch  # noqa: E402
 from kubernetes_asyncio.config import new_client_from_config  # noqa: E402
@@ -266,10 +272,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", default="100,1000")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--with-multikueue", action="store_true",
+                        help="also measure Kueue's MultiKueue (built from its Go module) on the same N")
+    parser.add_argument("--multikueue-variants", default="shipped,qps-lifted",
+                        help="of: shipped, qps-lifted (worker clients unthrottled, bench/multikueue-qps.patch)")
+    parser.add_argument("--multikueue-timeout", type=float, default=1200,
+                        help="seconds to wait for MultiKueue's worker Jobs; those made by then are counted")
     args = parser.parse_args()
     # A stopped run still cleans up after itself (the finally below): offers, nodes, namespaces.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = [int(x) for x in args.jobs.split(",")]
+    kueue_bin = mk.build() if args.with_multikueue else None  # before the test bed: minutes of CPU cold
     bed = tb.start(3)
     members = [c.name for c in bed.members]
     # Room for the baseline's pods and ours at once, so neither waits for cards.
@@ -279,8 +292,15 @@ def main() -> int:
         subprocess.run(bed.kubectl_cmd(member, "create", "namespace", "bench"), capture_output=True)
     rows = []
     try:
-        rows = _run(bed, members, sizes, nodes_each, args.json)
+        mk_opts = None
+        if kueue_bin is not None:
+            mk.install(bed, kueue_bin, nodes_each * 8)
+            mk_opts = {"bin": kueue_bin, "variants": args.multikueue_variants.split(","),
+                       "timeout": args.multikueue_timeout}
+        rows = _run(bed, members, sizes, nodes_each, args.json, mk_opts)
     finally:  # leave the test bed as it was: the tests count offers and cards
+        if kueue_bin is not None:
+            mk.uninstall(bed, kueue_bin)
         for member in members:
             subprocess.run(bed.kubectl_cmd("hub", "delete", "computeoffer", f"bench-{member}", "--ignore-not-found"),
                            capture_output=True)
@@ -290,7 +310,39 @@ def main() -> int:
                            capture_output=True)
     if args.json:
         write_json(args.json, rows)
+    print_table(rows)
     return 0
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """All systems of every N against the baseline measured just before them."""
+    print("\n| N | system | jobs/s | ratio to baseline | dispatch p50 / p99 s | to Running p50 / p99 s |"
+          " CPU s (dispatch window) | peak RSS MiB |")
+    print("|---:|---|---:|---:|---|---|---|---|")
+    for row in rows:
+        n, base = row["n"], row["baseline"]
+        c = base["create"]
+        print(f"| {n} | direct creates (baseline) | {base['throughput']:.1f} | 1 | {c['p50']:.2f} / {c['p99']:.2f}"
+              " (the create) | | | |")
+        run = row["interconnect"]
+        d, r = run["dispatch_latency"], run["to_running"]
+        print(f"| {n} | this project | {run['throughput']:.1f} | {run['throughput'] / base['throughput']:.3f} |"
+              f" {d['p50']:.2f} / {d['p99']:.2f} | {r['p50']:.1f} / {r['p99']:.1f} |"
+              f" operator {run['cpu_seconds_until_dispatched'].get('operator', float('nan')):.1f} |"
+              f" operator {run['operator_peak_rss_mib']:.0f} |")
+        for variant, res in row.get("multikueue", {}).items():
+            if not res.get("dispatched"):
+                print(f"| {n} | MultiKueue {variant} | 0 | 0 | (no worker Job; probe {res.get('probe')}) | | | |")
+                continue
+            d, r = res["dispatch_latency"], res["to_running"]
+            cpu = res["managers_cpu_seconds"]
+            rss = res["managers_peak_rss_mib"]
+            done = "" if res["dispatched"] == n else f" ({res['dispatched']}/{n} in {res['window_seconds']:.0f} s)"
+            print(f"| {n} | MultiKueue {variant}{done} | {res['throughput']:.2f} |"
+                  f" {res['throughput'] / base['throughput']:.3f} | {d['p50']:.1f} / {d['p99']:.1f} |"
+                  f" {r['p50']:.1f} / {r['p99']:.1f} | hub {cpu['hub']:.1f}, workers"
+                  f" {sum(v for k, v in cpu.items() if k != 'hub'):.1f} |"
+                  f" hub {rss['hub']:.0f}, workers {max(v for k, v in rss.items() if k != 'hub'):.0f} max |")
 
 
 def write_json(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -299,7 +351,7 @@ def write_json(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def _run(bed: tb.Testbed, members: list[str], sizes: list[int], nodes_each: int,
-         json_out: Path | None) -> list[dict[str, Any]]:
+         json_out: Path | None, mk_opts: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     rows = []
     # The operator as it runs in production (the tests' market meters every 2 s, the chart every 15 s).
     production = {"INTERCONNECT_METERING_INTERVAL_SECONDS": "15", "INTERCONNECT_HEARTBEAT_SECONDS": "5"}
@@ -337,9 +389,37 @@ def _run(bed: tb.Testbed, members: list[str], sizes: list[int], nodes_each: int,
             # benchmark's: the tests' jobs may share the namespace).
             offers = ",".join(f"bench-{member}" for member in members)
             quiesce(bed, members, m.WORK_NS, f"interconnect.dev/offer in ({offers})", delete=False)
+            if mk_opts is not None:
+                rows[-1]["multikueue"] = _multikueue(bed, members, n, mk_opts, rows[-1]["baseline"])
             if json_out is not None:  # each size as soon as it is measured: a long run may be stopped
                 write_json(json_out, rows)
     return rows
+
+
+def _multikueue(bed: tb.Testbed, members: list[str], n: int, opts: dict[str, Any],
+                base: dict[str, Any]) -> dict[str, Any]:
+    logs = Path(tempfile.mkdtemp(prefix="multikueue-"))  # the managers' logs, kept
+    print(f"  MultiKueue, N={n}: the managers' logs in {logs}", flush=True)
+    results: dict[str, Any] = {}
+    for variant in opts["variants"]:
+        res = mk.run_variant(bed, opts["bin"], variant, n, logs, timeout=opts["timeout"], watch_cls=RawWatch,
+                             percentiles=percentiles, cpu_by_component=_cpu_by_component, cpu_delta=_cpu_delta)
+        results[variant] = res
+        # The namespace is being deleted with its Jobs: wait for the workers' pods to go.
+        quiesce(bed, members, res["namespace"], BENCH_LABEL, delete=False)
+        if not res.get("dispatched"):
+            print(f"N={n}: MultiKueue {variant}: nothing dispatched (probe {res.get('probe')});"
+                  f" manager logs in {logs}", flush=True)
+            continue
+        d, r = res["dispatch_latency"], res["to_running"]
+        print(f"N={n}: MultiKueue {variant}: {res['throughput']:.2f} jobs/s (ratio"
+              f" {res['throughput'] / base['throughput']:.3f} to the baseline); {res['dispatched']}/{n} worker Jobs"
+              f" in {res['window_seconds']:.0f}s; hub create -> worker Job p50 {d['p50']:.1f}s p99 {d['p99']:.1f}s;"
+              f" -> Running p50 {r['p50']:.1f}s p99 {r['p99']:.1f}s; per worker {res['per_worker']};"
+              f" managers CPU s {res['managers_cpu_seconds']}, peak RSS MiB {res['managers_peak_rss_mib']}",
+              flush=True)
+        print(f"  CPU s, submit -> all dispatched: {_cpu_summary(res['cpu_seconds_until_dispatched'])}", flush=True)
+    return results
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -147,3 +148,31 @@ def test_jobs_asking_by_vendor_or_by_compute_price_land_where_the_catalogue_says
         m.WORK_NS, label_selector=f"interconnect.dev/job-uid={cambricon['metadata']['uid']}").items
     assert pod.spec.containers[0].resources.limits == {MLU_RESOURCE: "2"}
     assert pod.spec.node_name == MLU_NODE
+
+
+def test_a_hub_admin_s_figures_make_ascend_the_cheapest_compute(testbed: tb.Testbed, ascend_offer: str) -> None:
+    """The built-in catalogue has no sourced TFLOPS for the 910B3 (Huawei publishes none per chip).
+    A hub admin with the datasheet adds them with an AcceleratorModel; at 320 BF16 TFLOPS the
+    Ascend offer (5.00 / 0.32 = 15.63 CNY per PFLOPS-hour) beats the L40S (16.57) without a restart."""
+    hub = testbed.api("hub")
+    source = "https://example.invalid/test-bed/ascend-910b3-datasheet"  # the test's own figure, not a published one
+    override = {"apiVersion": f"{m.GROUP}/{m.VERSION}", "kind": "AcceleratorModel",
+                "metadata": {"name": "ascend910b3"},
+                "spec": {"model": MODEL, "vendor": "huawei", "resource": RESOURCE,
+                         "nodeLabels": [{"accelerator": "huawei-Ascend910",
+                                         "node.kubernetes.io/npu.chip.name": "910B3"}],
+                         "memoryGiB": 64, "tflops": {"bf16": "320"},
+                         "sources": {"resource": source, "nodeLabels": source, "memoryGiB": source,
+                                     "tflops": {"bf16": source}}}}
+    m.apply(testbed, override)
+    try:
+        def placed_on() -> str | None:
+            name = f"compute-{int(time.time() * 1000) % 10**9}"
+            job = _placed(testbed, name, priceBasis="pflops-hour")
+            return str(job["status"]["placement"]["offer"])
+
+        # The operator reads the object from its watch: the first job after it may still see the old figures.
+        m.wait_for(lambda: placed_on() == OFFER, 90, "a pflops-hour job to land on Ascend", interval=2)
+    finally:
+        with contextlib.suppress(ApiException):
+            m.custom(hub).delete_cluster_custom_object(m.GROUP, m.VERSION, "acceleratormodels", "ascend910b3")

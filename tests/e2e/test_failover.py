@@ -352,6 +352,16 @@ def test_a_replica_cut_off_from_the_hub_stops_and_never_touches_the_new_leader_s
         print(f"\nhub cut off from the leader: it stopped leading after {stopped:.1f}s; the standby led after "
               f"{takeover:.1f}s (lease 10s, peering lifetime 12s); epochs {epoch_a:.0f} -> {epoch_b:.0f}")
 
+        # The new leader sees changes made after it took over (kopf's handlers reach its controller).
+        m.custom(hub).patch_cluster_custom_object(m.GROUP, m.VERSION, "computeoffers", "sh-h800",
+                                                  {"spec": {"cards": 12}})
+        try:
+            m.wait_for(lambda: (m.custom(hub).get_cluster_custom_object(m.GROUP, m.VERSION, "computeoffers",
+                                                                        "sh-h800").get("status") or {})
+                       .get("cardsTotal") == 12, 30, "the new leader to see an offer changed after the takeover")
+        finally:
+            m.custom(hub).patch_cluster_custom_object(m.GROUP, m.VERSION, "computeoffers", "sh-h800",
+                                                      {"spec": {"cards": 16}})
         after = [f"split-after-{i}" for i in range(6)]
         for name in after:
             m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", m.job_manifest(

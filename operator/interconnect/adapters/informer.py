@@ -87,6 +87,9 @@ class Informer(Generic[T]):
         self.resource_version: str | None = None
         self.restarts = 0
         self.unreadable = 0
+        self._resync = False
+        self._response: Any = None
+        """The watch's response while it streams (`resync` closes it)."""
         """Objects skipped because they could not be projected (e.g. a quantity that is not one), since
         this informer started: the reporter adds them to ``interconnect_unreadable_objects_total``."""
 
@@ -132,6 +135,7 @@ class Informer(Generic[T]):
             _request_timeout=self._watch_timeout + 30,
         )
         check_status(response)
+        self._response = response
         try:
             async for line in response.content:
                 if not line.strip():
@@ -139,6 +143,7 @@ class Informer(Generic[T]):
                 event = json.loads(line)
                 self._apply(event)
         finally:
+            self._response = None
             response.release()
 
     def _apply(self, event: Mapping[str, Any]) -> None:
@@ -165,12 +170,21 @@ class Informer(Generic[T]):
         if old != new:
             self._on_change(Change(self.name, key, old, new))
 
+    def resync(self) -> None:
+        """List again now, projecting every object afresh (what projects them changed, e.g. the
+        accelerator catalogue): the watch in progress is dropped and the next pass lists."""
+        self._resync = True
+        if self._response is not None:
+            self._response.close()
+
     async def run(self) -> None:
-        """List, then watch forever; relist on 410, back off on errors."""
+        """List, then watch forever; relist on 410 and on `resync`, back off on errors."""
         backoff = 0.5
         need_list = True
         while True:
             try:
+                if self._resync:
+                    self._resync, need_list = False, True
                 if need_list:
                     await self._list()
                     need_list = False
@@ -178,23 +192,28 @@ class Informer(Generic[T]):
                 backoff = 0.5
             except asyncio.CancelledError:
                 raise
-            except WatchGone:
-                self.restarts += 1
-                need_list = True
-            except (TimeoutError, ApiException, OSError, RuntimeError, ValueError) as exc:
-                self.restarts += 1
-                if self._on_error is not None:
-                    self._on_error(exc)
-                log.debug("informer %s: %s; retrying in %.1fs", self.name, exc, backoff)
-                if isinstance(exc, ApiException) and exc.status == 410:
+            except Exception:
+                if self._resync:  # the watch was dropped on purpose: list at once
+                    continue
+                try:
+                    raise
+                except WatchGone:
+                    self.restarts += 1
                     need_list = True
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-            except Exception as exc:
-                self.restarts += 1
-                if self._on_error is not None:
-                    self._on_error(exc)
-                log.warning("informer %s failed: %r; retrying in %.1fs", self.name, exc, backoff)
-                need_list = True
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                except (TimeoutError, ApiException, OSError, RuntimeError, ValueError) as exc:
+                    self.restarts += 1
+                    if self._on_error is not None:
+                        self._on_error(exc)
+                    log.debug("informer %s: %s; retrying in %.1fs", self.name, exc, backoff)
+                    if isinstance(exc, ApiException) and exc.status == 410:
+                        need_list = True
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                except Exception as exc:
+                    self.restarts += 1
+                    if self._on_error is not None:
+                        self._on_error(exc)
+                    log.warning("informer %s failed: %r; retrying in %.1fs", self.name, exc, backoff)
+                    need_list = True
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 10.0)

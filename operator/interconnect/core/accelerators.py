@@ -249,7 +249,7 @@ def merge_catalogue(base: Catalogue, overrides: Iterable[AcceleratorModel]) -> C
 
 def by_name(name: str, catalogue: Catalogue | None = None) -> AcceleratorModel | None:
     """The model called ``name`` (as its node label spells it), or None."""
-    return (CATALOGUE if catalogue is None else catalogue).get(name)
+    return (_in_use if catalogue is None else catalogue).get(name)
 
 
 def model_for_node_labels(labels: Mapping[str, str], catalogue: Catalogue | None = None) -> AcceleratorModel | None:
@@ -260,7 +260,7 @@ def model_for_node_labels(labels: Mapping[str, str], catalogue: Catalogue | None
     """
     best: tuple[int, str] | None = None
     found: AcceleratorModel | None = None
-    for model in (CATALOGUE if catalogue is None else catalogue).values():
+    for model in (_in_use if catalogue is None else catalogue).values():
         sizes = [len(alt) for alt in model.node_labels if all(labels.get(k) == v for k, v in alt.items())]
         if not sizes:
             continue
@@ -272,13 +272,13 @@ def model_for_node_labels(labels: Mapping[str, str], catalogue: Catalogue | None
 
 def resource_names(catalogue: Catalogue | None = None) -> frozenset[str]:
     """Every extended resource a catalogued model is advertised as."""
-    return frozenset(m.resource for m in (CATALOGUE if catalogue is None else catalogue).values())
+    return frozenset(m.resource for m in (_in_use if catalogue is None else catalogue).values())
 
 
 def models_of_vendor(vendor: Vendor | str, catalogue: Catalogue | None = None) -> tuple[AcceleratorModel, ...]:
     """The catalogued models of one vendor, by name."""
     wanted = Vendor(vendor)
-    return tuple(m for m in (CATALOGUE if catalogue is None else catalogue).values() if m.vendor == wanted)
+    return tuple(m for m in (_in_use if catalogue is None else catalogue).values() if m.vendor == wanted)
 
 
 class MissingFigure(LookupError):
@@ -643,6 +643,23 @@ def compute_rate(model_name: str, catalogue: Catalogue | None = None) -> Compute
     return None
 
 
+_in_use: Catalogue = CATALOGUE
+
+
+def in_use() -> Catalogue:
+    """The catalogue this process works with: the built-in one, merged with the hub admin's
+    AcceleratorModel objects once the operator has read them (`use`). Every helper here takes an
+    explicit catalogue; this is only their default."""
+    return _in_use
+
+
+def use(catalogue: Catalogue) -> None:
+    """Make ``catalogue`` the default of every helper here (the operator's catalogue watch calls
+    it when an AcceleratorModel changes; nothing else should)."""
+    global _in_use
+    _in_use = catalogue
+
+
 __all__ = [
     "BOARD_POWER_WATTS",
     "CATALOGUE",
@@ -664,6 +681,7 @@ __all__ = [
     "catalogue_of",
     "compute_rate",
     "extended_resource_error",
+    "in_use",
     "label_error",
     "merge_catalogue",
     "model_errors",
@@ -676,4 +694,5 @@ __all__ = [
     "resource_names",
     "resource_of",
     "tflops_field",
+    "use",
 ]

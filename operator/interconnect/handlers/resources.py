@@ -7,11 +7,12 @@ from typing import Any
 import kopf
 
 from interconnect.core.vocabulary import GROUP
+from interconnect.handlers.runtime import active_controller
 from interconnect.services.controller import Controller
 
 
 def _controller(memo: kopf.Memo) -> Controller:
-    controller: Controller | None = memo.get("controller")
+    controller = active_controller(memo)
     if controller is None:  # a standby between kopf's unfreeze and its controller's start
         raise kopf.TemporaryError("this replica is not the active one yet", delay=1)
     return controller
@@ -30,6 +31,20 @@ async def node_deleted(name: str, memo: kopf.Memo, **_: Any) -> None:
     if blocked:
         raise kopf.TemporaryError(blocked, delay=3)
     await _controller(memo).node_deleted(name)
+
+
+@kopf.on.resume(GROUP, "acceleratormodels")
+@kopf.on.create(GROUP, "acceleratormodels")
+@kopf.on.update(GROUP, "acceleratormodels", field="spec")
+async def accelerator_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _controller(memo).accelerator_changed(dict(body))
+
+
+@kopf.on.event(GROUP, "acceleratormodels")
+async def accelerator_event(event: kopf.RawEvent, name: str, memo: kopf.Memo, **_: Any) -> None:
+    # The catalogue's objects hold nothing to clean up: no finalizer, deletion seen as a watch event.
+    if event["type"] == "DELETED":
+        _controller(memo).accelerator_deleted(name)
 
 
 @kopf.on.resume(GROUP, "computeoffers")

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import kopf
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from interconnect.adapters import hub as hub_adapter
 from interconnect.adapters.metrics import Metrics
@@ -23,13 +24,29 @@ from interconnect.services.leadership import Leadership
 log = logging.getLogger(__name__)
 
 
+class ActiveController:
+    """The controller of this replica's current leadership term, or None.
+
+    kopf gives each resource's handlers a shallow copy of the operator's memo, taken when it first
+    sees that resource: a controller put into the memo later would stay invisible to them (they
+    would answer "not the active one" for ever). This holder, shared by every copy, is where it goes.
+    """
+
+    controller: Controller | None = None
+
+
+def active_controller(memo: kopf.Memo) -> Controller | None:
+    holder: ActiveController | None = memo.get("active")
+    return holder.controller if holder is not None else None
+
+
 @kopf.on.startup()
 async def start_controller(memo: kopf.Memo, **_: Any) -> None:
     settings = Settings.from_env()
     if "metrics" not in memo:
         memo["metrics"] = Metrics()
         memo["metrics"].serve(settings.metrics_port)
-    memo["controller"] = None
+    memo["active"] = ActiveController()
     memo["leadership"] = asyncio.create_task(_lead(settings, memo), name="leadership")
 
 
@@ -69,6 +86,7 @@ async def _lead(settings: Settings, memo: kopf.Memo) -> None:
     """
     hub = hub_adapter.Hub(await hub_adapter.connect())
     metrics: Metrics = memo["metrics"]
+    active: ActiveController = memo["active"]
     leadership = Leadership(hub, settings.namespace, settings.lease_identity,
                             lease_seconds=settings.lease_seconds)
     loading: asyncio.Task[Controller] | None = None
@@ -77,7 +95,7 @@ async def _lead(settings: Settings, memo: kopf.Memo) -> None:
         while True:
             leading = await leadership.step(await _wanted(hub, settings))
             metrics.leader_epoch.set(leadership.epoch or 0)
-            controller: Controller | None = memo.get("controller")
+            controller = active.controller
             if leading and controller is None:
                 if loading is None:
                     started = time.monotonic()
@@ -87,7 +105,7 @@ async def _lead(settings: Settings, memo: kopf.Memo) -> None:
                     if task.exception() is not None:
                         log.warning("cannot load the hub's state yet: %s", task.exception())
                     else:
-                        memo["controller"] = task.result()
+                        active.controller = task.result()
                         metrics.active.set(1)
                         log.info("replica %s is now active (epoch %s); state loaded in %.1fs",
                                  settings.lease_identity, leadership.epoch, time.monotonic() - started)
@@ -98,7 +116,7 @@ async def _lead(settings: Settings, memo: kopf.Memo) -> None:
                         await loading
                     loading = None
                 if controller is not None:
-                    memo["controller"] = None
+                    active.controller = None
                     metrics.active.set(0)
                     await controller.stop()
                     log.info("replica %s is on standby", settings.lease_identity)
@@ -106,8 +124,7 @@ async def _lead(settings: Settings, memo: kopf.Memo) -> None:
     finally:
         if loading is not None:
             loading.cancel()
-        controller = memo.get("controller")
-        memo["controller"] = None
+        controller, active.controller = active.controller, None
         if controller is not None:
             await controller.stop()
         with contextlib.suppress(Exception):
@@ -120,6 +137,15 @@ async def _load(hub: hub_adapter.Hub, settings: Settings, metrics: Metrics) -> C
     this month's usage records, jobs."""
     controller = Controller(hub, settings, LatencyTable.default(), metrics)
     await controller.load_latency()  # an invalid table is reported and the built-in one used
+    # The accelerator catalogue first: it decides what the members' nodes hold.
+    try:
+        models = await hub.custom.list_cluster_custom_object(GROUP, VERSION, "acceleratormodels")
+    except ApiException as exc:
+        if exc.status != 404:  # 404: a hub whose CRDs predate the kind: the built-in catalogue
+            raise
+        models = {"items": []}
+    for model in models["items"]:
+        controller.accelerator_changed(model)
     nodes = await hub.custom.list_cluster_custom_object(GROUP, VERSION, "computenodes")
     results = await asyncio.gather(*(controller.node_changed(n) for n in nodes["items"]), return_exceptions=True)
     for node, result in zip(nodes["items"], results, strict=True):

@@ -1,7 +1,7 @@
 """Start the tenant API (services/tenant_api.py) with the operator, stop it on cleanup.
 
 Every replica serves it, the standby too: it reads the member through the active controller's
-client when this replica has one (``memo["controller"]``, set by handlers/runtime.py), else
+client when this replica has one (`active_controller`, set by handlers/runtime.py), else
 through a client made per request from the node's kubeconfig Secret.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 import kopf
 
 from interconnect.adapters import hub as hub_adapter
+from interconnect.handlers.runtime import active_controller
 from interconnect.services.tenant_api import TenantApi, TenantApiSettings
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ async def start_tenant_api(memo: kopf.Memo, **_: Any) -> None:
     if settings is None or memo.get("tenant_api") is not None:
         return
     api = await hub_adapter.connect()
-    server = TenantApi(api, settings, controller=lambda: memo.get("controller"))
+    server = TenantApi(api, settings, controller=lambda: active_controller(memo))
     try:
         await server.start()
     except Exception as exc:

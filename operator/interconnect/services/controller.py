@@ -39,6 +39,7 @@ from interconnect.adapters.metrics import Metrics
 from interconnect.api.v1alpha1 import ComputeOffer
 from interconnect.api.v1alpha1.quota import ComputeQuota
 from interconnect.core.latency import LatencyTable
+from interconnect.services.catalogue import AcceleratorCatalogue
 from interconnect.services.config import Settings
 from interconnect.services.dispatcher import Dispatcher
 from interconnect.services.events import EventRecorder
@@ -98,6 +99,7 @@ class Controller:
                                      self.metrics, self._use_latency, settings.heartbeat_interval)
         self.reporter = Reporter(hub, self.jobs, self.members, self.market, self.journal, self.metrics,
                                  settings.heartbeat_interval)
+        self.catalogue = AcceleratorCatalogue(self.members, self.wake)
         self.members.fence = self.failover.fence
         self.members.on_change = self.sync.member_changed
         self.sync.dispatcher = self.dispatcher
@@ -140,6 +142,12 @@ class Controller:
 
     async def node_changed(self, body: dict[str, Any]) -> None:
         await self.members.node_changed(body)
+
+    def accelerator_changed(self, body: dict[str, Any]) -> None:
+        self.catalogue.changed(body)
+
+    def accelerator_deleted(self, name: str) -> None:
+        self.catalogue.deleted(name)
 
     async def node_deleted(self, name: str) -> None:
         await self.members.node_deleted(name)

@@ -253,6 +253,12 @@ class Members:
             return f"waiting for {len(leftovers)} Jobs and {len(member.pods.items)} pods to go from {name}"
         return None
 
+    def resync_nodes(self) -> None:
+        """List every member's nodes again (the accelerator catalogue that reads them changed)."""
+        for state in self._nodes.values():
+            if state.member is not None:
+                state.member.nodes.resync()
+
     async def close(self) -> None:
         for state in self._nodes.values():
             if state.member is not None:

@@ -121,7 +121,7 @@ class UsageLedger:
     """Writes the ComputeUsage records and keeps those that count this month (see the module
     docstring). Only ever creates: a record is never changed or deleted by the operator."""
 
-    FOLD_AFTER = 256
+    FOLD_AFTER = 64
     """Records kept before the first `fold` looks for those of gone jobs (then twice what it kept)."""
 
     def __init__(self, hub: Hub) -> None:

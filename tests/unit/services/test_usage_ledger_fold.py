@@ -72,7 +72,8 @@ async def test_the_folded_total_is_per_tenant_and_goes_at_the_month_turn(control
                             1, "Succeeded", None)
     assert ledger.fold(t("2026-11-20T12:00:00Z"), controller.jobs) == UsageLedger.FOLD_AFTER
     assert len(ledger) == 0
-    assert spend(controller, "2026-11-20T12:00:00Z") == Money(Decimal(16 * 192), "CNY")
-    assert spend(controller, "2026-11-20T12:00:00Z", "team-b") == Money(Decimal(16 * 64), "CNY")
+    team_b = UsageLedger.FOLD_AFTER // 4
+    assert spend(controller, "2026-11-20T12:00:00Z") == Money(Decimal(16 * (UsageLedger.FOLD_AFTER - team_b)), "CNY")
+    assert spend(controller, "2026-11-20T12:00:00Z", "team-b") == Money(Decimal(16 * team_b), "CNY")
     # December: every folded record finished in November.
     assert "team-a" not in controller.market.tenant_usage(t("2026-12-01T00:10:00Z"))
