@@ -88,6 +88,8 @@ class Response:
         if self.content is not None:
             self.content.close()
 
+    close = release
+
 
 class Session:
     """Stands for the aiohttp ClientSession: routes each request to the server of its host."""
@@ -282,6 +284,8 @@ class FakeApiServer:
         self.collections: dict[tuple[str, str], Collection] = {}
         self.hooks: dict[str, list[Hook]] = {}
         self.admission: dict[str, list[Admission]] = {}
+        self.fault: Callable[[str, str, str | None], ApiError | None] | None = None
+        """(method, resource, subresource) -> an error to answer instead (a flaky API server)."""
         self.requests: dict[str, int] = {}
         """Requests answered, by method and resource (e.g. ``POST jobs``)."""
         self.created: dict[str, int] = {}
@@ -394,6 +398,9 @@ class FakeApiServer:
             namespace, rest_ = rest_[1], rest_[2:]
         resource, name, sub = rest_[0], (rest_[1] if len(rest_) > 1 else None), (rest_[2] if len(rest_) > 2 else None)
         self.requests[f"{method} {resource}"] = self.requests.get(f"{method} {resource}", 0) + 1
+        refusal = self.fault(method, resource, sub) if self.fault is not None else None
+        if refusal is not None:
+            raise refusal
         coll = self.collection(group, resource)
         key = (namespace or "", name or "")
         if method == "GET" and name is None:

@@ -34,6 +34,7 @@ import collections
 import gc
 import json
 import os
+import random
 import sys
 import time
 import tracemalloc
@@ -404,6 +405,18 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         for name in names:
             server.create("", "nodes", member_node(name, MODELS[offer], REGIONS[node]))
         fk.MemberSimulation(server, names, run_for=args.run_for)
+    # One pod of someone else's on member-1 asks for a GPU count that is not a quantity: its watch
+    # skips it (counted in interconnect_unreadable_objects_total) and goes on.
+    odd = {"metadata": {"name": "not-a-quantity", "namespace": "default"},
+           "spec": {"nodeName": "member-1-gpu-0", "containers": [
+               {"name": "c", "resources": {"limits": {"nvidia.com/gpu": "lots"}}}]},
+           "status": {"phase": "Running"}}
+    members["member-1"].create("", "pods", odd)
+    if args.fail_writes:  # a flaky hub: status writes refused now and then (counted, retried)
+        rng = random.Random(21)
+        hub.fault = lambda method, resource, sub: fk.ApiError(500, "etcdserver: request timed out") if (
+            method == "PATCH" and sub == "status" and resource == "computejobs"
+            and rng.random() < args.fail_writes) else None
     servers = [hub, *members.values()]
     controller = await build(hub, members)
     if args.metrics_port:  # e.g. for a Prometheus, to draw the dashboards from (hack/render-dashboards)
@@ -471,6 +484,8 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=2.5, help="seconds the loops get before a measurement")
     parser.add_argument("--no-tracemalloc", action="store_true", help="RSS only (faster)")
     parser.add_argument("--frames", type=int, default=1, help="tracemalloc frames per allocation")
+    parser.add_argument("--fail-writes", type=float, default=0.0,
+                        help="fraction of ComputeJob status writes the hub refuses (500)")
     parser.add_argument("--metrics-port", type=int, default=0, help="serve the operator's metrics on this port")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()

@@ -68,10 +68,13 @@ def ascend_offer(testbed: tb.Testbed, operator: m.Operator) -> Iterator[str]:
         for name in (OFFER, MLU_OFFER):
             with contextlib.suppress(ApiException):
                 m.custom(hub).delete_cluster_custom_object(m.GROUP, m.VERSION, "computeoffers", name)
+        # Finished pods stay with their finished Jobs; only running ones would hold the cards.
         m.wait_for(lambda: not [p for p in member.list_namespaced_pod(m.WORK_NS).items
-                                if p.spec.node_name in (NODE_NAME, MLU_NODE)], 60, "the fake nodes' pods to be gone")
-        member.delete_node(NODE_NAME)
-        member.delete_node(MLU_NODE)
+                                if p.spec.node_name in (NODE_NAME, MLU_NODE)
+                                and p.status.phase not in ("Succeeded", "Failed")], 60, "the fake nodes to be idle")
+        for name in (NODE_NAME, MLU_NODE):
+            with contextlib.suppress(ApiException):
+                member.delete_node(name)
 
 
 def _pods(testbed: tb.Testbed, uid: str) -> list[Any]:

@@ -87,11 +87,11 @@ class Informer(Generic[T]):
         self.resource_version: str | None = None
         self.restarts = 0
         self.unreadable = 0
+        """Objects skipped because they could not be projected (e.g. a quantity that is not one), since
+        this informer started: the reporter adds them to ``interconnect_unreadable_objects_total``."""
         self._resync = False
         self._response: Any = None
         """The watch's response while it streams (`resync` closes it)."""
-        """Objects skipped because they could not be projected (e.g. a quantity that is not one), since
-        this informer started: the reporter adds them to ``interconnect_unreadable_objects_total``."""
 
     def _projected(self, obj: Mapping[str, Any]) -> T | None:
         """The object's projection; None (skipped and counted) when it cannot be read: one odd

@@ -30,6 +30,8 @@ from interconnect.api.v1alpha1.usage import TENANT_LABEL
 from interconnect.cli.kube import EXIT_HELP, Connection, Exit, PluginError, call, connect, raw_get, read_json, stream
 from interconnect.cli.main import add_join_arguments, add_token_arguments
 from interconnect.cli.report import GROUPS, month_selector, render, usage_rows
+from interconnect.core.accelerators import by_name as accelerator_model
+from interconnect.core.accelerators import compute_rate
 from interconnect.core.latency import LATENCY_CONFIG_MAP, LatencyTable, latency_from_config
 from interconnect.core.money import Money, effective_price_money, round_to_minor_unit
 from interconnect.core.placement import Decision, JobRequest, PlacementSnapshot, place, what_would_fit
@@ -259,6 +261,9 @@ class QuoteLine:
     currency: str
     reason: str
     detail: str
+    vendor: str = "-"
+    per_pflops: str = "-"
+    """Effective price per PFLOPS-hour (the catalogue's dense BF16, else FP16); "-" without a figure."""
 
 
 def quote_lines(request: JobRequest, market: Market, decision: Decision, hours: Decimal | None) -> list[QuoteLine]:
@@ -280,36 +285,56 @@ def quote_lines(request: JobRequest, market: Market, decision: Decision, hours: 
             kind = node.spec.industry.value if node.spec.industry else node.spec.type.value
         chosen = decision.chosen is not None and decision.chosen.offer == offer.metadata.name
         reason, detail = ("Chosen", "") if chosen else reasons.get(offer.metadata.name, ("Fits", "fits, not the best"))
+        model = accelerator_model(offer.spec.gpu_model)
+        rate = compute_rate(offer.spec.gpu_model)
+        per_pflops = "-" if rate is None else Money(round_to_minor_unit(
+            effective.amount / rate.pflops_per_card_hour, price.currency), price.currency).amount_text
         lines.append(QuoteLine(
             chosen=chosen, offer=offer.metadata.name, node=offer.spec.node_ref,
             identity=(node.status.identity_code if node else None) or "-", region=region, kind=kind,
             tier=tier.value if tier else ">20ms", model=offer.spec.gpu_model, free=offer.status.cards_free or 0,
-            price=effective.amount_text, estimate=estimate, currency=price.currency, reason=reason, detail=detail))
+            price=effective.amount_text, estimate=estimate, currency=price.currency, reason=reason, detail=detail,
+            vendor=model.vendor.value if model is not None else "-", per_pflops=per_pflops))
     return lines
 
 
 def render_quote(lines: list[QuoteLine], decision: Decision, wide: bool = False) -> str:
     """One row per offer (the chosen one starred), then why each other one does not take the job.
 
-    PER-CARD-H is the effective price per card-hour for this job (machine-hour offers bill whole
-    machines); ESTIMATE is price x cards x hours for the declared or given duration. ``wide`` adds
-    the node's name and region and the full reason of each row, uncut.
+    CARD-H is the effective price per card-hour for this job (machine-hour offers bill whole
+    machines), PFLOPS-H the same per PFLOPS-hour of what the model computes (the accelerator
+    catalogue's dense BF16, else FP16; "-" for a model without a published figure), so cards of
+    different vendors compare; ESTIMATE is price x cards x hours for the declared or given
+    duration. ``wide`` adds the node's name, region and type and the full reason of each row, uncut.
     """
     if wide:
-        header: tuple[str, ...] = ("OFFER", "NODE", "IDENTITY", "REGION", "TYPE", "TIER", "MODEL", "FREE",
-                                   "PER-CARD-H", "ESTIMATE", "RESULT", "REASON")
-        rows: list[tuple[str, ...]] = [(q.offer, q.node, q.identity, q.region, q.kind, q.tier, q.model, str(q.free),
-                 f"{q.price} {q.currency}", q.estimate, SHORT.get(q.reason, q.reason), q.detail or "-")
-                for q in lines]
+        header: tuple[str, ...] = ("OFFER", "NODE", "IDENTITY", "REGION", "TYPE", "TIER", "VENDOR", "MODEL", "FREE",
+                                   "PER-CARD-H", "PER-PFLOPS-H", "ESTIMATE", "RESULT", "REASON")
+        rows: list[tuple[str, ...]] = [
+            (q.offer, q.node, q.identity, q.region, q.kind, q.tier, q.vendor, q.model, str(q.free),
+             f"{q.price} {q.currency}", f"{q.per_pflops} {q.currency}" if q.per_pflops != "-" else "-", q.estimate,
+             SHORT.get(q.reason, q.reason), q.detail or "-") for q in lines]
     else:
-        header = ("OFFER", "NODE", "TYPE", "TIER", "MODEL", "FREE", "PER-CARD-H", "ESTIMATE", "RESULT")
-        rows = [(q.offer, q.identity, q.kind, q.tier, q.model.removeprefix("NVIDIA-"), str(q.free),
-                 f"{q.price} {q.currency}", q.estimate, SHORT.get(q.reason, q.reason)) for q in lines]
+        # One currency (the usual market): named once under the table, so that both prices fit.
+        currencies = {q.currency for q in lines}
+        single = len(currencies) == 1
+
+        def money(amount: str, currency: str) -> str:
+            return amount if single or amount == "-" else f"{amount} {currency}"
+
+        header = ("OFFER", "NODE", "TIER", "VENDOR", "MODEL", "FREE", "CARD-H", "PFLOPS-H", "ESTIMATE", "RESULT")
+        rows = [(q.offer, q.identity, q.tier, q.vendor, q.model.removeprefix("NVIDIA-"), str(q.free),
+                 money(q.price, q.currency), money(q.per_pflops, q.currency), q.estimate,
+                 SHORT.get(q.reason, q.reason)) for q in lines]
     notes = [f"  {q.offer}: {q.detail}" for q in lines if q.detail]
     verdict = (f"fits: offer {decision.chosen.offer} on {decision.chosen.node} ({decision.chosen.identity_code})"
                if decision.chosen else "does not fit now")
     why = "\n".join(["why not the others:", *notes]) if notes and not wide else ""
     body = table(header, rows, width=10_000 if wide else WIDTH)
+    priced_in = sorted({q.currency for q in lines})
+    if not wide and len(priced_in) == 1:
+        body += (f"\nprices in {priced_in[0]} per card-hour and per PFLOPS-hour (dense BF16, else FP16: "
+                 "docs/accelerators.md)")
     return "\n".join(part for part in (body, "", decision.summary, why, verdict) if part is not None)
 
 
@@ -373,10 +398,15 @@ def render_topology(market: Market, scope: str | None = None, wide: bool = False
         if status.get("phase") in active and status.get("placement"):
             running[status["placement"]["node"]] = running.get(status["placement"]["node"], 0) + 1
     cards: dict[str, list[str]] = {}
+    by_vendor: dict[str, list[int]] = {}
     for offer in sorted(market.offers, key=lambda o: o.metadata.name):
         model = offer.spec.gpu_model.removeprefix("NVIDIA-")
         cards.setdefault(offer.spec.node_ref, []).append(
             f"{model} {offer.status.cards_free or 0}/{offer.status.cards_total or 0}")
+        catalogued = accelerator_model(offer.spec.gpu_model)
+        totals = by_vendor.setdefault(catalogued.vendor.value if catalogued else "other", [0, 0])
+        totals[0] += offer.status.cards_free or 0
+        totals[1] += offer.status.cards_total or 0
 
     def lines(node: ComputeNode, first: str, rest: str) -> list[str]:
         ready = "Ready" if _condition(node, "Ready") else "NotReady"
@@ -411,6 +441,9 @@ def render_topology(market: Market, scope: str | None = None, wide: bool = False
         first = len(out)
         out += lines(node, "?─ ", "   ")
         out[first] += f"  (parent {node.spec.parent_node} missing)"
+    if by_vendor:
+        out.append("cards free/total by vendor: " + ", ".join(
+            f"{vendor} {free}/{total}" for vendor, (free, total) in sorted(by_vendor.items())))
     return "\n".join(out)
 
 
