@@ -459,6 +459,12 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                 mid = sample
         if tracemalloc.is_tracing():
             snapshots["end"] = tracemalloc.take_snapshot()
+        counted = {f"{s.name}{{{','.join(f'{k}={v}' for k, v in sorted(s.labels.items()))}}}": s.value
+                   for family in controller.metrics.registry.collect() for s in family.samples
+                   if s.name in ("interconnect_reconcile_errors_total", "interconnect_unreadable_objects_total")
+                   and s.value}
+        print(f"errors counted (the loops went on; every job finished): {counted or 'none'}; outcomes: "
+              f"{dict(workload.outcomes)}", flush=True)
     finally:
         await controller.stop()
         await controller.hub.close()

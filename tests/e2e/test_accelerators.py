@@ -121,6 +121,18 @@ def test_a_job_for_nvidia_cards_never_lands_on_ascend(testbed: tb.Testbed, ascen
     assert job["status"]["placement"]["offer"] == "bj-l40s"
     [pod] = _pods(testbed, job["metadata"]["uid"])
     assert pod.spec.containers[0].resources.limits == {"nvidia.com/gpu": "2"}
+    # Normalised compute beside the card-hours: the L40S's 362.05 dense BF16 TFLOPS, in status and bill.
+    usage = job["status"]["usage"]
+    expected = (Decimal(usage["cardHours"]) * Decimal("0.36205")).quantize(Decimal("1e-12"))
+    assert Decimal(usage["pflopsHours"]) == expected, usage
+    record = m.wait_for(lambda: _record(hub, f"{job['metadata']['uid']}-1"), 30, "the attempt's ComputeUsage")
+    assert (Decimal(record["spec"]["pflopsHours"]), record["spec"]["precision"]) == (expected, "bf16")
+
+
+def _record(hub: Any, name: str) -> dict[str, Any] | None:
+    with contextlib.suppress(ApiException):
+        return m.custom(hub).get_cluster_custom_object(m.GROUP, m.VERSION, "computeusages", name)  # type: ignore[no-any-return]
+    return None
 
 
 def _placed(testbed: tb.Testbed, name: str, **spec: Any) -> dict[str, Any]:

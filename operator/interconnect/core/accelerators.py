@@ -28,7 +28,7 @@ import enum
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Context, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from types import MappingProxyType
 
 from interconnect.core.vocabulary import GPU_PRODUCT_LABEL, GPU_RESOURCE
@@ -121,6 +121,7 @@ def object_name(model_name: str) -> str:
 FIGURE_CONTEXT = Context(prec=60, traps=[InvalidOperation])
 """Exact for any product of cards, hours and TFLOPS the API admits (none needs 60 digits)."""
 _THOUSAND = Decimal(1000)
+_PFLOPS_QUANTUM = Decimal(1).scaleb(-12)
 
 
 def _freeze(mapping: Mapping[str, str]) -> Mapping[str, str]:
@@ -625,6 +626,11 @@ class ComputeRate:
     vendor: str
     precision: str
     pflops_per_card_hour: Decimal
+
+    def pflops_hours(self, card_hours: Decimal) -> Decimal:
+        """``card_hours`` of this model in PFLOPS-hours, to 12 places (the API's quantities), half even."""
+        return (card_hours * self.pflops_per_card_hour).quantize(_PFLOPS_QUANTUM, rounding=ROUND_HALF_EVEN,
+                                                                 context=FIGURE_CONTEXT)
 
 
 DEFAULT_PRECISIONS = (Precision.BF16, Precision.FP16)

@@ -109,7 +109,21 @@ class Meter:
         lost_time = new.lost_card_time()
         if lost_time.card_microseconds:
             usage["lostCardHours"] = decimal_text(lost_time.card_hours)
+        rated = [(each, compute_rate(self._attempt_model(state, each))) for each in new.attempts]
+        if any(rate is not None for _, rate in rated):
+            usage["pflopsHours"] = decimal_text(sum(
+                (rate.pflops_hours(new.card_hours(each)) for each, rate in rated if rate is not None), Decimal(0)))
         return usage, deltas
+
+    def _attempt_model(self, state: JobState, attempt: int) -> str:
+        """The GPU model an attempt ran on (its counters' label, else its placement, else its offer's)."""
+        if attempt in state.attempt_labels:
+            return state.attempt_labels[attempt]["gpu_model"]
+        if attempt == state.attempt and state.placement and state.placement.get("gpuModel"):
+            return str(state.placement["gpuModel"])
+        entry = next((h for h in state.history if h["attempt"] == attempt), {})
+        offer = self._market.offers.get(str(entry.get("offer"))) if self._market is not None else None
+        return offer.spec.gpu_model if offer is not None else "unknown"
 
     def register(self, state: JobState, attempt: int) -> None:
         """The usage series of a new attempt exist at 0 from placement on, before the first
@@ -152,7 +166,7 @@ class Meter:
             compute = compute_rate(labels["gpu_model"])
             if compute is not None:
                 self._metrics.add_compute(labels, compute.vendor, compute.precision,
-                                          delta.card_hours * compute.pflops_per_card_hour)
+                                          compute.pflops_hours(delta.card_hours))
 
     def member_clock(self, state: JobState) -> dt.datetime | None:
         """Up to when a running pod's time can be counted without overshooting its finish.

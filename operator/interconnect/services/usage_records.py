@@ -30,6 +30,7 @@ import pydantic
 from interconnect.adapters.hub import Hub
 from interconnect.api.v1alpha1 import ComputeUsage, validation_message
 from interconnect.api.v1alpha1.usage import MONTH_LABEL, NODE_LABEL, TENANT_LABEL
+from interconnect.core.accelerators import compute_rate
 from interconnect.core.money import MONEY_CONTEXT, Money
 from interconnect.core.quota import Charge, Month
 from interconnect.core.vocabulary import API_VERSION
@@ -88,6 +89,10 @@ def usage_record(state: JobState, attempt: int, outcome: str, ended_at: dt.datet
     for key in ("identityCode", "region", "industry", "gpuModel"):
         if placement.get(key):
             spec[key] = str(placement[key])
+    rate = compute_rate(str(placement["gpuModel"])) if placement.get("gpuModel") else None
+    if rate is not None:  # normalised compute, beside the card-hours it is computed from
+        spec["pflopsHours"] = decimal_text(rate.pflops_hours(charged.card_hours))
+        spec["precision"] = rate.precision
     return {
         "apiVersion": API_VERSION, "kind": ComputeUsage.KIND,
         "metadata": {"name": record_name(state.uid, attempt),

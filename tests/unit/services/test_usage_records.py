@@ -91,7 +91,9 @@ def test_a_succeeded_attempt_is_recorded_with_where_it_ran_its_price_and_its_spa
         "cardHours": "2", "cost": "16.00", "lostCardHours": "0", "currency": "CNY",
         # From the first pod's start to the last pod's finish (not the completion time given).
         "startedAt": "2026-11-10T08:00:00Z", "finishedAt": "2026-11-10T08:35:00Z", "month": "2026-11",
-        "outcome": "Succeeded"}
+        "outcome": "Succeeded",
+        # 2 card-hours of A100 SXM4 at 312 dense BF16 TFLOPS (the accelerator catalogue).
+        "pflopsHours": "0.624", "precision": "bf16"}
     assert record.spec.job_uid == "u1" and record.spec.finished_at == t("2026-11-10T08:35:00Z")
 
 

@@ -1032,6 +1032,9 @@ class Usage(Model):
     lost_card_hours: Quantity | None = None
     """Card-hours that attempts lost with their node ran after the node was declared lost: recorded,
     not charged (the pods' lostMicroseconds)."""
+    pflops_hours: Quantity | None = Field(default=None, alias="pflopsHours")
+    """Normalised compute: card-hours x each attempt's model's dense TFLOPS (BF16, else FP16) / 1000,
+    from the accelerator catalogue; omitted when no attempt's model has a published figure."""
     pods: Annotated[list[PodUsage], Field(max_length=4096)] = Field(default_factory=list)
     """Per pod and attempt, the observation the figures above are computed from."""
 

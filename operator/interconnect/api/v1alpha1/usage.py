@@ -13,7 +13,7 @@ for the bill.
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 from kube_custom_resource.custom_resource import Scope
 from pydantic import (
@@ -94,6 +94,11 @@ class ComputeUsageSpec(Model):
     lost_card_hours: Quantity = "0"
     """Card-hours run after the node was declared lost, as known when the record was written:
     recorded, not charged."""
+    pflops_hours: Quantity | None = Field(default=None, alias="pflopsHours")
+    """Normalised compute charged: cardHours x the model's dense TFLOPS at precision / 1000 (the
+    accelerator catalogue when the record was written); omitted for a model without a figure."""
+    precision: Literal["bf16", "fp16"] | None = None
+    """The precision of pflopsHours."""
     currency: Currency
     """ISO 4217 currency of cost (the price's)."""
     started_at: AwareDatetime | None = None
