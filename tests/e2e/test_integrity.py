@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -331,3 +332,38 @@ def test_four_hundred_failing_pods_end_the_job_failed_with_a_short_message_and_f
         m.wait_for(lambda: not [p for p in member.list_namespaced_pod(m.WORK_NS).items
                                 if p.spec.node_name == node_name], 120, "the 400 pods to be gone")
         member.delete_node(node_name)
+
+
+def _errors(operator: m.Operator, loop: str) -> float:
+    port = int(operator.extra_env.get("INTERCONNECT_METRICS_PORT", "0"))
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith(f'interconnect_reconcile_errors_total{{loop="{loop}"}}'))
+
+
+def test_a_job_whose_status_cannot_be_written_does_not_stop_metering_of_the_others(
+        testbed: tb.Testbed, operator: m.Operator, ns: str) -> None:
+    """One job's status is made unwritable for the operator (its leaderEpoch set far above the
+    leader's: the API server refuses every write of it). The other job is metered and finishes as
+    if nothing happened; each refused write is counted."""
+    hub = testbed.api("hub")
+    for name in ("unwritable", "written"):
+        m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", m.job_manifest(
+            name, ns, gpus=1, run_for="15s", **L40S_ONLY))
+    for name in ("unwritable", "written"):
+        m.wait_phase(testbed, ns, name, {"Running"}, 60)
+    before = _errors(operator, "metering")
+    m.custom(hub).patch_namespaced_custom_object_status(m.GROUP, m.VERSION, ns, "computejobs", "unwritable",
+                                                        {"status": {"leaderEpoch": 10**9}})
+    done = m.wait_phase(testbed, ns, "written", {"Succeeded", "Failed"}, 90)
+    assert done["status"]["phase"] == "Succeeded", m.dump(done["status"])
+    real = Decimal(0)
+    for pod in client.CoreV1Api(testbed.api("member-3")).list_namespaced_pod(
+            m.WORK_NS, label_selector=f"interconnect.dev/job-uid={done['metadata']['uid']}").items:
+        term = pod.status.container_statuses[0].state.terminated
+        real += Decimal((term.finished_at - term.started_at) // dt.timedelta(microseconds=1)) / 3_600_000_000
+    assert abs(Decimal(done["status"]["usage"]["cardHours"]) - real) <= Decimal(1) / 3600, (done["status"], real)
+    m.wait_for(lambda: _errors(operator, "metering") > before, 30, "the refused writes to be counted")
+    stuck = m.get_job(hub, ns, "unwritable")["status"]
+    assert stuck["phase"] == "Running" and stuck["leaderEpoch"] == 10**9, "the API server kept refusing its writes"
