@@ -17,7 +17,7 @@ test: deps lint
 	hack/run-tests
 
 lint:
-	.venv/bin/ruff check operator tests bench hack/testbed hack/render-dashboards
+	.venv/bin/ruff check operator tests bench hack/testbed hack/render-dashboards hack/run-chart-pods
 	.venv/bin/mypy
 	.venv/bin/lint-imports
 
@@ -30,7 +30,8 @@ crds: deps
 down:
 	hack/testbed down
 
-## image: the operator's OCI image without a Docker engine (build/image/; needs root). Not part of test.
+## image: the operator's OCI image without a Docker engine (build/image/; needs root). `make test` builds its
+## own of the working tree (hack/run-chart-pods image, build/chart-pods/; rebuilt only when its inputs change).
 image:
 	hack/build-image build
 
