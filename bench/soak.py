@@ -320,6 +320,7 @@ async def build(hub: fk.FakeApiServer, members: dict[str, fk.FakeApiServer]) -> 
     await controller.fence_all()
     controller.start()
     controller.wake()
+    controller.metrics.active.set(1)  # as handlers/runtime.py does in the replica that leads
     not_ready = [s.name for s in controller.members if not s.ready]
     if not_ready:
         raise RuntimeError(f"members not ready: {not_ready}: "

@@ -527,10 +527,12 @@ def health_items() -> list[Item]:
                             Query(f"sum by (cluster, kind) (increase(interconnect_unreadable_objects_total"
                                   f"{{{UNREADABLE}}}[$__rate_interval]))", "{{cluster}} {{kind}}"),
                         ], width=10)),
-        single_stat(Spec("Unreadable objects", "Objects the watches skipped as unreadable over the selected "
-                         "range, all clusters and kinds.", COUNT, [
-                             Query(f"sum(increase(interconnect_unreadable_objects_total{{{UNREADABLE}}}"
-                                   f"[$__range]))", "skipped"),
+        single_stat(Spec("Unreadable objects", "Objects the active replica's watches have skipped as unreadable "
+                         "since they started, all clusters and kinds: the count itself, not its increase, since "
+                         "an object skipped at the first list of a watch is counted before any scrape could see "
+                         "its series at 0 (increase() misses it).", COUNT, [
+                             Query(f"sum(max by (cluster, kind) (interconnect_unreadable_objects_total"
+                                   f"{{{UNREADABLE}}}))", "skipped"),
                          ], width=6, instant=True), no_value="0"),
         "Member credentials",
         timeseries(Spec("Member token: time left", "Seconds until the hub's bound token for each member expires "

@@ -190,6 +190,8 @@ class Controller:
 
     async def watch_jobs(self, timeout: float = 60.0) -> None:
         await self.job_watch.watch(timeout)
+        if self.job_watch.informer is not None:
+            self.reporter.hub_informers = [self.job_watch.informer]
 
     async def fence_all(self) -> None:
         await self.failover.fence_all()

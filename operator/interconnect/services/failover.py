@@ -192,6 +192,8 @@ class Failover:
                 if await member.delete_job(job.name, uid=job.uid, epoch=job.epoch):
                     self._metrics.fenced_jobs.labels(node=node.name).inc()
                     log.info("fence %s: deleted Job %s of superseded attempt %d", node.name, job.name, job.attempt)
+                else:  # nothing deleted: no deletion will be seen to forget the name
+                    self._deletions.seen_gone(job.name)
         for pod in stale_pods:
             if not pod.deleted and pod.member_job not in stale_names:
                 await member.delete_pod(pod.name, uid=pod.uid, epoch=pod.epoch)
@@ -227,3 +229,5 @@ class Failover:
         if await member.delete_job(job.name, uid=job.uid, epoch=job.epoch):
             self._metrics.fenced_jobs.labels(node=node_name).inc()
             log.info("deleted Job %s of superseded attempt %d on %s", job.name, job.attempt, node_name)
+        else:
+            self._deletions.seen_gone(job.name)

@@ -79,6 +79,8 @@ class JobWatch:
         self._metrics = metrics
         self._mark_dirty = mark_dirty
         self._wake = wake
+        self.informer: Informer[tuple[int, bool]] | None = None
+        """The ComputeJob watch (the reporter counts the objects it could not read)."""
         self._recovered: dict[str, Recovered] = {}
         """Placements found in the journal at start-up, until their jobs are seen."""
         self._events: asyncio.Queue[tuple[str, Mapping[str, Any]]] = asyncio.Queue()
@@ -93,6 +95,7 @@ class JobWatch:
         informer: Informer[tuple[int, bool]] = Informer(
             "hub/computejobs", partial(self._hub.custom.list_cluster_custom_object, GROUP, VERSION, "computejobs"),
             job_key, self._removed, on_object=self._seen)
+        self.informer = informer
         self._informer_task = asyncio.create_task(informer.run(), name="hub-jobs")
         await asyncio.wait_for(informer.synced.wait(), timeout)
         while not self._events.empty():
@@ -233,6 +236,7 @@ class JobWatch:
         if member is not None:
             self._deletions.mark(name)
             try:
-                await member.delete_job(name)
+                if not await member.delete_job(name):  # nothing to see deleted: forget it now
+                    self._deletions.seen_gone(name)
             except Exception as exc:
                 log.warning("cannot delete %s on %s now (%s): left to garbage collection", name, member.name, exc)

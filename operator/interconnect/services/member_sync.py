@@ -164,7 +164,8 @@ class MemberSync:
         if member is not None:
             name = member_job_name(state.uid, attempt)
             self._deletions.mark(name)
-            await member.delete_job(name)
+            if not await member.delete_job(name):  # nothing to see deleted: forget it now
+                self._deletions.seen_gone(name)
 
     # ------------------------------------------------------------------ the sync
 
