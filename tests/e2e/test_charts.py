@@ -163,8 +163,11 @@ def crd_metadata(api: client.ApiClient, name: str) -> client.V1ObjectMeta:
 
 
 def remove_chart_crds(bed: tb.Testbed, cluster: str) -> None:
-    subprocess.run(bed.kubectl_cmd(cluster, "delete", "crd", "--ignore-not-found", "--wait=true", "--timeout=60s",
-                                   *CHART_CRD_NAMES), check=True, capture_output=True)
+    # A CRD goes once the API server has deleted its objects: give a loaded machine its time, and
+    # say what kubectl said if it still does not.
+    done = subprocess.run(bed.kubectl_cmd(cluster, "delete", "crd", "--ignore-not-found", "--wait=true",
+                                          "--timeout=180s", *CHART_CRD_NAMES), capture_output=True, text=True)
+    assert done.returncode == 0, f"deleting the chart's CRDs on {cluster}: {done.stdout} {done.stderr}"
 
 
 @pytest.fixture
