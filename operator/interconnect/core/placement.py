@@ -32,13 +32,13 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from fractions import Fraction
 from types import MappingProxyType
-from typing import NamedTuple, Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar, cast
 
 from interconnect.core.accelerators import by_name as accelerator_model
 from interconnect.core.accelerators import compute_rate
@@ -53,6 +53,7 @@ from interconnect.core.money import (
     price_per_card_hour,
     round_to_minor_unit,
 )
+from interconnect.core.offer_index import Entry, KeyOf, OfferIndex, cheapest_first
 from interconnect.core.vocabulary import BillingUnit, Industry, LatencyTier, NodeType
 from interconnect.core.workload_policy import Toleration, image_registry, normal_registry
 
@@ -276,6 +277,21 @@ def _row(offer: OfferView, now: datetime) -> _Row:
     )
 
 
+# What the offer index keys an offer by (see `core.offer_index`): the attributes placement reads
+# that taking cards does not change: (GPU model, GPU memory, currency, billed per card, cards per
+# machine, allowed registries, published tolerations).
+_Class = tuple[str, int, str, bool, int | None, frozenset[str], frozenset[Toleration]]
+
+
+def _class_of(row: _Row) -> _Class:
+    return (row[2], row[3], row[6], row[7], row[8], row[12], row[13])
+
+
+def _index_key(row: _Row) -> tuple[bool, _Class, Decimal]:
+    """Where a row sits in the index: a change of anything here needs a new index."""
+    return (row[9] is None, _class_of(row), row[5])
+
+
 # The offers of one node, with the node's health verdict (job-independent, so computed once):
 # (node name, node, health reason or None, its message, rows).
 _Group = tuple[str, NodeView | None, RejectReason | None, str, tuple[_Row, ...]]
@@ -299,6 +315,8 @@ class PlacementSnapshot:
     _groups: tuple[_Group, ...] = field(init=False, repr=False, compare=False)
     _where: Mapping[str, tuple[int, int, int]] = field(init=False, repr=False, compare=False)
     """Offer name -> (index in `offers`, group, row in group), for `with_offer`."""
+    _index: OfferIndex | None = field(init=False, repr=False, compare=False)
+    """Built on first use by `place` (`_offer_index`); handed on by `with_offer`."""
 
     def __post_init__(self) -> None:
         _require_aware(self.now, "now")
@@ -328,12 +346,29 @@ class PlacementSnapshot:
                 where[row[1]] = (position, group_index, row_index)
                 position += 1
         object.__setattr__(self, "_where", MappingProxyType(where))
+        object.__setattr__(self, "_index", None)
+
+    def _offer_index(self) -> OfferIndex:
+        """The offer index of this snapshot, built once (about a scan's cost x 10) and then kept."""
+        index = self._index
+        if index is None:
+            index = OfferIndex(
+                Entry(row[1], node.region, _class_of(row), row[5], row[4])
+                for _, node, health, _, rows in self._groups
+                if node is not None and health is None
+                for row in rows
+                if row[9] is None
+            )
+            object.__setattr__(self, "_index", index)
+        return index
 
     def with_offer(self, offer: OfferView) -> PlacementSnapshot:
         """This snapshot with one offer replaced, e.g. holding fewer free cards after a placement.
 
         Placing a queue of jobs takes cards after each choice; re-building a 10,000-offer snapshot
-        costs several placements, replacing one offer costs a few tuple copies.
+        costs several placements, replacing one offer costs a few tuple copies. When only the
+        offer's free cards changed, this snapshot's offer index is updated in place and handed to
+        the new snapshot (this one builds a fresh index if it is placed against again).
         """
         located = self._where.get(offer.name)
         if located is None or self.offers[located[0]].node != offer.node:
@@ -341,7 +376,16 @@ class PlacementSnapshot:
             return PlacementSnapshot(self.nodes, (*others, offer), self.latency, self.now, self.currency)
         position, group_index, row_index = located
         name, node, health, message, rows = self._groups[group_index]
-        new_rows = (*rows[:row_index], _row(offer, self.now), *rows[row_index + 1 :])
+        old_row, new_row = rows[row_index], _row(offer, self.now)
+        new_rows = (*rows[:row_index], new_row, *rows[row_index + 1 :])
+        index = self._index
+        if index is not None:
+            if _index_key(old_row) == _index_key(new_row):
+                if offer.name in index:
+                    index.set_free(offer.name, new_row[4])
+                object.__setattr__(self, "_index", None)
+            else:
+                index = None
         groups = (
             *self._groups[:group_index],
             (name, node, health, message, new_rows),
@@ -356,6 +400,7 @@ class PlacementSnapshot:
             ("currency", self.currency),
             ("_groups", groups),
             ("_where", self._where),
+            ("_index", index),
         ):
             object.__setattr__(snapshot, attribute, value)
         return snapshot
@@ -421,20 +466,62 @@ class Candidate:
     cards_free_after: int
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    chosen: Candidate | None
+class Explanation(NamedTuple):
+    """Why every offer but the chosen one does not take the job: needs a full scan of the market."""
+
     fitting: int
-    considered: int
     reason_counts: Mapping[RejectReason, int]
     """Rejections per reason, in filter order."""
     summary: str
     """kube-scheduler style: "0/5 offers fit: 2 price above maxPrice, 1 insufficient free cards"."""
-    rejection_rows: tuple[_RejectionRow, ...] = field(repr=False)
+    rejection_rows: tuple[_RejectionRow, ...]
     """`rejected` as plain tuples: the hot path never pays for 10,000 named tuples it does not read."""
-    top_reason: str | None = None
+    top_reason: str | None
     """The summary's first reason, as data: the label most offers were rejected for (ties by label),
     "no offers published" when there were none; None when nothing was rejected."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Decision:
+    """The offer chosen (or None) and, read on demand, why the others were not.
+
+    `place` finds `chosen` through the offer index without looking at most offers; the
+    explanation (`fitting`, `reason_counts`, `summary`, `rejected`, `top_reason`) is the full
+    scan, run the first time one of them is read (and then kept). A placed job whose explanation
+    nobody reads never pays for it.
+    """
+
+    chosen: Candidate | None
+    considered: int
+    _explain: Callable[[], Explanation] = field(repr=False)
+    _explained: Explanation | None = field(default=None, repr=False)
+
+    def explanation(self) -> Explanation:
+        explained = self._explained
+        if explained is None:
+            explained = self._explain()
+            object.__setattr__(self, "_explained", explained)
+        return explained
+
+    @property
+    def fitting(self) -> int:
+        return self.explanation().fitting
+
+    @property
+    def reason_counts(self) -> Mapping[RejectReason, int]:
+        return self.explanation().reason_counts
+
+    @property
+    def summary(self) -> str:
+        return self.explanation().summary
+
+    @property
+    def rejection_rows(self) -> tuple[_RejectionRow, ...]:
+        return self.explanation().rejection_rows
+
+    @property
+    def top_reason(self) -> str | None:
+        return self.explanation().top_reason
 
     @property
     def placed(self) -> bool:
@@ -444,6 +531,14 @@ class Decision:
     def rejected(self) -> tuple[Rejection, ...]:
         """Every offer that does not fit, with its reason, in (node, offer name) order."""
         return tuple(map(_rejection, self.rejection_rows))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Decision):
+            return NotImplemented
+        return (self.chosen, self.considered, self.explanation()) == (
+            other.chosen, other.considered, other.explanation())
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _summary(fitting: int, considered: int, label_counts: Mapping[str, int]) -> str:
@@ -601,25 +696,86 @@ def _rate(model_name: str) -> Decimal:
     return rate.pflops_per_card_hour if rate is not None else Decimal(1)
 
 
-def _evaluate(job: JobRequest, snapshot: PlacementSnapshot, *, required: LatencyTier, cap_price: bool) -> _Outcome:
-    """Run every filter over every offer (see the module docstring for the order).
+class _Terms:
+    """What a job pays, per offer price: the price filters and the key "cheapest" is measured by.
+
+    Shared by the scan (`_evaluate`) and the index (`_search`), so both price an offer the same
+    way, to the last digit. Every method is monotone in the offer's amount for a given billing
+    unit and model, which is what lets the index read a bucket cheapest first and stop at the
+    first offer over maxPrice or budget. The caller holds `localcontext(MONEY_CONTEXT)`.
+    """
+
+    __slots__ = ("budget", "budget_amount", "cap_total", "currency", "hours", "machines", "max_price", "needed",
+                 "needed_decimal", "per_pflops", "quantum", "rates")
+
+    def __init__(self, job: JobRequest, default_currency: str, cap_price: bool) -> None:
+        self.needed = job.cards
+        self.needed_decimal = Decimal(self.needed)
+        self.currency = job.currency or default_currency
+        self.quantum = Decimal(1).scaleb(-minor_unit(self.currency))
+        self.max_price = job.max_price if cap_price else None
+        self.cap_total = None if self.max_price is None else self.max_price.amount * self.needed_decimal
+        self.budget = job.budget
+        self.hours = job.expected_hours if self.budget is not None else None
+        self.budget_amount = None if self.budget is None else self.budget.amount
+        self.per_pflops = job.price_basis == PFLOPS_HOUR
+        self.machines: dict[int, Decimal] = {}
+        self.rates: dict[str, Decimal] = {}
+
+    def hourly(self, amount: Decimal, per_card: bool, per_machine: int | None) -> Decimal:
+        """What one hour of the whole job costs at this price: whole machines for machine-hours."""
+        if per_card:
+            return amount * self.needed_decimal
+        assert per_machine is not None
+        billed = self.machines.get(per_machine)
+        if billed is None:
+            billed = self.machines[per_machine] = Decimal(-(-self.needed // per_machine))
+        return amount * billed
+
+    def over_cap(self, hourly: Decimal) -> bool:
+        return self.cap_total is not None and hourly > self.cap_total
+
+    def estimate(self, hourly: Decimal) -> Decimal | None:
+        """The expected cost, rounded to the minor unit, when the job has a budget to hold it to."""
+        if self.hours is None:
+            return None
+        return (hourly * self.hours).quantize(self.quantum, rounding=ROUND_HALF_UP)
+
+    def over_budget(self, estimate: Decimal | None) -> bool:
+        return estimate is not None and self.budget_amount is not None and estimate > self.budget_amount
+
+    def key(self, hourly: Decimal, model: str) -> Decimal:
+        """What "cheapest" means: per card-hour, or per PFLOPS-hour of what the cards compute."""
+        if not self.per_pflops:
+            return hourly
+        rate = self.rates.get(model)
+        if rate is None:
+            rate = self.rates[model] = _rate(model)
+        return hourly / (self.needed_decimal * rate)
+
+
+def _evaluate(
+    job: JobRequest,
+    snapshot: PlacementSnapshot,
+    *,
+    required: LatencyTier,
+    cap_price: bool,
+    groups: Iterable[_Group] | None = None,
+) -> _Outcome:
+    """Run every filter over every offer (see the module docstring for the order): the one filter
+    chain, used by the full scan and, on the offers the index yields (`groups`), by `_search`.
 
     The caller holds `localcontext(MONEY_CONTEXT)`. Messages are built once per distinct value
     (price and budget messages, whose values rarely repeat, only when read).
     """
-    needed = job.cards
-    needed_decimal = Decimal(needed)
+    terms = _Terms(job, snapshot.currency, cap_price)
+    needed = terms.needed
     per_replica = job.gpus_per_replica
     models = job.models
     model_list = ", ".join(sorted(models))
     min_memory = job.min_memory_gib
-    currency = job.currency or snapshot.currency
-    quantum = Decimal(1).scaleb(-minor_unit(currency))
-    max_price = job.max_price if cap_price else None
-    cap_total = None if max_price is None else max_price.amount * needed_decimal
-    budget = job.budget
-    hours = job.expected_hours if budget is not None else None
-    budget_amount = None if budget is None else budget.amount
+    currency = terms.currency
+    max_price = terms.max_price
     registries: dict[str, str] = {}  # registry -> the first image from it, once per job
     for image in job.images:
         registries.setdefault(image_registry(image), image)
@@ -637,7 +793,6 @@ def _evaluate(job: JobRequest, snapshot: PlacementSnapshot, *, required: Latency
     free_messages: dict[int, str] = {}
     currency_messages: dict[str, str] = {}
     registry_messages: dict[frozenset[str], str] = {}
-    machines: dict[int, Decimal] = {}
     reaches: dict[str, _Reach] = {}
     best: _Best | None = None
     best_hourly: Decimal | None = None
@@ -655,15 +810,12 @@ def _evaluate(job: JobRequest, snapshot: PlacementSnapshot, *, required: Latency
     price_reason, price_label = RejectReason.PRICE_ABOVE_MAX, _LABELS[RejectReason.PRICE_ABOVE_MAX]
     budget_reason, budget_label = RejectReason.BUDGET_EXCEEDED, _LABELS[RejectReason.BUDGET_EXCEEDED]
 
-    per_pflops = job.price_basis == PFLOPS_HOUR
-    by_capability = bool(job.vendors or job.min_tflops or per_pflops)
+    by_capability = bool(job.vendors or job.min_tflops or terms.per_pflops)
     capability: dict[str, tuple[RejectReason, str] | None] = {}
-    rates: dict[str, Decimal] = {}
 
     def capability_of(model: str) -> tuple[RejectReason, str] | None:
         if model not in capability:
             capability[model] = _capability(job, model)
-            rates[model] = _rate(model)
         return capability[model]
 
     has_policy = bool(
@@ -674,7 +826,7 @@ def _evaluate(job: JobRequest, snapshot: PlacementSnapshot, *, required: Latency
         or job.allowed_nodes
         or job.denied_nodes
     )
-    for node_name, node, reason, message, group in snapshot._groups:
+    for node_name, node, reason, message, group in snapshot._groups if groups is None else groups:
         if node is not None and reason is None and has_policy:
             reason, message = _node_policy(job, node)
         if node is None or reason is not None:
@@ -751,28 +903,18 @@ def _evaluate(job: JobRequest, snapshot: PlacementSnapshot, *, required: Latency
                     )
                 add((name, node_name, currency_reason, text, currency_label))
             else:
-                if per_card:
-                    hourly = amount * needed_decimal
-                else:
-                    assert per_machine is not None
-                    billed = machines.get(per_machine)
-                    if billed is None:
-                        billed = machines[per_machine] = Decimal(-(-needed // per_machine))
-                    hourly = amount * billed
-                if cap_total is not None and hourly > cap_total:
+                hourly = terms.hourly(amount, per_card, per_machine)
+                if terms.over_cap(hourly):
                     assert max_price is not None
                     add((name, node_name, price_reason, (_price_message, hourly, needed, max_price), price_label))
                     continue
-                if hours is not None:
-                    assert budget is not None and budget_amount is not None
-                    estimate = (hourly * hours).quantize(quantum, rounding=ROUND_HALF_UP)
-                    if estimate > budget_amount:
-                        lazy = (_budget_message, estimate, hours, budget)
-                        add((name, node_name, budget_reason, lazy, budget_label))
-                        continue
+                estimate = terms.estimate(hourly)
+                if terms.over_budget(estimate):
+                    lazy = (_budget_message, estimate, terms.hours, terms.budget)
+                    add((name, node_name, budget_reason, lazy, budget_label))
+                    continue
                 fitting += 1
-                # What "cheapest" means: per card-hour, or per PFLOPS-hour of what the cards compute.
-                key = hourly if not per_pflops else hourly / (needed_decimal * rates[model])
+                key = terms.key(hourly, model)
                 if best_hourly is None or key <= best_hourly:
                     score = (key, tier_rank, rtt, needed - free, name)
                     if best is None or score < best.score:
@@ -806,26 +948,121 @@ def _candidate(job: JobRequest, best: _Best) -> Candidate:
     )
 
 
-def place(job: JobRequest, snapshot: PlacementSnapshot) -> Decision:
-    """The best offer for `job` in `snapshot`, or None, with the reason for every other offer."""
+def _regions_reached(index: OfferIndex, job: JobRequest, latency: LatencyTable, required: LatencyTier) -> list[str]:
+    """The regions with indexed offers that the job's region policy allows and that meet
+    `required` from its origin (the latency part kept with the index: it is the same for every
+    job from that origin)."""
+    memo_key = ("reach", job.origin, required)
+    reached = index.memo.get(memo_key)
+    if reached is None:
+        reached = index.memo[memo_key] = tuple(
+            r for r in sorted(index.regions) if _reach(latency, job.origin, r, required).label is None
+        )
+    assert isinstance(reached, tuple)
+    denied, allowed = job.denied_regions, job.allowed_regions
+    return [r for r in reached if r not in denied and (not allowed or r in allowed)]
+
+
+def _search(job: JobRequest, snapshot: PlacementSnapshot, *, required: LatencyTier, cap_price: bool) -> _Best | None:
+    """The best offer `_evaluate` would choose, found through the offer index.
+
+    The index yields, cheapest key first, batches of offers that pass what a whole class of
+    offers or a region settles (below) and have the cards; `_evaluate`, the one filter chain,
+    judges each batch. Every offer the index leaves out fails a filter of that chain, so the
+    first batch with a fitting offer holds every fitting offer at the lowest key, and its best is
+    the scan's. A filter added to `_evaluate` needs nothing here (it rejects within a batch and
+    the search goes on); only a filter that would let through what `admit` below refuses would.
+    The caller holds `localcontext(MONEY_CONTEXT)`.
+    """
+    index = snapshot._offer_index()
+    terms = _Terms(job, snapshot.currency, cap_price)
+    regions = _regions_reached(index, job, snapshot.latency, required)
+    job_registries = frozenset(image_registry(image) for image in job.images)
+    tolerations, models = job.tolerations, job.models
+    by_capability = bool(job.vendors or job.min_tflops or terms.per_pflops)
+    admitted: dict[Hashable, KeyOf | None] = {}
+
+    def admit(cls: Hashable) -> KeyOf | None:
+        """The key function of a class of offers, or None when `_evaluate` rejects all its offers
+        whatever their node or price (registries, tolerations, model, capability, memory, machine
+        size, currency)."""
+        if cls in admitted:
+            return admitted[cls]
+        model, memory, currency, per_card, per_machine, allowed, published = cast(_Class, cls)
+        key_of: KeyOf | None = None
+        if not (
+            (allowed and not job_registries <= allowed)
+            or (tolerations and not tolerations <= published)
+            or (models and model not in models)
+            or (by_capability and _capability(job, model) is not None)
+            or memory < job.min_memory_gib
+            or (per_machine is not None and job.gpus_per_replica > per_machine)
+            or currency != terms.currency
+        ):
+            key_of = _key_function(terms, model, per_card, per_machine)
+        admitted[cls] = key_of
+        return key_of
+
+    for batch in cheapest_first(index.sources(regions, admit), terms.needed):
+        where, groups = snapshot._where, snapshot._groups
+        subset: list[_Group] = []
+        for name in batch:
+            _, group_index, row_index = where[name]
+            node_name, node, health, message, rows = groups[group_index]
+            subset.append((node_name, node, health, message, (rows[row_index],)))
+        best = _evaluate(job, snapshot, required=required, cap_price=cap_price, groups=subset).best
+        if best is not None:
+            return best
+    return None
+
+
+def _key_function(terms: _Terms, model: str, per_card: bool, per_machine: int | None) -> KeyOf:
+    def key_of(amount: Decimal) -> Decimal | None:
+        hourly = terms.hourly(amount, per_card, per_machine)
+        if terms.over_cap(hourly) or terms.over_budget(terms.estimate(hourly)):
+            return None
+        return terms.key(hourly, model)
+
+    return key_of
+
+
+def _explain(job: JobRequest, snapshot: PlacementSnapshot) -> tuple[_Best | None, Explanation]:
+    """The full scan: the best offer, and the first failing filter of every other."""
     with localcontext(MONEY_CONTEXT):
         outcome = _evaluate(job, snapshot, required=job.tier, cap_price=True)
-        chosen = None if outcome.best is None else _candidate(job, outcome.best)
     considered = len(snapshot.offers)
     by_label = Counter([row[4] for row in outcome.rejections])  # str keys: counted at C speed
     by_reason: dict[RejectReason, int] = {}
     for label, count in by_label.items():
         reason = outcome.latency_labels.get(label) or _REASON_BY_LABEL[label]
         by_reason[reason] = by_reason.get(reason, 0) + count
-    return Decision(
-        chosen=chosen,
+    return outcome.best, Explanation(
         fitting=outcome.fitting,
-        considered=considered,
         reason_counts=MappingProxyType({r: by_reason[r] for r in FILTER_ORDER if r in by_reason}),
         summary=_summary(outcome.fitting, considered, by_label),
         rejection_rows=tuple(outcome.rejections),
         top_reason=_top_reason(considered, by_label),
     )
+
+
+def place(job: JobRequest, snapshot: PlacementSnapshot) -> Decision:
+    """The best offer for `job` in `snapshot`, or None; the reason for every other offer on demand.
+
+    Found through the offer index (`_search`); the explanation is the scan of `place_by_scan`,
+    run when first read. Chooses exactly what `place_by_scan` chooses.
+    """
+    with localcontext(MONEY_CONTEXT):
+        best = _search(job, snapshot, required=job.tier, cap_price=True)
+        chosen = None if best is None else _candidate(job, best)
+    return Decision(chosen, len(snapshot.offers), lambda: _explain(job, snapshot)[1])
+
+
+def place_by_scan(job: JobRequest, snapshot: PlacementSnapshot) -> Decision:
+    """`place` by running every offer through the filters: the reference the index is held to."""
+    best, explanation = _explain(job, snapshot)
+    with localcontext(MONEY_CONTEXT):
+        chosen = None if best is None else _candidate(job, best)
+    return Decision(chosen, len(snapshot.offers), lambda: explanation, explanation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -848,9 +1085,9 @@ def what_would_fit(job: JobRequest, snapshot: PlacementSnapshot) -> FitHint:
     """The cheapest maxPrice and the tier that would place `job` now (None: that alone would not)."""
     loosest = LatencyTier.ordered()[-1]
     with localcontext(MONEY_CONTEXT):
-        fits_now = _evaluate(job, snapshot, required=job.tier, cap_price=True).best is not None
+        fits_now = _search(job, snapshot, required=job.tier, cap_price=True) is not None
         tier = next(
-            (t for t in LatencyTier.ordered() if _evaluate(job, snapshot, required=t, cap_price=True).best),
+            (t for t in LatencyTier.ordered() if _search(job, snapshot, required=t, cap_price=True)),
             None,
         )
         at_own_tier = _cheapest_cap(job, snapshot, job.tier)
@@ -859,7 +1096,7 @@ def what_would_fit(job: JobRequest, snapshot: PlacementSnapshot) -> FitHint:
 
 
 def _cheapest_cap(job: JobRequest, snapshot: PlacementSnapshot, tier: LatencyTier) -> Money | None:
-    best = _evaluate(job, snapshot, required=tier, cap_price=False).best
+    best = _search(job, snapshot, required=tier, cap_price=False)
     if best is None:
         return None
     per_card_hour = Fraction(best.hourly) / job.cards
@@ -894,6 +1131,7 @@ __all__ = [
     "FILTER_ORDER",
     "Candidate",
     "Decision",
+    "Explanation",
     "FitHint",
     "JobRequest",
     "NodeView",
@@ -903,5 +1141,6 @@ __all__ = [
     "Rejection",
     "pending_order",
     "place",
+    "place_by_scan",
     "what_would_fit",
 ]
