@@ -58,7 +58,7 @@ JOBS_PER_MARKET = 8
 def test_first_fit_is_the_first_offer_with_the_cards(frees: list[int], data: st.DataObject) -> None:
     bucket = Bucket("c", None, [Entry(f"o{i:02d}", "R", "c", Decimal(i), f) for i, f in enumerate(frees)])
     for _ in range(5):
-        if frees and data.draw(st.booleans()):
+        if len(frees) > 0 and data.draw(st.booleans()):
             position = data.draw(st.integers(0, len(frees) - 1))
             frees[position] = data.draw(st.integers(0, 20))
             bucket.set_free(position, frees[position])
@@ -103,10 +103,9 @@ def random_market(rng: random.Random) -> PlacementSnapshot:
     for i in range(rng.randint(0, 160)):
         machine = rng.choice([None, None, None, 2, 4, 8])
         unit = BillingUnit.CARD_HOUR if machine is None else BillingUnit.MACHINE_HOUR
+        amount = rng.choice(amounts)
         if machine is not None and rng.random() < 0.5:
-            amount = rng.choice(amounts) * machine
-        else:
-            amount = rng.choice(amounts)
+            amount *= machine  # the same price per card as a per-card offer: a tie across units
         currency = "CNY" if rng.random() < 0.9 else "USD"
         card_machine = rng.choice([None, None, 4]) if machine is None else machine
         offers.append(OfferView(
