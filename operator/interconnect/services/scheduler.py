@@ -113,6 +113,11 @@ class Scheduler:
         for uid, verdict in held.items():
             hold(by_uid[uid], verdict)
         models = sorted({o.gpu_model for o in offers.values()})
+        # The offers sharing cards (same node, same model), found once per pass: looking them up
+        # after each placement was a walk over the whole market per placed job.
+        sharing: dict[tuple[str, str], list[str]] = {}
+        for name, other in offers.items():
+            sharing.setdefault((other.node, other.gpu_model), []).append(name)
         queue = FairShareQueue(kept, usage, {t: q.weight for t, q in quotas.items()})
         for request in queue:
             state = self._jobs.get(request.uid)
@@ -150,10 +155,10 @@ class Scheduler:
             self._market.reserve(chosen.offer, request.uid, request.cards,
                                  free_now=view.cards_free + self._market.reserved(chosen.offer))
             # Every offer sharing the chosen one's cards loses them too.
-            for name, other in offers.items():
-                if other.node == view.node and other.gpu_model == view.gpu_model:
-                    offers[name] = replace(other, cards_free=max(0, other.cards_free - request.cards))
-                    snapshot = snapshot.with_offer(offers[name])
+            for name in sharing[view.node, view.gpu_model]:
+                other = offers[name]
+                offers[name] = replace(other, cards_free=max(0, other.cards_free - request.cards))
+                snapshot = snapshot.with_offer(offers[name])
             self._scheduled(state, decision, at)
             self._dispatcher.dispatch_soon(state)
         self._market.held = held_counts
@@ -184,7 +189,12 @@ class Scheduler:
         self._events.record(state.ref, "Warning", "FailedScheduling", decision.summary)
 
     def _scheduled(self, state: JobState, decision: Decision, at: dt.datetime) -> None:
-        """The placement in memory: made durable by the dispatcher (journal, then status)."""
+        """The placement in memory: made durable by the dispatcher (journal, then status).
+
+        The Scheduled condition names the offer and its price, not how many other offers fit:
+        that count needs a scan of the whole market, which placement through the offer index
+        no longer does for a job it places (`kubectl compute quote` still shows it, on demand).
+        """
         chosen = decision.chosen
         assert chosen is not None
         offer = self._market.offers[chosen.offer]
@@ -211,4 +221,4 @@ class Scheduler:
         self._meter.register(state, state.attempt)
         self._writer.set(state, "Scheduled", True, "Placed",
                          f"offer {chosen.offer} on {chosen.node} ({chosen.identity_code}, {chosen.region}), "
-                         f"tier {chosen.tier.value}, {chosen.effective_price} per card-hour; {decision.summary}")
+                         f"tier {chosen.tier.value}, {chosen.effective_price} per card-hour")
