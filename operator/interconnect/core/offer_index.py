@@ -5,8 +5,11 @@ offers took about 4 ms a decision, 100,000 about 400 ms, and a pass places thous
 Almost all of that work rejects offers that could never win. This index finds the few that can:
 
 - An offer's *class* is what placement reads from it that does not change while cards are taken
-  (GPU model, memory, currency, billing unit and machine size, allowed registries, published
-  tolerations); a job accepts or refuses a whole class at once, with one check per class.
+  (GPU model, currency, billing unit and machine size, allowed registries, published
+  tolerations); a job accepts or refuses a whole class at once, with one check per class. GPU
+  memory is kept per offer instead (a job asking for a minimum skips the smaller ones): it
+  varies little within a model, and splitting classes by it would triple the buckets a job
+  opens for nothing when it asks for no minimum, as most do.
 - A *bucket* holds the offers of one class, either in one region or in every region, sorted by
   (price, name). Within a bucket the job's price key (per card-hour or per PFLOPS-hour: the
   bucket's unit and model fix the multiplier) only grows with the price, and so do maxPrice and
@@ -48,12 +51,14 @@ class Entry(NamedTuple):
     cls: Hashable
     amount: Decimal
     free: int
+    memory: int
 
 
 class Bucket:
     """The offers of one class (in one region, or in all when `region` is None), cheapest first."""
 
-    __slots__ = ("_size", "_tree", "amounts", "cls", "names", "region", "regions")
+    __slots__ = ("_size", "_tree", "amounts", "cls", "least_memory", "memories", "most_memory", "names", "region",
+                 "regions")
 
     def __init__(self, cls: Hashable, region: str | None, entries: Iterable[Entry]) -> None:
         ordered = sorted(entries, key=lambda e: (e.amount, e.name))
@@ -62,6 +67,9 @@ class Bucket:
         self.names = [e.name for e in ordered]
         self.amounts = [e.amount for e in ordered]
         self.regions = [e.region for e in ordered]
+        self.memories = [e.memory for e in ordered]
+        self.least_memory = min(self.memories, default=0)
+        self.most_memory = max(self.memories, default=0)
         size = 1
         while size < len(ordered):
             size <<= 1
@@ -113,12 +121,13 @@ class Bucket:
 
 
 class Source(NamedTuple):
-    """One bucket to read for a job: its key function and, for an all-region bucket, the regions
-    the job may use (None: all)."""
+    """One bucket to read for a job: its key function, for an all-region bucket the regions the
+    job may use (None: all), and the least GPU memory it accepts."""
 
     bucket: Bucket
     key_of: KeyOf
     regions: Collection[str] | None
+    min_memory: int
 
 
 class OfferIndex:
@@ -157,9 +166,11 @@ class OfferIndex:
         for bucket, position in self.where[name]:
             bucket.set_free(position, free)
 
-    def sources(self, regions: Collection[str], key_of: Callable[[Hashable], KeyOf | None]) -> list[Source]:
-        """The buckets to read for a job that may use `regions` and prices classes with `key_of`
-        (None: the job refuses the class).
+    def sources(
+        self, regions: Collection[str], key_of: Callable[[Hashable], KeyOf | None], min_memory: int = 0
+    ) -> list[Source]:
+        """The buckets to read for a job that may use `regions`, prices classes with `key_of`
+        (None: the job refuses the class) and needs `min_memory` GiB per card.
 
         Per region when the job reaches few regions (r buckets per class), else per class,
         skipping offers outside `regions` (about total/r offers skipped per offer read): the
@@ -171,25 +182,28 @@ class OfferIndex:
         if len(regions) * len(regions) <= len(self.by_region):
             for region in regions:
                 for bucket in self.by_region.get(region, ()):
-                    key = key_of(bucket.cls)
-                    if key is not None:
-                        out.append(Source(bucket, key, None))
+                    if bucket.most_memory >= min_memory and (key := key_of(bucket.cls)) is not None:
+                        out.append(Source(bucket, key, None, min_memory))
             return out
         allowed = None if len(regions) >= len(self.by_region) and set(self.by_region) <= set(regions) else regions
         for cls, bucket in self.by_class.items():
-            key = key_of(cls)
-            if key is not None:
-                out.append(Source(bucket, key, allowed))
+            if bucket.most_memory >= min_memory and (key := key_of(cls)) is not None:
+                out.append(Source(bucket, key, allowed, min_memory))
         return out
 
 
 def _next(source: Source, start: int, needed: int) -> int:
-    bucket, _, regions = source
+    """The next offer of the source's bucket at or after `start` with the cards, in its regions,
+    with the memory: -1 when there is none."""
+    bucket, _, regions, min_memory = source
     position = bucket.first_fit(start, needed)
-    if regions is not None:
-        names_regions = bucket.regions
-        while position >= 0 and names_regions[position] not in regions:
-            position = bucket.first_fit(position + 1, needed)
+    if regions is None and min_memory <= bucket.least_memory:
+        return position
+    in_region, memories = bucket.regions, bucket.memories
+    while position >= 0 and (
+        (regions is not None and in_region[position] not in regions) or memories[position] < min_memory
+    ):
+        position = bucket.first_fit(position + 1, needed)
     return position
 
 

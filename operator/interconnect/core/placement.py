@@ -32,13 +32,13 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from fractions import Fraction
 from types import MappingProxyType
-from typing import NamedTuple, Protocol, TypeVar, cast
+from typing import NamedTuple, Protocol, TypeVar, cast, overload
 
 from interconnect.core.accelerators import by_name as accelerator_model
 from interconnect.core.accelerators import compute_rate
@@ -278,23 +278,64 @@ def _row(offer: OfferView, now: datetime) -> _Row:
 
 
 # What the offer index keys an offer by (see `core.offer_index`): the attributes placement reads
-# that taking cards does not change: (GPU model, GPU memory, currency, billed per card, cards per
-# machine, allowed registries, published tolerations).
-_Class = tuple[str, int, str, bool, int | None, frozenset[str], frozenset[Toleration]]
+# that taking cards does not change, but memory: (GPU model, currency, billed per card, cards
+# per machine, allowed registries, published tolerations).
+_Class = tuple[str, str, bool, int | None, frozenset[str], frozenset[Toleration]]
 
 
 def _class_of(row: _Row) -> _Class:
-    return (row[2], row[3], row[6], row[7], row[8], row[12], row[13])
+    return (row[2], row[6], row[7], row[8], row[12], row[13])
 
 
-def _index_key(row: _Row) -> tuple[bool, _Class, Decimal]:
+def _index_key(row: _Row) -> tuple[bool, _Class, Decimal, int]:
     """Where a row sits in the index: a change of anything here needs a new index."""
-    return (row[9] is None, _class_of(row), row[5])
+    return (row[9] is None, _class_of(row), row[5], row[3])
 
 
 # The offers of one node, with the node's health verdict (job-independent, so computed once):
 # (node name, node, health reason or None, its message, rows).
 _Group = tuple[str, NodeView | None, RejectReason | None, str, tuple[_Row, ...]]
+
+
+class _Offers(Sequence[OfferView]):
+    """The `offers` of a snapshot made by `with_offer`: its rows' offers, flattened when first read
+    (a pass replaces thousands of offers and reads none of these tuples)."""
+
+    __slots__ = ("_flat", "_groups", "_length")
+
+    def __init__(self, groups: tuple[_Group, ...], length: int) -> None:
+        self._groups = groups
+        self._length = length
+        self._flat: tuple[OfferView, ...] | None = None
+
+    def _tuple(self) -> tuple[OfferView, ...]:
+        if self._flat is None:
+            self._flat = tuple(row[0] for group in self._groups for row in group[4])
+        return self._flat
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> OfferView: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[OfferView, ...]: ...
+    def __getitem__(self, index: int | slice) -> OfferView | tuple[OfferView, ...]:
+        return self._tuple()[index]
+
+    def __iter__(self) -> Iterator[OfferView]:
+        return iter(self._tuple())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _Offers | tuple | list):
+            return self._tuple() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._tuple())
+
+    def __repr__(self) -> str:
+        return repr(self._tuple())
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,7 +394,7 @@ class PlacementSnapshot:
         index = self._index
         if index is None:
             index = OfferIndex(
-                Entry(row[1], node.region, _class_of(row), row[5], row[4])
+                Entry(row[1], node.region, _class_of(row), row[5], row[4], row[3])
                 for _, node, health, _, rows in self._groups
                 if node is not None and health is None
                 for row in rows
@@ -363,42 +404,50 @@ class PlacementSnapshot:
         return index
 
     def with_offer(self, offer: OfferView) -> PlacementSnapshot:
-        """This snapshot with one offer replaced, e.g. holding fewer free cards after a placement.
+        """This snapshot with one offer replaced, e.g. holding fewer free cards after a placement."""
+        return self.with_offers((offer,))
+
+    def with_offers(self, offers: Iterable[OfferView]) -> PlacementSnapshot:
+        """This snapshot with these offers replaced (or added), as after a placement took cards
+        from every offer of a node and model.
 
         Placing a queue of jobs takes cards after each choice; re-building a 10,000-offer snapshot
-        costs several placements, replacing one offer costs a few tuple copies. When only the
-        offer's free cards changed, this snapshot's offer index is updated in place and handed to
-        the new snapshot (this one builds a fresh index if it is placed against again).
+        costs several placements, replacing offers copies the tuple of nodes and the nodes' rows
+        (the new snapshot's `offers` is flattened from them only if read). When only free cards
+        changed, this snapshot's offer index is updated in place and handed to the new snapshot
+        (this one builds a fresh index if it is placed against again).
         """
-        located = self._where.get(offer.name)
-        if located is None or self.offers[located[0]].node != offer.node:
-            others = [o for o in self.offers if o.name != offer.name]
-            return PlacementSnapshot(self.nodes, (*others, offer), self.latency, self.now, self.currency)
-        position, group_index, row_index = located
-        name, node, health, message, rows = self._groups[group_index]
-        old_row, new_row = rows[row_index], _row(offer, self.now)
-        new_rows = (*rows[:row_index], new_row, *rows[row_index + 1 :])
+        replacing = tuple(offers)
+        located = []
+        for offer in replacing:
+            where = self._where.get(offer.name)
+            if where is None or self._groups[where[1]][4][where[2]][0].node != offer.node:
+                named = {o.name: o for o in (*self.offers, *replacing)}  # the later of two wins
+                return PlacementSnapshot(self.nodes, tuple(named.values()), self.latency, self.now, self.currency)
+            located.append(where)
+        groups = list(self._groups)
         index = self._index
-        if index is not None:
-            if _index_key(old_row) == _index_key(new_row):
-                if offer.name in index:
-                    index.set_free(offer.name, new_row[4])
-                object.__setattr__(self, "_index", None)
-            else:
-                index = None
-        groups = (
-            *self._groups[:group_index],
-            (name, node, health, message, new_rows),
-            *self._groups[group_index + 1 :],
-        )
+        for offer, (_, group_index, row_index) in zip(replacing, located, strict=True):
+            name, node, health, message, rows = groups[group_index]
+            old_row, new_row = rows[row_index], _row(offer, self.now)
+            groups[group_index] = (name, node, health, message, (*rows[:row_index], new_row, *rows[row_index + 1 :]))
+            if index is not None:
+                if _index_key(old_row) == _index_key(new_row):
+                    if offer.name in index:
+                        index.set_free(offer.name, new_row[4])
+                else:
+                    index = None
+        # Given away (updated) or out of date: either way no longer this snapshot's.
+        object.__setattr__(self, "_index", None)
+        frozen = tuple(groups)
         snapshot = object.__new__(PlacementSnapshot)
         for attribute, value in (
             ("nodes", self.nodes),
-            ("offers", (*self.offers[:position], offer, *self.offers[position + 1 :])),
+            ("offers", _Offers(frozen, len(self.offers))),
             ("latency", self.latency),
             ("now", self.now),
             ("currency", self.currency),
-            ("_groups", groups),
+            ("_groups", frozen),
             ("_where", self._where),
             ("_index", index),
         ):
@@ -753,6 +802,26 @@ class _Terms:
             rate = self.rates[model] = _rate(model)
         return hourly / (self.needed_decimal * rate)
 
+    def key_function(self, model: str, per_card: bool, per_machine: int | None) -> KeyOf:
+        """For the offer index: price -> key for offers of one model and billing unit, None over
+        maxPrice or budget. The methods above, folded into one closure (it runs for every
+        bucket a job opens): the same operations on the same operands, so the same results."""
+        multiplier = self.hourly(Decimal(1), per_card, per_machine)  # needed, or whole machines billed
+        cap, hours, budget, quantum = self.cap_total, self.hours, self.budget_amount, self.quantum
+        divisor = self.needed_decimal * _rate(model) if self.per_pflops else None
+
+        def key_of(amount: Decimal) -> Decimal | None:
+            hourly = amount * multiplier
+            if cap is not None and hourly > cap:
+                return None
+            if hours is not None and budget is not None and (
+                (hourly * hours).quantize(quantum, rounding=ROUND_HALF_UP) > budget
+            ):
+                return None
+            return hourly if divisor is None else hourly / divisor
+
+        return key_of
+
 
 def _evaluate(
     job: JobRequest,
@@ -984,26 +1053,25 @@ def _search(job: JobRequest, snapshot: PlacementSnapshot, *, required: LatencyTi
 
     def admit(cls: Hashable) -> KeyOf | None:
         """The key function of a class of offers, or None when `_evaluate` rejects all its offers
-        whatever their node or price (registries, tolerations, model, capability, memory, machine
-        size, currency)."""
+        whatever their node or price (registries, tolerations, model, capability, machine size,
+        currency; memory is the index's, per offer)."""
         if cls in admitted:
             return admitted[cls]
-        model, memory, currency, per_card, per_machine, allowed, published = cast(_Class, cls)
+        model, currency, per_card, per_machine, allowed, published = cast(_Class, cls)
         key_of: KeyOf | None = None
         if not (
             (allowed and not job_registries <= allowed)
             or (tolerations and not tolerations <= published)
             or (models and model not in models)
             or (by_capability and _capability(job, model) is not None)
-            or memory < job.min_memory_gib
             or (per_machine is not None and job.gpus_per_replica > per_machine)
             or currency != terms.currency
         ):
-            key_of = _key_function(terms, model, per_card, per_machine)
+            key_of = terms.key_function(model, per_card, per_machine)
         admitted[cls] = key_of
         return key_of
 
-    for batch in cheapest_first(index.sources(regions, admit), terms.needed):
+    for batch in cheapest_first(index.sources(regions, admit, job.min_memory_gib), terms.needed):
         where, groups = snapshot._where, snapshot._groups
         subset: list[_Group] = []
         for name in batch:
@@ -1014,16 +1082,6 @@ def _search(job: JobRequest, snapshot: PlacementSnapshot, *, required: LatencyTi
         if best is not None:
             return best
     return None
-
-
-def _key_function(terms: _Terms, model: str, per_card: bool, per_machine: int | None) -> KeyOf:
-    def key_of(amount: Decimal) -> Decimal | None:
-        hourly = terms.hourly(amount, per_card, per_machine)
-        if terms.over_cap(hourly) or terms.over_budget(terms.estimate(hourly)):
-            return None
-        return terms.key(hourly, model)
-
-    return key_of
 
 
 def _explain(job: JobRequest, snapshot: PlacementSnapshot) -> tuple[_Best | None, Explanation]:

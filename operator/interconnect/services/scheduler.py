@@ -155,10 +155,12 @@ class Scheduler:
             self._market.reserve(chosen.offer, request.uid, request.cards,
                                  free_now=view.cards_free + self._market.reserved(chosen.offer))
             # Every offer sharing the chosen one's cards loses them too.
+            taken = []
             for name in sharing[view.node, view.gpu_model]:
                 other = offers[name]
                 offers[name] = replace(other, cards_free=max(0, other.cards_free - request.cards))
-                snapshot = snapshot.with_offer(offers[name])
+                taken.append(offers[name])
+            snapshot = snapshot.with_offers(taken)
             self._scheduled(state, decision, at)
             self._dispatcher.dispatch_soon(state)
         self._market.held = held_counts

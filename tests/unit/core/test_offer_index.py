@@ -56,7 +56,7 @@ JOBS_PER_MARKET = 8
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(0, 20), max_size=40), st.data())
 def test_first_fit_is_the_first_offer_with_the_cards(frees: list[int], data: st.DataObject) -> None:
-    bucket = Bucket("c", None, [Entry(f"o{i:02d}", "R", "c", Decimal(i), f) for i, f in enumerate(frees)])
+    bucket = Bucket("c", None, [Entry(f"o{i:02d}", "R", "c", Decimal(i), f, 80) for i, f in enumerate(frees)])
     for _ in range(5):
         if len(frees) > 0 and data.draw(st.booleans()):
             position = data.draw(st.integers(0, len(frees) - 1))
@@ -69,15 +69,16 @@ def test_first_fit_is_the_first_offer_with_the_cards(frees: list[int], data: st.
 
 
 def test_batches_come_cheapest_first_with_every_tie_together() -> None:
-    entries = [Entry("a", "R1", "x", Decimal(2), 4), Entry("b", "R1", "x", Decimal(1), 0),
-               Entry("c", "R2", "x", Decimal(2), 8), Entry("d", "R2", "y", Decimal(1), 8),
-               Entry("e", "R1", "y", Decimal(3), 8)]
+    entries = [Entry("a", "R1", "x", Decimal(2), 4, 80), Entry("b", "R1", "x", Decimal(1), 0, 80),
+               Entry("c", "R2", "x", Decimal(2), 8, 80), Entry("d", "R2", "y", Decimal(1), 8, 80),
+               Entry("e", "R1", "y", Decimal(3), 8, 40)]
     index = OfferIndex(entries)
     sources = index.sources(["R1", "R2"], lambda cls: lambda amount: amount * (2 if cls == "y" else 1))
     assert [sorted(batch) for batch in cheapest_first(sources, 4)] == [["a", "c", "d"], ["e"]]
     index.set_free("c", 0)
     assert [sorted(batch) for batch in cheapest_first(index.sources(["R2"], lambda cls: lambda a: a), 4)] == [["d"]]
     assert list(cheapest_first(index.sources([], lambda cls: lambda a: a), 1)) == []
+    assert [sorted(b) for b in cheapest_first(index.sources(["R1"], lambda cls: lambda a: a, 48), 1)] == [["a"]]
     capped = index.sources(["R1", "R2"], lambda cls: lambda a: None if a > 1 else a)
     assert [sorted(batch) for batch in cheapest_first(capped, 1)] == [["d"]]
 
