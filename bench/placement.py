@@ -24,7 +24,6 @@ Prints, in one run and on the same markets and jobs:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import json
 import platform
@@ -143,7 +142,7 @@ def one_pass(how: Callable[[JobRequest, PlacementSnapshot], Decision], pending: 
             chosen.append(None)
             if explain_unplaced:
                 t0 = time.perf_counter()
-                _ = decision.summary, decision.top_reason, decision.reason_counts, decision.rejected[:100]
+                _ = decision.summary, decision.top_reason, decision.reason_counts, decision.first_rejected(100)
                 explaining += time.perf_counter() - t0
             continue
         chosen.append(decision.chosen.offer)
@@ -151,7 +150,7 @@ def one_pass(how: Callable[[JobRequest, PlacementSnapshot], Decision], pending: 
         taken = []
         for name in sharing[view.node, view.gpu_model]:
             other = offers[name]
-            offers[name] = dataclasses.replace(other, cards_free=max(0, other.cards_free - job.cards))
+            offers[name] = other.with_cards_free(max(0, other.cards_free - job.cards))
             taken.append(offers[name])
         snapshot = snapshot.with_offers(taken)
     return time.perf_counter() - started, explaining, chosen

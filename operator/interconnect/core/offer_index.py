@@ -185,7 +185,8 @@ class OfferIndex:
                     if bucket.most_memory >= min_memory and (key := key_of(bucket.cls)) is not None:
                         out.append(Source(bucket, key, None, min_memory))
             return out
-        allowed = None if len(regions) >= len(self.by_region) and set(self.by_region) <= set(regions) else regions
+        wanted = frozenset(regions)
+        allowed = None if wanted.issuperset(self.by_region) else wanted
         for cls, bucket in self.by_class.items():
             if bucket.most_memory >= min_memory and (key := key_of(cls)) is not None:
                 out.append(Source(bucket, key, allowed, min_memory))

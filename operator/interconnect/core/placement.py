@@ -170,6 +170,15 @@ class OfferView:
         _require_aware(self.valid_until, "valid_until")
         object.__setattr__(self, "allowed_registries", frozenset(map(normal_registry, self.allowed_registries)))
 
+    def with_cards_free(self, free: int) -> OfferView:
+        """This offer holding `free` free cards: what a placement pass does to thousands of offers,
+        so the fields are copied as they are rather than validated and normalised again."""
+        offer = object.__new__(OfferView)
+        for name in OfferView.__slots__:
+            object.__setattr__(offer, name, getattr(self, name))
+        object.__setattr__(offer, "cards_free", free)
+        return offer
+
 
 class RejectReason(enum.StrEnum):
     """Why an offer cannot take a job; declared in the order the filters run."""
@@ -581,6 +590,10 @@ class Decision:
         """Every offer that does not fit, with its reason, in (node, offer name) order."""
         return tuple(map(_rejection, self.rejection_rows))
 
+    def first_rejected(self, limit: int) -> tuple[Rejection, ...]:
+        """`rejected[:limit]`, without formatting the messages of all the others."""
+        return tuple(map(_rejection, self.rejection_rows[:limit]))
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Decision):
             return NotImplemented
@@ -841,7 +854,6 @@ def _evaluate(
     needed = terms.needed
     per_replica = job.gpus_per_replica
     models = job.models
-    model_list = ", ".join(sorted(models))
     min_memory = job.min_memory_gib
     currency = terms.currency
     max_price = terms.max_price
@@ -943,7 +955,7 @@ def _evaluate(
             elif models and model not in models:
                 text = model_messages.get(model)
                 if text is None:
-                    text = model_messages[model] = f"GPU model {model} is not one of {model_list}"
+                    text = model_messages[model] = f"GPU model {model} is not one of {', '.join(sorted(models))}"
                 add((name, node_name, model_reason, text, model_label))
             elif by_capability and (verdict := capability_of(model)) is not None:
                 add((name, node_name, verdict[0], verdict[1], _LABELS[verdict[0]]))

@@ -15,7 +15,6 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Coroutine
-from dataclasses import replace
 from typing import Any
 
 from interconnect.adapters.metrics import Metrics
@@ -158,7 +157,7 @@ class Scheduler:
             taken = []
             for name in sharing[view.node, view.gpu_model]:
                 other = offers[name]
-                offers[name] = replace(other, cards_free=max(0, other.cards_free - request.cards))
+                offers[name] = other.with_cards_free(max(0, other.cards_free - request.cards))
                 taken.append(offers[name])
             snapshot = snapshot.with_offers(taken)
             self._scheduled(state, decision, at)
@@ -183,7 +182,7 @@ class Scheduler:
             "summary": decision.summary[:1024],
             "reasons": [{"reason": r.value, "count": n} for r, n in counts][:32],
             "candidates": [{"offer": r.offer, "node": r.node, "reason": r.message[:1024]}
-                           for r in decision.rejected[:100]],
+                           for r in decision.first_rejected(100)],
         }
         await self._writer.write(state, {"phase": JobPhase.PENDING.value, "unschedulable": unschedulable,
                                          "conditions": [to_api(c) for c in conditions]})

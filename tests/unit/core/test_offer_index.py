@@ -168,6 +168,7 @@ def test_indexed_placement_decides_what_the_scan_decides(seed: int) -> None:
             assert indexed.chosen == scanned.chosen, (job, indexed.chosen, scanned.chosen)
             assert indexed == scanned  # and the explanation, read from the indexed decision
             assert indexed.summary == scanned.summary and indexed.rejected == scanned.rejected
+            assert indexed.first_rejected(3) == scanned.rejected[:3]
             placed += indexed.placed
             with localcontext(MONEY_CONTEXT):
                 for tier in LatencyTier.ordered():
@@ -197,7 +198,7 @@ def test_a_pass_taking_cards_decides_what_scans_of_rebuilt_snapshots_decide(seed
             view = offers[decision.chosen.offer]
             for name, other in list(offers.items()):
                 if other.node == view.node and other.gpu_model == view.gpu_model:
-                    offers[name] = dataclasses.replace(other, cards_free=max(0, other.cards_free - job.cards))
+                    offers[name] = other.with_cards_free(max(0, other.cards_free - job.cards))
                     snapshot = snapshot.with_offer(offers[name])
             if rng.random() < 0.1:  # a change the index cannot take in place: a new price
                 name = rng.choice(sorted(offers))
@@ -226,3 +227,21 @@ def test_a_snapshot_that_handed_its_index_on_still_places_right() -> None:
     after = snapshot.with_offer(dataclasses.replace(target, cards_free=0))
     assert place(job, after).chosen == place_by_scan(job, after).chosen
     assert place(job, snapshot) == before == place_by_scan(job, snapshot)
+
+
+def test_taking_cards_and_replacing_several_offers_at_once_equals_rebuilding() -> None:
+    rng = random.Random(11)
+    for _ in range(40):
+        snapshot = random_market(rng)
+        if not snapshot.offers:
+            continue
+        chosen = rng.sample(list(snapshot.offers), min(3, len(snapshot.offers)))
+        taken = [o.with_cards_free(rng.randint(0, 16)) for o in chosen]
+        assert taken == [dataclasses.replace(o, cards_free=t.cards_free) for o, t in zip(chosen, taken, strict=True)]
+        job = random_job(rng, snapshot)
+        place(job, snapshot)  # builds the index, which with_offers then updates
+        replaced = snapshot.with_offers(taken)
+        by_name = {o.name: o for o in snapshot.offers} | {o.name: o for o in taken}
+        rebuilt = PlacementSnapshot.of(snapshot.nodes.values(), by_name.values(), TABLE, NOW)
+        assert replaced == rebuilt and tuple(replaced.offers) == rebuilt.offers
+        assert place(job, replaced) == place_by_scan(job, rebuilt)
