@@ -36,7 +36,9 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Sequence
 from decimal import Decimal
-from typing import NamedTuple
+from itertools import repeat
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 KeyOf = Callable[[Decimal], Decimal | None]
 """A bucket's price -> the job's key for it, or None when the price is beyond what the job pays
@@ -44,7 +46,7 @@ KeyOf = Callable[[Decimal], Decimal | None]
 
 
 class Entry(NamedTuple):
-    """One offer, as the index sees it."""
+    """One offer, as the index sees it (as `OfferIndex.of_entries` takes it)."""
 
     name: str
     region: str
@@ -54,27 +56,54 @@ class Entry(NamedTuple):
     memory: int
 
 
+class Layout(NamedTuple):
+    """Where an item given to the index (an `Entry`, or placement's own offer rows) keeps what the
+    index reads: the index is built from the caller's objects, none of its own per offer (a
+    100,000-offer index is built once per pass; per-offer objects there mostly fed the garbage
+    collector, which took two thirds of the time)."""
+
+    name: Callable[[Any], str]
+    amount: Callable[[Any], Decimal]
+    free: Callable[[Any], int]
+    memory: Callable[[Any], int]
+
+
+ENTRY = Layout(itemgetter(0), itemgetter(3), itemgetter(4), itemgetter(5))
+"""The layout of `Entry`."""
+
+
 class Bucket:
     """The offers of one class (in one region, or in all when `region` is None), cheapest first."""
 
-    __slots__ = ("_size", "_tree", "amounts", "cls", "least_memory", "memories", "most_memory", "names", "region",
-                 "regions")
+    __slots__ = ("_size", "_tree", "amounts", "cls", "least_memory", "memories", "most_memory", "names",
+                 "positions", "region", "regions")
 
-    def __init__(self, cls: Hashable, region: str | None, entries: Iterable[Entry]) -> None:
-        ordered = sorted(entries, key=lambda e: (e.amount, e.name))
+    def __init__(
+        self,
+        cls: Hashable,
+        region: str | None,
+        names: Sequence[str],
+        amounts: Sequence[Decimal],
+        frees: Sequence[int],
+        memories: Sequence[int],
+        regions: Sequence[str],
+    ) -> None:
+        """From columns in any order (sorted here by price, then name)."""
+        order = sorted(range(len(names)), key=lambda i: (amounts[i], names[i]))
         self.cls = cls
         self.region = region
-        self.names = [e.name for e in ordered]
-        self.amounts = [e.amount for e in ordered]
-        self.regions = [e.region for e in ordered]
-        self.memories = [e.memory for e in ordered]
+        self.names = [names[i] for i in order]
+        self.amounts = [amounts[i] for i in order]
+        self.regions = [regions[i] for i in order]
+        self.memories = [memories[i] for i in order]
+        self.positions = dict(zip(self.names, range(len(order)), strict=True))
         self.least_memory = min(self.memories, default=0)
         self.most_memory = max(self.memories, default=0)
         size = 1
-        while size < len(ordered):
+        while size < len(order):
             size <<= 1
         tree = [-1] * (2 * size)
-        tree[size : size + len(ordered)] = [e.free for e in ordered]
+        tree[size : size + len(order)] = [frees[i] for i in order]
         for i in range(size - 1, 0, -1):
             left, right = tree[2 * i], tree[2 * i + 1]
             tree[i] = left if left >= right else right
@@ -133,38 +162,64 @@ class Source(NamedTuple):
 class OfferIndex:
     """Buckets per (region, class) and per class, and where each offer sits in them."""
 
-    __slots__ = ("by_class", "by_region", "memo", "where")
+    __slots__ = ("by_class", "by_region", "class_bucket", "memo", "region_bucket")
 
-    def __init__(self, entries: Iterable[Entry]) -> None:
-        per_region: dict[str, dict[Hashable, list[Entry]]] = {}
-        per_class: dict[Hashable, list[Entry]] = {}
-        for entry in entries:
-            per_region.setdefault(entry.region, {}).setdefault(entry.cls, []).append(entry)
-            per_class.setdefault(entry.cls, []).append(entry)
+    def __init__(self, items: Iterable[tuple[str, Hashable, Any]], layout: Layout = ENTRY) -> None:
+        """From (region, class, item) for every offer, the item read through `layout`."""
+        per_region: dict[str, dict[Hashable, list[Any]]] = {}
+        for region, cls, item in items:
+            per_region.setdefault(region, {}).setdefault(cls, []).append(item)
+        name, amount, free, memory = layout
         self.by_region: dict[str, tuple[Bucket, ...]] = {
-            region: tuple(Bucket(cls, region, group) for cls, group in classes.items())
+            region: tuple(
+                Bucket(cls, region, list(map(name, group)), list(map(amount, group)), list(map(free, group)),
+                       list(map(memory, group)), [region] * len(group))
+                for cls, group in classes.items()
+            )
             for region, classes in per_region.items()
         }
-        self.by_class: dict[Hashable, Bucket] = {cls: Bucket(cls, None, group) for cls, group in per_class.items()}
-        self.where: dict[str, list[tuple[Bucket, int]]] = {}
-        for buckets in (*self.by_region.values(), tuple(self.by_class.values())):
+        per_class: dict[Hashable, list[Bucket]] = {}
+        for buckets in self.by_region.values():
             for bucket in buckets:
-                for position, name in enumerate(bucket.names):
-                    self.where.setdefault(name, []).append((bucket, position))
+                per_class.setdefault(bucket.cls, []).append(bucket)
+        self.by_class: dict[Hashable, Bucket] = {
+            cls: Bucket(
+                cls,
+                None,
+                [n for b in buckets for n in b.names],
+                [a for b in buckets for a in b.amounts],
+                [b.free_at(i) for b in buckets for i in range(len(b))],
+                [m for b in buckets for m in b.memories],
+                [r for b in buckets for r in b.regions],
+            )
+            for cls, buckets in per_class.items()
+        }
+        # Offer name -> its bucket in its region, and in all regions (no per-offer objects).
+        self.region_bucket: dict[str, Bucket] = {}
+        for buckets in self.by_region.values():
+            for bucket in buckets:
+                self.region_bucket.update(zip(bucket.names, repeat(bucket)))
+        self.class_bucket: dict[str, Bucket] = {}
+        for bucket in self.by_class.values():
+            self.class_bucket.update(zip(bucket.names, repeat(bucket)))
         self.memo: dict[Hashable, object] = {}
         """Job-independent answers worth keeping with the index (e.g. regions reached from an origin)."""
+
+    @classmethod
+    def of_entries(cls, entries: Iterable[Entry]) -> OfferIndex:
+        return cls((entry.region, entry.cls, entry) for entry in entries)
 
     @property
     def regions(self) -> Collection[str]:
         return self.by_region.keys()
 
     def __contains__(self, name: str) -> bool:
-        return name in self.where
+        return name in self.region_bucket
 
     def set_free(self, name: str, free: int) -> None:
         """An indexed offer now has `free` cards free (e.g. a placement took some)."""
-        for bucket, position in self.where[name]:
-            bucket.set_free(position, free)
+        for bucket in (self.region_bucket[name], self.class_bucket[name]):
+            bucket.set_free(bucket.positions[name], free)
 
     def sources(
         self, regions: Collection[str], key_of: Callable[[Hashable], KeyOf | None], min_memory: int = 0
@@ -240,4 +295,4 @@ def cheapest_first(sources: Sequence[Source], needed: int) -> Iterator[list[str]
         yield batch
 
 
-__all__ = ["Bucket", "Entry", "KeyOf", "OfferIndex", "Source", "cheapest_first"]
+__all__ = ["ENTRY", "Bucket", "Entry", "KeyOf", "Layout", "OfferIndex", "Source", "cheapest_first"]

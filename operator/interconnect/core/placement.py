@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from fractions import Fraction
+from operator import itemgetter
 from types import MappingProxyType
 from typing import NamedTuple, Protocol, TypeVar, cast, overload
 
@@ -53,7 +54,7 @@ from interconnect.core.money import (
     price_per_card_hour,
     round_to_minor_unit,
 )
-from interconnect.core.offer_index import Entry, KeyOf, OfferIndex, cheapest_first
+from interconnect.core.offer_index import KeyOf, Layout, OfferIndex, cheapest_first
 from interconnect.core.vocabulary import BillingUnit, Industry, LatencyTier, NodeType
 from interconnect.core.workload_policy import Toleration, image_registry, normal_registry
 
@@ -296,6 +297,9 @@ def _class_of(row: _Row) -> _Class:
     return (row[2], row[6], row[7], row[8], row[12], row[13])
 
 
+_ROW_LAYOUT = Layout(name=itemgetter(1), amount=itemgetter(5), free=itemgetter(4), memory=itemgetter(3))
+
+
 def _index_key(row: _Row) -> tuple[bool, _Class, Decimal, int]:
     """Where a row sits in the index: a change of anything here needs a new index."""
     return (row[9] is None, _class_of(row), row[5], row[3])
@@ -403,11 +407,14 @@ class PlacementSnapshot:
         index = self._index
         if index is None:
             index = OfferIndex(
-                Entry(row[1], node.region, _class_of(row), row[5], row[4], row[3])
-                for _, node, health, _, rows in self._groups
-                if node is not None and health is None
-                for row in rows
-                if row[9] is None
+                (
+                    (node.region, _class_of(row), row)
+                    for _, node, health, _, rows in self._groups
+                    if node is not None and health is None
+                    for row in rows
+                    if row[9] is None
+                ),
+                _ROW_LAYOUT,
             )
             object.__setattr__(self, "_index", index)
         return index

@@ -56,7 +56,9 @@ JOBS_PER_MARKET = 8
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(0, 20), max_size=40), st.data())
 def test_first_fit_is_the_first_offer_with_the_cards(frees: list[int], data: st.DataObject) -> None:
-    bucket = Bucket("c", None, [Entry(f"o{i:02d}", "R", "c", Decimal(i), f, 80) for i, f in enumerate(frees)])
+    n = len(frees)
+    bucket = Bucket("c", None, [f"o{i:02d}" for i in range(n)], [Decimal(i) for i in range(n)], frees, [80] * n,
+                    ["R"] * n)
     for _ in range(5):
         if len(frees) > 0 and data.draw(st.booleans()):
             position = data.draw(st.integers(0, len(frees) - 1))
@@ -72,7 +74,7 @@ def test_batches_come_cheapest_first_with_every_tie_together() -> None:
     entries = [Entry("a", "R1", "x", Decimal(2), 4, 80), Entry("b", "R1", "x", Decimal(1), 0, 80),
                Entry("c", "R2", "x", Decimal(2), 8, 80), Entry("d", "R2", "y", Decimal(1), 8, 80),
                Entry("e", "R1", "y", Decimal(3), 8, 40)]
-    index = OfferIndex(entries)
+    index = OfferIndex.of_entries(entries)
     sources = index.sources(["R1", "R2"], lambda cls: lambda amount: amount * (2 if cls == "y" else 1))
     assert [sorted(batch) for batch in cheapest_first(sources, 4)] == [["a", "c", "d"], ["e"]]
     index.set_free("c", 0)
