@@ -34,6 +34,7 @@ Pure and in memory; `OfferIndex` is mutable (free cards) and owned by one snapsh
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left, insort
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Sequence
 from decimal import Decimal
 from itertools import repeat
@@ -75,8 +76,8 @@ ENTRY = Layout(itemgetter(0), itemgetter(3), itemgetter(4), itemgetter(5))
 class Bucket:
     """The offers of one class (in one region, or in all when `region` is None), cheapest first."""
 
-    __slots__ = ("_size", "_tree", "amounts", "cls", "least_memory", "memories", "most_memory", "names",
-                 "positions", "region", "regions")
+    __slots__ = ("_size", "_sorted_frees", "_tree", "amounts", "cls", "least_memory", "memories", "most_memory",
+                 "names", "positions", "region", "regions")
 
     def __init__(
         self,
@@ -109,6 +110,7 @@ class Bucket:
             tree[i] = left if left >= right else right
         self._size = size
         self._tree = tree
+        self._sorted_frees = sorted(tree[size : size + len(order)])
 
     def __len__(self) -> int:
         return len(self.names)
@@ -116,9 +118,21 @@ class Bucket:
     def free_at(self, position: int) -> int:
         return self._tree[self._size + position]
 
+    def frees(self, start: int = 0, stop: int | None = None) -> list[int]:
+        """Free cards of the offers at positions start..stop, in price order."""
+        size = self._size
+        return self._tree[size + start : size + (len(self.names) if stop is None else stop)]
+
+    def count_free_below(self, needed: int) -> int:
+        """How many offers of the bucket have fewer than `needed` free cards (for explanations)."""
+        return bisect_left(self._sorted_frees, needed)
+
     def set_free(self, position: int, free: int) -> None:
         tree = self._tree
         i = self._size + position
+        frees = self._sorted_frees
+        del frees[bisect_left(frees, tree[i])]
+        insort(frees, free)
         tree[i] = free
         i >>= 1
         while i:

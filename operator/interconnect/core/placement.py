@@ -33,7 +33,7 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from fractions import Fraction
@@ -300,9 +300,10 @@ def _class_of(row: _Row) -> _Class:
 _ROW_LAYOUT = Layout(name=itemgetter(1), amount=itemgetter(5), free=itemgetter(4), memory=itemgetter(3))
 
 
-def _index_key(row: _Row) -> tuple[bool, _Class, Decimal, int]:
-    """Where a row sits in the index: a change of anything here needs a new index."""
-    return (row[9] is None, _class_of(row), row[5], row[3])
+def _index_key(row: _Row) -> tuple[RejectReason | None, _Class, Decimal, int]:
+    """Where a row sits in the index (and in its counts of invalid offers): a change of anything
+    here needs a new index."""
+    return (row[9], _class_of(row), row[5], row[3])
 
 
 # The offers of one node, with the node's health verdict (job-independent, so computed once):
@@ -531,6 +532,31 @@ class Candidate:
     cards_free_after: int
 
 
+class _Counts(NamedTuple):
+    """The part of an explanation that counts: all the scheduler writes for a job not placed
+    (with the first 100 rejections)."""
+
+    fitting: int
+    reason_counts: Mapping[RejectReason, int]
+    summary: str
+    top_reason: str | None
+
+
+def _counts(
+    fitting: int, considered: int, by_label: Mapping[str, int], latency_labels: Mapping[str, RejectReason]
+) -> _Counts:
+    by_reason: dict[RejectReason, int] = {}
+    for label, count in by_label.items():
+        reason = latency_labels.get(label) or _REASON_BY_LABEL[label]
+        by_reason[reason] = by_reason.get(reason, 0) + count
+    return _Counts(
+        fitting,
+        MappingProxyType({r: by_reason[r] for r in FILTER_ORDER if r in by_reason}),
+        _summary(fitting, considered, by_label),
+        _top_reason(considered, by_label),
+    )
+
+
 class Explanation(NamedTuple):
     """Why every offer but the chosen one does not take the job: needs a full scan of the market."""
 
@@ -560,6 +586,11 @@ class Decision:
     considered: int
     _explain: Callable[[], Explanation] = field(repr=False)
     _explained: Explanation | None = field(default=None, repr=False)
+    _count: Callable[[], _Counts | None] | None = field(default=None, repr=False)
+    """Counts without the scan, when the decision knows a way (None from it: it does not)."""
+    _counted: _Counts | None = field(default=None, repr=False)
+    _first: Callable[[int], tuple[_RejectionRow, ...]] | None = field(default=None, repr=False)
+    """The first rejections in order, without the scan."""
 
     def explanation(self) -> Explanation:
         explained = self._explained
@@ -568,17 +599,25 @@ class Decision:
             object.__setattr__(self, "_explained", explained)
         return explained
 
+    def _counts(self) -> _Counts | Explanation:
+        if self._explained is not None:
+            return self._explained
+        if self._counted is None and self._count is not None:
+            object.__setattr__(self, "_counted", self._count())
+            object.__setattr__(self, "_count", None)
+        return self._counted if self._counted is not None else self.explanation()
+
     @property
     def fitting(self) -> int:
-        return self.explanation().fitting
+        return self._counts().fitting
 
     @property
     def reason_counts(self) -> Mapping[RejectReason, int]:
-        return self.explanation().reason_counts
+        return self._counts().reason_counts
 
     @property
     def summary(self) -> str:
-        return self.explanation().summary
+        return self._counts().summary
 
     @property
     def rejection_rows(self) -> tuple[_RejectionRow, ...]:
@@ -586,7 +625,7 @@ class Decision:
 
     @property
     def top_reason(self) -> str | None:
-        return self.explanation().top_reason
+        return self._counts().top_reason
 
     @property
     def placed(self) -> bool:
@@ -598,7 +637,10 @@ class Decision:
         return tuple(map(_rejection, self.rejection_rows))
 
     def first_rejected(self, limit: int) -> tuple[Rejection, ...]:
-        """`rejected[:limit]`, without formatting the messages of all the others."""
+        """`rejected[:limit]`, without formatting the messages of all the others (nor, when the
+        decision knows a way, scanning for them)."""
+        if self._explained is None and self._first is not None:
+            return tuple(map(_rejection, self._first(limit)))
         return tuple(map(_rejection, self.rejection_rows[:limit]))
 
     def __eq__(self, other: object) -> bool:
@@ -1051,6 +1093,61 @@ def _regions_reached(index: OfferIndex, job: JobRequest, latency: LatencyTable, 
     return [r for r in reached if r not in denied and (not allowed or r in allowed)]
 
 
+class _ClassVerdict(NamedTuple):
+    """What a job makes of a class of offers: the class-level filters of `_evaluate`, in its order,
+    split where a per-offer filter comes between them (memory, then free cards, then price)."""
+
+    before_memory: RejectReason | None
+    """Registry, toleration, model, vendor or compute: the first that fails."""
+    machine: bool
+    """A replica larger than the class's machines."""
+    currency: bool
+    """Priced in another currency than the job pays in."""
+
+
+_CLASS_FITS = _ClassVerdict(None, False, False)
+
+
+class _Classes:
+    """The class-level filters for one job, once per class (see `_Class`).
+
+    The same conditions as `_evaluate`'s, which stays the judge of every offer the index yields:
+    these only let the index prune whole classes, and count them for an explanation. A filter
+    that a class decides must be added both there and here; a new per-node or per-offer filter
+    only there (`_search` then stays exact; `_counts_when_unplaced` must learn it, see there).
+    """
+
+    __slots__ = ("_capability", "_job", "_memo", "_registries", "_terms")
+
+    def __init__(self, job: JobRequest, terms: _Terms) -> None:
+        self._job = job
+        self._terms = terms
+        self._registries = frozenset(image_registry(image) for image in job.images)
+        self._capability = bool(job.vendors or job.min_tflops or terms.per_pflops)
+        self._memo: dict[Hashable, _ClassVerdict] = {}
+
+    def verdict(self, cls: Hashable) -> _ClassVerdict:
+        verdict = self._memo.get(cls)
+        if verdict is None:
+            job = self._job
+            model, currency, _, per_machine, allowed, published = cast(_Class, cls)
+            first: RejectReason | None = None
+            if allowed and not self._registries <= allowed:
+                first = RejectReason.IMAGE_REGISTRY_NOT_ALLOWED
+            elif job.tolerations and not job.tolerations <= published:
+                first = RejectReason.TOLERATION_NOT_ALLOWED
+            elif job.models and model not in job.models:
+                first = RejectReason.GPU_MODEL_NOT_ACCEPTED
+            elif self._capability and (capability := _capability(job, model)) is not None:
+                first = capability[0]
+            verdict = self._memo[cls] = _ClassVerdict(
+                first,
+                per_machine is not None and job.gpus_per_replica > per_machine,
+                currency != self._terms.currency,
+            )
+        return verdict
+
+
 def _search(job: JobRequest, snapshot: PlacementSnapshot, *, required: LatencyTier, cap_price: bool) -> _Best | None:
     """The best offer `_evaluate` would choose, found through the offer index.
 
@@ -1065,27 +1162,17 @@ def _search(job: JobRequest, snapshot: PlacementSnapshot, *, required: LatencyTi
     index = snapshot._offer_index()
     terms = _Terms(job, snapshot.currency, cap_price)
     regions = _regions_reached(index, job, snapshot.latency, required)
-    job_registries = frozenset(image_registry(image) for image in job.images)
-    tolerations, models = job.tolerations, job.models
-    by_capability = bool(job.vendors or job.min_tflops or terms.per_pflops)
+    classes = _Classes(job, terms)
     admitted: dict[Hashable, KeyOf | None] = {}
 
     def admit(cls: Hashable) -> KeyOf | None:
         """The key function of a class of offers, or None when `_evaluate` rejects all its offers
-        whatever their node or price (registries, tolerations, model, capability, machine size,
-        currency; memory is the index's, per offer)."""
+        whatever their node or price (memory is the index's, per offer)."""
         if cls in admitted:
             return admitted[cls]
-        model, currency, per_card, per_machine, allowed, published = cast(_Class, cls)
         key_of: KeyOf | None = None
-        if not (
-            (allowed and not job_registries <= allowed)
-            or (tolerations and not tolerations <= published)
-            or (models and model not in models)
-            or (by_capability and _capability(job, model) is not None)
-            or (per_machine is not None and job.gpus_per_replica > per_machine)
-            or currency != terms.currency
-        ):
+        if classes.verdict(cls) == _CLASS_FITS:
+            model, _, per_card, per_machine, _, _ = cast(_Class, cls)
             key_of = terms.key_function(model, per_card, per_machine)
         admitted[cls] = key_of
         return key_of
@@ -1107,19 +1194,175 @@ def _explain(job: JobRequest, snapshot: PlacementSnapshot) -> tuple[_Best | None
     """The full scan: the best offer, and the first failing filter of every other."""
     with localcontext(MONEY_CONTEXT):
         outcome = _evaluate(job, snapshot, required=job.tier, cap_price=True)
-    considered = len(snapshot.offers)
     by_label = Counter([row[4] for row in outcome.rejections])  # str keys: counted at C speed
-    by_reason: dict[RejectReason, int] = {}
-    for label, count in by_label.items():
-        reason = outcome.latency_labels.get(label) or _REASON_BY_LABEL[label]
-        by_reason[reason] = by_reason.get(reason, 0) + count
+    counts = _counts(outcome.fitting, len(snapshot.offers), by_label, outcome.latency_labels)
     return outcome.best, Explanation(
-        fitting=outcome.fitting,
-        reason_counts=MappingProxyType({r: by_reason[r] for r in FILTER_ORDER if r in by_reason}),
-        summary=_summary(outcome.fitting, considered, by_label),
+        fitting=counts.fitting,
+        reason_counts=counts.reason_counts,
+        summary=counts.summary,
         rejection_rows=tuple(outcome.rejections),
-        top_reason=_top_reason(considered, by_label),
+        top_reason=counts.top_reason,
     )
+
+
+def _first_rows(job: JobRequest, snapshot: PlacementSnapshot, limit: int) -> tuple[_RejectionRow, ...]:
+    """The first `limit` rejections of the scan, in its order, from the first nodes only."""
+    rows: list[_RejectionRow] = []
+    groups = snapshot._groups
+    start, step = 0, 8
+    with localcontext(MONEY_CONTEXT):
+        while len(rows) < limit and start < len(groups):
+            chunk = groups[start : start + step]
+            rows += _evaluate(job, snapshot, required=job.tier, cap_price=True, groups=chunk).rejections
+            start, step = start + step, step * 2
+    return tuple(rows[:limit])
+
+
+class _RegionTotals(NamedTuple):
+    """Job-independent counts for explanations, kept with the index: offers of nodes that fail
+    their health check, by label; per region, the offers of healthy nodes and, of those, the
+    ones outside their validity window, by label."""
+
+    unhealthy: Counter[str]
+    offers: dict[str, int]
+    invalid: dict[str, Counter[str]]
+
+
+def _region_totals(snapshot: PlacementSnapshot, index: OfferIndex) -> _RegionTotals:
+    totals = index.memo.get("totals")
+    if totals is None:
+        unhealthy: Counter[str] = Counter()
+        offers: dict[str, int] = {}
+        invalid: dict[str, Counter[str]] = {}
+        for _, node, health, _, rows in snapshot._groups:
+            if node is None or health is not None:
+                unhealthy[_LABELS[RejectReason.NODE_MISSING if health is None else health]] += len(rows)
+                continue
+            offers[node.region] = offers.get(node.region, 0) + len(rows)
+            labels = [row[11] for row in rows if row[9] is not None]
+            if labels:
+                invalid.setdefault(node.region, Counter()).update(labels)
+        totals = index.memo["totals"] = _RegionTotals(unhealthy, offers, invalid)
+    assert isinstance(totals, _RegionTotals)
+    return totals
+
+
+# The fields of JobRequest that `_counts_when_unplaced` knows how to count for; a job with any
+# other field away from its default (a filter added to `_evaluate` that it has not learned, or
+# the per-node policies it leaves to the scan) is counted by the scan.
+_COUNTED_FIELDS = frozenset({
+    "namespace", "name", "uid", "priority", "created", "gpus_per_replica", "replicas", "models", "min_memory_gib",
+    "origin", "tier", "max_price", "budget", "expected_hours", "allowed_regions", "denied_regions", "images",
+    "tolerations", "vendors", "min_tflops", "price_basis",
+})
+
+
+def _uncounted_defaults() -> tuple[tuple[str, object], ...]:
+    out = []
+    for f in fields(JobRequest):
+        if f.name not in _COUNTED_FIELDS:
+            default = f.default_factory() if f.default_factory is not MISSING else f.default
+            out.append((f.name, default))
+    return tuple(out)
+
+
+def _counts_when_unplaced(job: JobRequest, snapshot: PlacementSnapshot) -> _Counts | None:
+    """The scan's counts for a job placed nowhere, from the index and per-region totals: each
+    region, then each of its buckets, is counted whole where a filter settles it, offer by offer
+    only where memory splits a bucket; no pass over the market.
+
+    Exact only because the job fits nowhere: an offer that passes every filter but price and
+    budget must then fail one of them (over maxPrice is a suffix of a bucket's price order,
+    the rest is over budget). None, for the scan to count, when the job has a field this does
+    not know (see `_COUNTED_FIELDS`) or when the counts do not add up to every offer.
+    """
+    if any(getattr(job, name) != default for name, default in _UNCOUNTED_DEFAULTS):
+        return None
+    index = snapshot._offer_index()
+    totals = _region_totals(snapshot, index)
+    by_label: Counter[str] = Counter(totals.unhealthy)
+    latency_labels: dict[str, RejectReason] = {}
+    terms = _Terms(job, snapshot.currency, cap_price=True)
+    classes = _Classes(job, terms)
+    needed, min_memory = terms.needed, job.min_memory_gib
+    denied, allowed = job.denied_regions, job.allowed_regions
+    memory_label = _LABELS[RejectReason.GPU_MEMORY_TOO_SMALL]
+    machine_label = _LABELS[RejectReason.REPLICA_LARGER_THAN_MACHINE]
+    cards_label, currency_label = _LABELS[RejectReason.INSUFFICIENT_FREE_CARDS], _LABELS[RejectReason.CURRENCY_MISMATCH]
+    price_label, budget_label = _LABELS[RejectReason.PRICE_ABOVE_MAX], _LABELS[RejectReason.BUDGET_EXCEEDED]
+    with localcontext(MONEY_CONTEXT):
+        for region, count in totals.offers.items():
+            if region in denied:
+                by_label[_LABELS[RejectReason.REGION_DENIED]] += count
+                continue
+            if allowed and region not in allowed:
+                by_label[_LABELS[RejectReason.REGION_NOT_ALLOWED]] += count
+                continue
+            reach = _reach(snapshot.latency, job.origin, region, job.tier)
+            if reach.label is not None:
+                by_label[reach.label] += count
+                latency_labels[reach.label] = RejectReason.LATENCY_TIER_NOT_MET
+                continue
+            by_label.update(totals.invalid.get(region, {}))
+            for bucket in index.by_region.get(region, ()):
+                n = len(bucket)
+                verdict = classes.verdict(bucket.cls)
+                if verdict.before_memory is not None:
+                    by_label[_LABELS[verdict.before_memory]] += n
+                    continue
+                if min_memory > bucket.least_memory:  # memory splits the bucket: offer by offer
+                    small = sum(1 for memory in bucket.memories if memory < min_memory)
+                    by_label[memory_label] += small
+                    if verdict.machine:
+                        by_label[machine_label] += n - small
+                        continue
+                    frees = [f for f, m in zip(bucket.frees(), bucket.memories, strict=True) if m >= min_memory]
+                    short = sum(1 for free in frees if free < needed)
+                    positions = [i for i, m in enumerate(bucket.memories) if m >= min_memory]
+                else:
+                    if verdict.machine:
+                        by_label[machine_label] += n
+                        continue
+                    short = bucket.count_free_below(needed)
+                    positions = None
+                by_label[cards_label] += short
+                rest = (n if positions is None else len(positions)) - short
+                if rest == 0:
+                    continue
+                if verdict.currency:
+                    by_label[currency_label] += rest
+                    continue
+                _, _, per_card, per_machine, _, _ = cast(_Class, bucket.cls)
+                over = _first_over_cap(terms, bucket.amounts, per_card, per_machine)
+                frees_from = bucket.frees(over)
+                over_cap = sum(
+                    1 for i, free in enumerate(frees_from, over)
+                    if free >= needed and (positions is None or bucket.memories[i] >= min_memory)
+                )
+                if rest > over_cap and terms.hours is None:
+                    return None  # something here would fit: not the unplaced job this counts for
+                by_label[price_label] += over_cap
+                by_label[budget_label] += rest - over_cap
+    for label in [label for label, count in by_label.items() if not count]:
+        del by_label[label]
+    if sum(by_label.values()) != len(snapshot.offers):
+        return None
+    return _counts(0, len(snapshot.offers), by_label, latency_labels)
+
+
+def _first_over_cap(terms: _Terms, amounts: Sequence[Decimal], per_card: bool, per_machine: int | None) -> int:
+    """The first position whose hourly price is over the job's maxPrice (len when none is):
+    prices are sorted and the hourly total grows with them."""
+    low, high = 0, len(amounts)
+    if terms.cap_total is None:
+        return high
+    while low < high:
+        middle = (low + high) // 2
+        if terms.over_cap(terms.hourly(amounts[middle], per_card, per_machine)):
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def place(job: JobRequest, snapshot: PlacementSnapshot) -> Decision:
@@ -1131,7 +1374,13 @@ def place(job: JobRequest, snapshot: PlacementSnapshot) -> Decision:
     with localcontext(MONEY_CONTEXT):
         best = _search(job, snapshot, required=job.tier, cap_price=True)
         chosen = None if best is None else _candidate(job, best)
-    return Decision(chosen, len(snapshot.offers), lambda: _explain(job, snapshot)[1])
+    return Decision(
+        chosen,
+        len(snapshot.offers),
+        lambda: _explain(job, snapshot)[1],
+        _count=None if chosen is not None else lambda: _counts_when_unplaced(job, snapshot),
+        _first=lambda limit: _first_rows(job, snapshot, limit),
+    )
 
 
 def place_by_scan(job: JobRequest, snapshot: PlacementSnapshot) -> Decision:
@@ -1202,6 +1451,9 @@ def pending_order(jobs: Iterable[QueuedJob]) -> list[QueuedJob]:
     This is the one place the queue order is decided (fair share between tenants comes here).
     """
     return sorted(jobs, key=lambda j: (-j.priority, j.created, j.namespace, j.name))
+
+
+_UNCOUNTED_DEFAULTS = _uncounted_defaults()
 
 
 __all__ = [

@@ -161,16 +161,20 @@ def random_job(rng: random.Random, snapshot: PlacementSnapshot, i: int = 0) -> J
 def test_indexed_placement_decides_what_the_scan_decides(seed: int) -> None:
     """MARKETS random markets in all (50 per seed), JOBS_PER_MARKET jobs each, at every tier."""
     rng = random.Random(seed)
-    placed = 0
+    placed = counted = 0
     for _ in range(50):
         snapshot = random_market(rng)
         for i in range(JOBS_PER_MARKET):
             job = random_job(rng, snapshot, i)
             indexed, scanned = place(job, snapshot), place_by_scan(job, snapshot)
             assert indexed.chosen == scanned.chosen, (job, indexed.chosen, scanned.chosen)
-            assert indexed == scanned  # and the explanation, read from the indexed decision
-            assert indexed.summary == scanned.summary and indexed.rejected == scanned.rejected
-            assert indexed.first_rejected(3) == scanned.rejected[:3]
+            # What the scheduler reads first, before anything makes the indexed decision scan:
+            # counted from the index for a job placed nowhere, and the first rejections.
+            assert (indexed.summary, indexed.top_reason, indexed.reason_counts, indexed.fitting) == (
+                scanned.summary, scanned.top_reason, scanned.reason_counts, scanned.fitting), job
+            assert indexed.first_rejected(7) == scanned.rejected[:7]
+            counted += indexed._explained is None and not indexed.placed
+            assert indexed == scanned  # and the whole explanation, scanned now
             placed += indexed.placed
             with localcontext(MONEY_CONTEXT):
                 for tier in LatencyTier.ordered():
@@ -179,6 +183,7 @@ def test_indexed_placement_decides_what_the_scan_decides(seed: int) -> None:
                         best = _evaluate(job, snapshot, required=tier, cap_price=cap_price).best
                         assert found == best
     assert placed > 50  # the markets are not all hopeless
+    assert counted > 50  # and most jobs placed nowhere were explained without a scan
 
 
 @pytest.mark.parametrize("seed", range(4))
