@@ -22,10 +22,19 @@ job go to one offer. Among the offers that pass, the best is the lowest of
 (effective price, tier, measured RTT, fewer cards left free (negated: more is better), offer
 name): deterministic, and independent of the order the offers arrive in.
 
-Placement runs for every pending job on every change, against up to ~10,000 offers, so the
-loop is kept lean: node and region verdicts are computed once per node, messages are built
-once per distinct value, and prices are compared as exact hourly totals (the job's card count
-is the same for every offer, so ordering by hourly total is ordering by price per card-hour).
+Placement runs for every pending job on every change, against up to ~100,000 offers, so it
+does not scan (issue 22). `place` finds the choice through `core.offer_index`: offers indexed
+by class (model, billing, currency, registries, tolerations) and region, cheapest first, with
+their free cards kept up to date as a pass takes them (`PlacementSnapshot.with_offers`); the
+index yields candidates in price order and `_evaluate`, the one filter chain below, judges
+them, so the choice is the scan's (`place_by_scan`, kept as the reference and held to it by
+tests/unit/core/test_offer_index.py). Why the other offers were not chosen is read on demand:
+for a job placed nowhere its counts come from the index too, otherwise from the scan.
+
+The scan (`_evaluate` over every offer) is kept lean: node and region verdicts are computed
+once per node, messages are built once per distinct value, and prices are compared as exact
+hourly totals (the job's card count is the same for every offer, so ordering by hourly total
+is ordering by price per card-hour).
 """
 
 from __future__ import annotations
