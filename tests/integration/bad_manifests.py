@@ -124,6 +124,7 @@ def quota(name: str = "quota-under-test") -> dict[str, Any]:
             "limits": {
                 "cards": 32,
                 "cardsPerModel": [{"model": "NVIDIA-H800", "cards": 16}],
+                "cardsPerVendor": [{"vendor": "huawei", "cards": 8}],
                 "pendingJobs": 50,
                 "monthlySpend": {"amount": "100000", "currency": "CNY"},
             },
@@ -563,6 +564,22 @@ BAD_MANIFESTS: list[Bad] = [
         "quota-model-missing-cards",
         _set(quota(), "spec.limits.cardsPerModel", [{"model": "NVIDIA-H800"}]),
         "spec.limits.cardsPerModel[0].cards",
+    ),
+    Bad(
+        "quota-vendor-over-total",
+        _set(quota(), "spec.limits.cardsPerVendor", [{"vendor": "huawei", "cards": 64}]),
+        "spec.limits.cardsPerVendor",
+    ),
+    Bad(
+        "quota-vendor-unknown",
+        _set(quota(), "spec.limits.cardsPerVendor", [{"vendor": "intel", "cards": 4}]),
+        "spec.limits.cardsPerVendor[0].vendor",
+    ),
+    Bad(
+        "quota-vendor-duplicate",
+        _set(quota(), "spec.limits.cardsPerVendor",
+             [{"vendor": "huawei", "cards": 8}, {"vendor": "huawei", "cards": 4}]),
+        "spec.limits.cardsPerVendor[1]",
     ),
     Bad(
         "quota-spend-float",

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, start_http_server
 
-from interconnect.core.quota import QuotaLimit, TenantQuota, TenantUsage
+from interconnect.core.quota import QuotaLimit, TenantQuota, TenantUsage, catalogue_vendor
 
 # No `<name>_created` series beside each counter and histogram: Prometheus does not use them, they
 # double the exported series, and `promtool check metrics` takes the text format's `_created` samples
@@ -106,6 +106,12 @@ class Metrics:
         self.quota_model_cards_limit = Gauge("interconnect_quota_model_cards_limit", "The tenant's ComputeQuota "
                                              "spec.limits.cardsPerModel for one GPU model.", ("tenant", "gpu_model"),
                                              registry=r)
+        self.quota_vendor_cards_in_use = Gauge("interconnect_quota_vendor_cards_in_use", "Cards of one accelerator "
+                                               "vendor held by the tenant's active ComputeJobs.", ("tenant", "vendor"),
+                                               registry=r)
+        self.quota_vendor_cards_limit = Gauge("interconnect_quota_vendor_cards_limit", "The tenant's ComputeQuota "
+                                              "spec.limits.cardsPerVendor for one vendor.", ("tenant", "vendor"),
+                                              registry=r)
         self.quota_pending_jobs = Gauge("interconnect_quota_pending_jobs", "The tenant's Pending ComputeJobs, held "
                                         "ones included.", ("tenant",), registry=r)
         self.quota_pending_jobs_limit = Gauge("interconnect_quota_pending_jobs_limit", "The tenant's ComputeQuota "
@@ -180,6 +186,9 @@ class Metrics:
                 put(self.quota_model_cards_limit, cards, tenant, model)
                 if model not in usage.cards_by_model:
                     put(self.quota_model_cards_in_use, 0, tenant, model)
+            for vendor, cards in quota.cards_per_vendor.items():
+                put(self.quota_vendor_cards_limit, cards, tenant, vendor)
+                put(self.quota_vendor_cards_in_use, usage.cards_of_vendor(vendor, catalogue_vendor), tenant, vendor)
             budget = quota.monthly_spend
             if budget is not None:
                 put(self.quota_spend_month_limit, float(budget.amount), tenant, budget.currency)

@@ -1126,6 +1126,9 @@ class ComputeJob(  # type: ignore[call-arg]
         {"name": "Cost", "type": "string", "jsonPath": ".status.usage.cost", "priority": 1},
         {"name": "Region", "type": "string", "jsonPath": ".status.placement.region", "priority": 1},
         {"name": "Offer", "type": "string", "jsonPath": ".status.placement.offer", "priority": 1},
+        {"name": "Model", "type": "string", "jsonPath": ".status.placement.gpuModel", "priority": 1},
+        {"name": "PFLOPS-Hours", "type": "string", "jsonPath": ".status.usage.pflopsHours", "priority": 1,
+         "description": "Normalised compute used: card-hours x the model's dense TFLOPS / 1000"},
     ],
 ):
     """A GPU job submitted to the hub. It runs on the member node whose offer fits its GPUs,
