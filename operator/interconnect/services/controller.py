@@ -42,6 +42,7 @@ from interconnect.core.latency import LatencyTable
 from interconnect.services.catalogue import AcceleratorCatalogue
 from interconnect.services.config import Settings
 from interconnect.services.dispatcher import Dispatcher
+from interconnect.services.energy import EnergyEstimator
 from interconnect.services.events import EventRecorder
 from interconnect.services.failover import Failover
 from interconnect.services.job_watch import JobWatch
@@ -77,10 +78,11 @@ class Controller:
         self.writer = StatusWriter(hub, self.journal)
         self.members = Members(hub, settings, self.metrics, self.jobs, deletions, wake=self.wake,
                                started=self.started)
-        self.usage_records = UsageLedger(hub)
+        self.energy = EnergyEstimator(self.members)
+        self.usage_records = UsageLedger(hub, self.energy)
         self.market = Market(self.members, self.jobs, latency, self.usage_records)
         self.meter = Meter(self.jobs, self.members, self.market, self.writer, self.metrics,
-                           settings.metering_interval, self.events, self.usage_records)
+                           settings.metering_interval, self.events, self.usage_records, self.energy)
         self.failover = Failover(self.jobs, self.members, self.market, self.writer, self.meter, self.journal,
                                  deletions, self.events, self.metrics, settings, self.tasks, self.usage_records,
                                  wake=self.wake)
