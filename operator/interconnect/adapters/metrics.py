@@ -23,7 +23,7 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 USAGE_LABELS = ("node", "offer", "gpu_model", "tenant", "region", "industry", "currency")
 LOOPS = ("placement", "sync", "start-deadline", "metering", "failover", "heartbeat", "credentials", "job-events",
-         "usage-records", "quota-status", "offer-status", "latency-config")
+         "usage-records", "quota-status", "offer-status", "latency-config", "grid-factors")
 """The loops whose errors ``interconnect_reconcile_errors_total`` counts: each series exists at 0 from
 the start, so that a loop's first error shows in ``increase()`` and a quiet loop still has a series."""
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
