@@ -191,3 +191,57 @@ def test_a_hub_admin_s_figures_make_ascend_the_cheapest_compute(testbed: tb.Test
     finally:
         with contextlib.suppress(ApiException):
             m.custom(hub).delete_cluster_custom_object(m.GROUP, m.VERSION, "acceleratormodels", "ascend910b3")
+
+
+def test_a_per_vendor_quota_holds_under_a_burst(testbed: tb.Testbed, ascend_offer: str) -> None:
+    """A tenant limited to 4 Huawei cards submits 6 two-card jobs that accept Huawei cards only, at
+    once: the Ascend node has room for 4 of them at a time (8 cards), the quota for 2. The jobs'
+    pods (created after the job was placed, finished before its end is seen) never hold more than 4
+    Huawei cards at once; the held jobs say which limit holds them, and all of them finish."""
+    hub = testbed.api("hub")
+    ns = m.tenant(hub)
+    quota = {"apiVersion": f"{m.GROUP}/{m.VERSION}", "kind": "ComputeQuota", "metadata": {"name": ns},
+             "spec": {"namespace": ns, "limits": {"cardsPerVendor": [{"vendor": "huawei", "cards": 4}]}}}
+    m.custom(hub).create_cluster_custom_object(m.GROUP, m.VERSION, "computequotas", quota)
+    names = [f"burst-{i}" for i in range(6)]
+    try:
+        for name in names:
+            manifest = m.job_manifest(name, ns, gpus=2, origin="CN-BJ", tier="1ms", max_price="10", run_for="5s")
+            manifest["spec"]["gpus"]["vendors"] = ["huawei"]
+            m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", manifest)
+        held_message, most_in_use = "", 0
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            jobs = m.custom(hub).list_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs")["items"]
+            if not held_message:
+                held = [c["message"] for j in jobs for c in (j.get("status") or {}).get("conditions", [])
+                        if c["type"] == "Scheduled" and c["reason"] == "QuotaExceeded"]
+                held_message = held[0] if held else ""
+            status = m.custom(hub).get_cluster_custom_object(m.GROUP, m.VERSION, "computequotas", ns).get("status")
+            for entry in (status or {}).get("cardsInUsePerVendor", []):
+                if entry["vendor"] == "huawei":
+                    most_in_use = max(most_in_use, entry["cards"])
+            if len(jobs) == 6 and all((j.get("status") or {}).get("phase") in ("Succeeded", "Failed") for j in jobs):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the 6 jobs did not finish in 4 minutes")
+        jobs = [m.get_job(hub, ns, name) for name in names]
+        assert [j["status"]["phase"] for j in jobs] == ["Succeeded"] * 6, [m.dump(j["status"]) for j in jobs]
+        assert all(j["status"]["placement"]["offer"] == OFFER for j in jobs)
+        # Cards held over time, from the member's own clock: +2 at a pod's creation, -2 at its end.
+        steps: list[tuple[dt.datetime, int]] = []
+        for job in jobs:
+            for pod in _pods(testbed, job["metadata"]["uid"]):
+                term = pod.status.container_statuses[0].state.terminated
+                steps += [(pod.metadata.creation_timestamp, 2), (term.finished_at, -2)]
+        held_now = peak = 0
+        for _, change in sorted(steps, key=lambda s: (s[0], s[1])):  # an end before a start at the same second
+            held_now += change
+            peak = max(peak, held_now)
+        assert peak <= 4, f"{peak} Huawei cards held at once, over the tenant's limit of 4"
+        assert 0 < most_in_use <= 4, most_in_use
+        assert "huawei cards" in held_message and "spec.limits.cardsPerVendor[vendor=huawei].cards" in held_message, \
+            held_message
+    finally:
+        m.custom(hub).delete_cluster_custom_object(m.GROUP, m.VERSION, "computequotas", ns)

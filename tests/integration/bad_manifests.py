@@ -124,6 +124,7 @@ def quota(name: str = "quota-under-test") -> dict[str, Any]:
             "limits": {
                 "cards": 32,
                 "cardsPerModel": [{"model": "NVIDIA-H800", "cards": 16}],
+                "cardsPerVendor": [{"vendor": "huawei", "cards": 8}],
                 "pendingJobs": 50,
                 "monthlySpend": {"amount": "100000", "currency": "CNY"},
             },
@@ -407,6 +408,25 @@ BAD_MANIFESTS: list[Bad] = [
         "spec.connection.namespace",
     ),
     Bad("node-cordoned-string", _set(node(), "spec.cordoned", "yes"), "spec.cordoned"),
+    Bad("node-pue-below-one", _set(node(), "spec.energy", {"pue": "0.9"}), "spec.energy.pue"),
+    Bad("node-pue-number", _set(node(), "spec.energy", {"pue": 1.2}), "spec.energy.pue"),
+    Bad(
+        "node-green-share-over-one",
+        _set(node(), "spec.energy", {"greenShares": [{"month": "2026-11", "fraction": "1.2", "source": "PPA"}]}),
+        "spec.energy.greenShares[0].fraction",
+    ),
+    Bad(
+        "node-green-share-without-source",
+        _set(node(), "spec.energy", {"greenShares": [{"month": "2026-11", "fraction": "0.5"}]}),
+        "spec.energy.greenShares[0].source",
+    ),
+    Bad(
+        "node-green-share-month-twice",
+        _set(node(), "spec.energy", {"greenShares": [{"month": "2026-11", "fraction": "0.5", "source": "a"},
+                                                     {"month": "2026-11", "fraction": "0.6", "source": "b"}]}),
+        "spec.energy.greenShares[1]",
+    ),
+    Bad("node-grid-region-unknown", _set(node(), "spec.energy", {"gridRegion": "CN-XX"}), "spec.energy.gridRegion"),
     # --- ComputeOffer ----------------------------------------------------------------------
     Bad("offer-missing-node-ref", _del(offer(), "spec.nodeRef"), "spec.nodeRef"),
     Bad("offer-price-float", _set(offer(), "spec.price.amount", 8.5), "spec.price.amount"),
@@ -473,6 +493,13 @@ BAD_MANIFESTS: list[Bad] = [
     Bad("job-budget-zero", _set(job(), "spec.budget", {"amount": "0.0", "currency": "CNY"}), "spec.budget.amount"),
     Bad("job-expected-hours-zero", _set(job(), "spec.expectedHours", "0"), "spec.expectedHours"),
     Bad("job-expected-hours-float", _set(job(), "spec.expectedHours", 2.5), "spec.expectedHours"),
+    Bad("job-min-green-share-over-one", _set(job(), "spec.placement", {"minGreenShare": "1.5"}),
+        "spec.placement.minGreenShare"),
+    Bad("job-prefer-unknown", _set(job(), "spec.placement", {"prefer": "cleanest"}), "spec.placement.prefer"),
+    Bad("job-price-band-without-greener", _set(job(), "spec.placement", {"priceBandPercent": 5}),
+        "spec.placement.priceBandPercent"),
+    Bad("job-price-band-over-100", _set(job(), "spec.placement", {"prefer": "greener", "priceBandPercent": 150}),
+        "spec.placement.priceBandPercent"),
     Bad(
         "job-region-allowed-and-denied",
         _set(job(), "spec.placement", {"allowedRegions": ["CN-SH", "CN-GZ"], "deniedRegions": ["CN-GZ"]}),
@@ -563,6 +590,22 @@ BAD_MANIFESTS: list[Bad] = [
         "quota-model-missing-cards",
         _set(quota(), "spec.limits.cardsPerModel", [{"model": "NVIDIA-H800"}]),
         "spec.limits.cardsPerModel[0].cards",
+    ),
+    Bad(
+        "quota-vendor-over-total",
+        _set(quota(), "spec.limits.cardsPerVendor", [{"vendor": "huawei", "cards": 64}]),
+        "spec.limits.cardsPerVendor",
+    ),
+    Bad(
+        "quota-vendor-unknown",
+        _set(quota(), "spec.limits.cardsPerVendor", [{"vendor": "intel", "cards": 4}]),
+        "spec.limits.cardsPerVendor[0].vendor",
+    ),
+    Bad(
+        "quota-vendor-duplicate",
+        _set(quota(), "spec.limits.cardsPerVendor",
+             [{"vendor": "huawei", "cards": 8}, {"vendor": "huawei", "cards": 4}]),
+        "spec.limits.cardsPerVendor[1]",
     ),
     Bad(
         "quota-spend-float",

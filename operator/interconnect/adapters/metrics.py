@@ -13,7 +13,8 @@ from decimal import Decimal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, start_http_server
 
-from interconnect.core.quota import QuotaLimit, TenantQuota, TenantUsage
+from interconnect.core.energy import Energy
+from interconnect.core.quota import QuotaLimit, TenantQuota, TenantUsage, catalogue_vendor
 
 # No `<name>_created` series beside each counter and histogram: Prometheus does not use them, they
 # double the exported series, and `promtool check metrics` takes the text format's `_created` samples
@@ -22,7 +23,7 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 USAGE_LABELS = ("node", "offer", "gpu_model", "tenant", "region", "industry", "currency")
 LOOPS = ("placement", "sync", "start-deadline", "metering", "failover", "heartbeat", "credentials", "job-events",
-         "usage-records", "quota-status", "offer-status", "latency-config")
+         "usage-records", "quota-status", "offer-status", "latency-config", "grid-factors")
 """The loops whose errors ``interconnect_reconcile_errors_total`` counts: each series exists at 0 from
 the start, so that a loop's first error shows in ``increase()`` and a quiet loop still has a series."""
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -39,6 +40,25 @@ class Metrics:
                                     "the model's dense TFLOPS at the precision / 1000 (the accelerator catalogue), "
                                     "for models whose catalogue entry has that figure.",
                                     (*USAGE_LABELS, "vendor", "precision"), registry=r)
+        self.energy_kwh = Counter("interconnect_energy_kwh", "Estimated energy of the metered card-hours: "
+                                  "card-hours x the model's board power x the node's PUE, in kWh, by kind: green "
+                                  "(the node's declared green share) or grid.",
+                                  (*USAGE_LABELS, "vendor", "kind"), registry=r)
+        self.co2_kg = Counter("interconnect_co2_kg", "Estimated CO2 of the grid part of that energy, in kg (the "
+                              "province's grid emission factor).", (*USAGE_LABELS, "vendor"), registry=r)
+        self.offered_card_seconds = Counter("interconnect_offered_card_seconds", "Cards offered (the offers' "
+                                            "cards on a Ready node, valid now) x seconds: the denominator of "
+                                            "utilisation.", ("node", "region", "industry", "gpu_model", "vendor"),
+                                            registry=r)
+        self.node_ready_seconds = Counter("interconnect_node_ready_seconds", "Seconds the node was Ready, as the "
+                                          "operator observed it.", ("node", "region", "industry"), registry=r)
+        self.node_observed_seconds = Counter("interconnect_node_observed_seconds", "Seconds the operator watched "
+                                             "the node (availability = ready / observed).",
+                                             ("node", "region", "industry"), registry=r)
+        self.node_pue = Gauge("interconnect_node_pue", "The node's declared PUE (1 when it declares none).",
+                              ("node",), registry=r)
+        self.node_green_share = Gauge("interconnect_node_green_share", "The node's declared green-power share for "
+                                      "the current month (0 to 1).", ("node",), registry=r)
         self.offer_cards = Gauge("interconnect_offer_cards", "Cards of an offer by state (total, free, reserved, "
                                  "in_use).", ("offer", "node", "gpu_model", "state"), registry=r)
         self.jobs = Gauge("interconnect_jobs", "ComputeJobs by phase.", ("phase",), registry=r)
@@ -106,6 +126,12 @@ class Metrics:
         self.quota_model_cards_limit = Gauge("interconnect_quota_model_cards_limit", "The tenant's ComputeQuota "
                                              "spec.limits.cardsPerModel for one GPU model.", ("tenant", "gpu_model"),
                                              registry=r)
+        self.quota_vendor_cards_in_use = Gauge("interconnect_quota_vendor_cards_in_use", "Cards of one accelerator "
+                                               "vendor held by the tenant's active ComputeJobs.", ("tenant", "vendor"),
+                                               registry=r)
+        self.quota_vendor_cards_limit = Gauge("interconnect_quota_vendor_cards_limit", "The tenant's ComputeQuota "
+                                              "spec.limits.cardsPerVendor for one vendor.", ("tenant", "vendor"),
+                                              registry=r)
         self.quota_pending_jobs = Gauge("interconnect_quota_pending_jobs", "The tenant's Pending ComputeJobs, held "
                                         "ones included.", ("tenant",), registry=r)
         self.quota_pending_jobs_limit = Gauge("interconnect_quota_pending_jobs_limit", "The tenant's ComputeQuota "
@@ -142,6 +168,19 @@ class Metrics:
     def add_compute(self, labels: dict[str, str], vendor: str, precision: str, pflops_hours: Decimal) -> None:
         if pflops_hours > 0:
             self.pflops_hours.labels(**labels, vendor=vendor, precision=precision).inc(float(pflops_hours))
+
+    def register_energy(self, labels: dict[str, str], vendor: str) -> None:
+        for kind in ("green", "grid"):
+            self.energy_kwh.labels(**labels, vendor=vendor, kind=kind)
+        self.co2_kg.labels(**labels, vendor=vendor)
+
+    def add_energy(self, labels: dict[str, str], vendor: str, energy: Energy) -> None:
+        if energy.green_kwh > 0:
+            self.energy_kwh.labels(**labels, vendor=vendor, kind="green").inc(float(energy.green_kwh))
+        if energy.grid_kwh > 0:
+            self.energy_kwh.labels(**labels, vendor=vendor, kind="grid").inc(float(energy.grid_kwh))
+        if energy.co2_kg > 0:
+            self.co2_kg.labels(**labels, vendor=vendor).inc(float(energy.co2_kg))
 
     def add_lost(self, labels: dict[str, str], card_hours: Decimal) -> None:
         if card_hours > 0:
@@ -180,6 +219,9 @@ class Metrics:
                 put(self.quota_model_cards_limit, cards, tenant, model)
                 if model not in usage.cards_by_model:
                     put(self.quota_model_cards_in_use, 0, tenant, model)
+            for vendor, cards in quota.cards_per_vendor.items():
+                put(self.quota_vendor_cards_limit, cards, tenant, vendor)
+                put(self.quota_vendor_cards_in_use, usage.cards_of_vendor(vendor, catalogue_vendor), tenant, vendor)
             budget = quota.monthly_spend
             if budget is not None:
                 put(self.quota_spend_month_limit, float(budget.amount), tenant, budget.currency)

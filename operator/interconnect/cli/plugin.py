@@ -338,6 +338,11 @@ def render_quote(lines: list[QuoteLine], decision: Decision, wide: bool = False)
     return "\n".join(part for part in (body, "", decision.summary, why, verdict) if part is not None)
 
 
+def _cut(line: str, width: int) -> str:
+    """`line` within `width` characters, an ellipsis saying where it was cut (-o wide shows it whole)."""
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
 def render_explain(job: dict[str, Any], hint_text: str | None, wide: bool = False) -> str:
     """What happened to a job and why; ``wide``: lines uncut, every candidate of a pending one."""
     width = 10_000 if wide else WIDTH
@@ -355,16 +360,18 @@ def render_explain(job: dict[str, Any], hint_text: str | None, wide: bool = Fals
             out.append(f"  member Job {member.get('cluster')}:{member.get('namespace')}/{member.get('name')}")
         usage = status.get("usage") or {}
         if usage:
-            out.append(f"  used {usage.get('cardHours', '0')} card-hours, cost {usage.get('cost', '0')} "
+            compute = f", {usage['pflopsHours']} PFLOPS-hours" if usage.get("pflopsHours") else ""
+            out.append(f"  used {usage.get('cardHours', '0')} card-hours{compute}, cost {usage.get('cost', '0')} "
                        f"{usage.get('currency', '')}".rstrip())
     for cond in status.get("conditions") or []:
-        out.append(f"  {cond['type']}={cond['status']} {cond.get('reason', '')}: {cond.get('message', '')}"[:width])
+        line = f"  {cond['type']}={cond['status']} {cond.get('reason', '')}: {cond.get('message', '')}"
+        out.append(_cut(line, width))
     unschedulable = status.get("unschedulable")
     if unschedulable:
         out.append(f"  why pending: {unschedulable['summary']}")
         candidates = unschedulable.get("candidates", [])
         for candidate in candidates if wide else candidates[:20]:
-            out.append(f"    {candidate['offer']} on {candidate['node']}: {candidate['reason']}"[:width])
+            out.append(_cut(f"    {candidate['offer']} on {candidate['node']}: {candidate['reason']}", width))
     if hint_text:
         out.append(hint_text)
     return "\n".join(out)

@@ -176,6 +176,8 @@ def node_manifest(values: dict[str, Any], secret: str, operator_namespace: str) 
         spec["industry"] = node["industry"]
     if node.get("parentNode"):
         spec["parentNode"] = node["parentNode"]
+    if node.get("energy"):
+        spec["energy"] = node["energy"]
     return {"apiVersion": API_VERSION, "kind": "ComputeNode", "metadata": {"name": node["name"]}, "spec": spec}
 
 

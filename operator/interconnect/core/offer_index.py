@@ -26,7 +26,9 @@ Almost all of that work rejects offers that could never win. This index finds th
 the index's checks at the lowest key left, together. The index only prunes by conditions that
 placement's filter chain also checks (it never decides alone): placement runs its one filter
 chain over each batch, and the first batch with a fitting offer holds every fitting offer of
-the lowest fitting key, so the tie-break sees exactly what a full scan would.
+the lowest fitting key, so the tie-break sees exactly what a full scan would (a job preferring
+greener nodes within a price band reads on to the band's ceiling, and the chain chooses among
+all of those).
 
 Pure and in memory; `OfferIndex` is mutable (free cards) and owned by one snapshot at a time.
 """
@@ -277,8 +279,9 @@ def _next(source: Source, start: int, needed: int) -> int:
     return position
 
 
-def cheapest_first(sources: Sequence[Source], needed: int) -> Iterator[list[str]]:
-    """Offers with at least `needed` free cards, in batches of equal key, lowest key first.
+def cheapest_first(sources: Sequence[Source], needed: int) -> Iterator[tuple[Decimal, list[str]]]:
+    """Offers with at least `needed` free cards, in batches of equal key, lowest key first:
+    (key, names).
 
     Each batch holds every offer of the sources at that key (all offers of one price in a
     bucket share a key), so a caller comparing ties within a batch compares all of them.
@@ -306,7 +309,7 @@ def cheapest_first(sources: Sequence[Source], needed: int) -> Iterator[list[str]
                 key = source.key_of(amounts[position])
                 if key is not None:
                     heapq.heappush(heap, (key, i, position))
-        yield batch
+        yield lowest, batch
 
 
 __all__ = ["ENTRY", "Bucket", "Entry", "KeyOf", "Layout", "OfferIndex", "Source", "cheapest_first"]

@@ -111,6 +111,12 @@ class JobRequest:
     """Least dense TFLOPS per card, by precision (bf16, fp16, fp32), from the catalogue."""
     price_basis: str = "card-hour"
     """card-hour, or pflops-hour: the cheapest per PFLOPS-hour (the catalogue's BF16, else FP16)."""
+    min_green_share: Decimal | None = None
+    """Least share of green power the node must declare for this month (0 to 1); None: any."""
+    prefer_greener: bool = False
+    """Among the offers at most `price_band` dearer than the cheapest, take the greenest node's."""
+    price_band: Decimal = Decimal(0)
+    """How much dearer than the cheapest (a fraction: 0.05 is 5%) a greener offer may be."""
 
     def __post_init__(self) -> None:
         if self.gpus_per_replica < 1 or self.replicas < 1:
@@ -123,6 +129,10 @@ class JobRequest:
             or self.expected_hours < 0
         ):
             raise ValueError(f"expected_hours must be a non-negative Decimal, not {self.expected_hours!r}")
+        if self.min_green_share is not None and not Decimal(0) <= self.min_green_share <= Decimal(1):
+            raise ValueError(f"min_green_share is a fraction from 0 to 1, not {self.min_green_share}")
+        if not Decimal(0) <= self.price_band <= Decimal(1):
+            raise ValueError(f"price_band is a fraction from 0 to 1, not {self.price_band}")
         if self.max_price is not None and self.budget is not None and self.max_price.currency != self.budget.currency:
             raise MoneyError(f"maxPrice is in {self.max_price.currency} but budget in {self.budget.currency}")
         _require_aware(self.created, "created")
@@ -154,6 +164,8 @@ class NodeView:
     cordoned: bool = False
     fenced: bool = False
     """Declared lost: its jobs are being failed over, nothing new may land there."""
+    green_share: Decimal = Decimal(0)
+    """The node's declared share of green power for the month placement runs in (0 to 1)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -204,6 +216,7 @@ class RejectReason(enum.StrEnum):
     INDUSTRY_NOT_ALLOWED = "IndustryNotAllowed"
     NODE_DENIED = "NodeDenied"
     NODE_NOT_ALLOWED = "NodeNotAllowed"
+    GREEN_SHARE_TOO_LOW = "GreenShareTooLow"
     LATENCY_TIER_NOT_MET = "LatencyTierNotMet"
     OFFER_NOT_YET_VALID = "OfferNotYetValid"
     OFFER_EXPIRED = "OfferExpired"
@@ -242,6 +255,7 @@ _LABELS: Mapping[RejectReason, str] = MappingProxyType(
         RejectReason.INDUSTRY_NOT_ALLOWED: "industry not allowed",
         RejectReason.NODE_DENIED: "node denied",
         RejectReason.NODE_NOT_ALLOWED: "node not allowed",
+        RejectReason.GREEN_SHARE_TOO_LOW: "green share below minimum",
         RejectReason.GPU_MODEL_NOT_ACCEPTED: "GPU model not accepted",
         RejectReason.VENDOR_NOT_ACCEPTED: "vendor not accepted",
         RejectReason.COMPUTE_TOO_LOW: "compute below minimum",
@@ -730,7 +744,18 @@ def _node_policy(job: JobRequest, node: NodeView) -> tuple[RejectReason | None, 
         return RejectReason.NODE_DENIED, f"node {node.name} is denied"
     if job.allowed_nodes and node.name not in job.allowed_nodes:
         return RejectReason.NODE_NOT_ALLOWED, f"node {node.name} is not among the allowed nodes"
+    least = job.min_green_share
+    if least is not None and node.green_share < least:
+        return (RejectReason.GREEN_SHARE_TOO_LOW,
+                f"node {node.name} declares {_share(node.green_share)} green power this month, below the minimum "
+                f"{_share(least)}")
     return _PASS
+
+
+def _share(fraction: Decimal) -> str:
+    """A share as a percentage ("82%", "12.5%")."""
+    percent = (fraction * 100).normalize()
+    return f"{percent:f}%"
 
 
 class _Reach(NamedTuple):
@@ -964,7 +989,10 @@ def _evaluate(
         or job.denied_industries
         or job.allowed_nodes
         or job.denied_nodes
+        or job.min_green_share is not None
     )
+    greener: list[tuple[Decimal, Decimal, _Score, _Best]] | None = [] if job.prefer_greener else None
+    """With prefer_greener: every fitting offer's (price key, green share, score, candidate)."""
     for node_name, node, reason, message, group in snapshot._groups if groups is None else groups:
         if node is not None and reason is None and has_policy:
             reason, message = _node_policy(job, node)
@@ -1054,12 +1082,28 @@ def _evaluate(
                     continue
                 fitting += 1
                 key = terms.key(hourly, model)
+                if greener is not None:
+                    score = (key, tier_rank, rtt, needed - free, name)
+                    greener.append((key, node.green_share, score, _Best(score, offer, node, tier, rtt, hourly)))
+                    continue
                 if best_hourly is None or key <= best_hourly:
                     score = (key, tier_rank, rtt, needed - free, name)
                     if best is None or score < best.score:
                         best = _Best(score, offer, node, tier, rtt, hourly)
                         best_hourly = key
+    if greener:
+        best = _greenest(greener, job.price_band)
     return _Outcome(best, fitting, rows, latency_labels)
+
+
+def _greenest(fitting: list[tuple[Decimal, Decimal, _Score, _Best]], band: Decimal) -> _Best:
+    """Among the fitting offers at most `band` dearer than the cheapest (by the job's price key),
+    the one on the greenest node; equal shares fall back to the usual order (price, tier, RTT,
+    fewest cards left over, name)."""
+    cheapest = min(entry[0] for entry in fitting)
+    ceiling = cheapest * (1 + band)
+    within = [entry for entry in fitting if entry[0] <= ceiling]
+    return min(within, key=lambda entry: (-entry[1], entry[2]))[3]
 
 
 def _candidate(job: JobRequest, best: _Best) -> Candidate:
@@ -1186,16 +1230,32 @@ def _search(job: JobRequest, snapshot: PlacementSnapshot, *, required: LatencyTi
         admitted[cls] = key_of
         return key_of
 
-    for batch in cheapest_first(index.sources(regions, admit, job.min_memory_gib), terms.needed):
-        where, groups = snapshot._where, snapshot._groups
+    where, groups = snapshot._where, snapshot._groups
+
+    def judge(names: list[str]) -> _Best | None:
         subset: list[_Group] = []
-        for name in batch:
+        for name in names:
             _, group_index, row_index = where[name]
             node_name, node, health, message, rows = groups[group_index]
             subset.append((node_name, node, health, message, (rows[row_index],)))
-        best = _evaluate(job, snapshot, required=required, cap_price=cap_price, groups=subset).best
-        if best is not None:
+        return _evaluate(job, snapshot, required=required, cap_price=cap_price, groups=subset).best
+
+    batches = cheapest_first(index.sources(regions, admit, job.min_memory_gib), terms.needed)
+    for key, batch in batches:
+        best = judge(batch)
+        if best is None:
+            continue
+        if not job.prefer_greener:
             return best
+        # The greenest within the band over the cheapest fitting key (this batch's): read on to
+        # the band's ceiling, computed as `_greenest` does, and let the chain choose among all.
+        ceiling = key * (1 + job.price_band)
+        within = list(batch)
+        for dearer, more in batches:
+            if dearer > ceiling:
+                break
+            within += more
+        return judge(within)
     return None
 
 
@@ -1263,6 +1323,7 @@ _COUNTED_FIELDS = frozenset({
     "namespace", "name", "uid", "priority", "created", "gpus_per_replica", "replicas", "models", "min_memory_gib",
     "origin", "tier", "max_price", "budget", "expected_hours", "allowed_regions", "denied_regions", "images",
     "tolerations", "vendors", "min_tflops", "price_basis",
+    "prefer_greener", "price_band",  # which fitting offer is chosen: nothing to count for a job placed nowhere
 })
 
 

@@ -5,6 +5,9 @@ namespace) caps, at once:
 
 - ``spec.limits.cards``: cards held by the tenant's active jobs (Scheduled, Dispatched, Running);
 - ``spec.limits.cardsPerModel``: the same, per GPU model;
+- ``spec.limits.cardsPerVendor``: the same, per accelerator vendor (all its models together; a
+  model's vendor is the accelerator catalogue's, so cards of an uncatalogued model count against
+  no vendor limit);
 - ``spec.limits.pendingJobs``: pending jobs considered for placement; the tenant's own queue
   (priority, then age) decides which ones, the rest are held with ``QuotaExceeded``;
 - ``spec.limits.monthlySpend``: the metered cost of the calendar month (UTC).
@@ -39,13 +42,14 @@ from __future__ import annotations
 
 import enum
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from types import MappingProxyType
 from typing import NamedTuple, Protocol, TypeVar
 
+from interconnect.core.accelerators import by_name
 from interconnect.core.money import Money, MoneyError, round_to_minor_unit
 from interconnect.core.placement import Candidate, JobRequest, Queued
 from interconnect.core.vocabulary import ACTIVE_PHASES, JobPhase
@@ -96,6 +100,7 @@ class QuotaLimit(enum.StrEnum):
 
     CARDS = "cards"
     CARDS_PER_MODEL = "cardsPerModel"
+    CARDS_PER_VENDOR = "cardsPerVendor"
     PENDING_JOBS = "pendingJobs"
     MONTHLY_SPEND = "monthlySpend"
     MAX_PRIORITY = "maxPriority"
@@ -119,6 +124,8 @@ class TenantQuota:
     """Fair-share weight: the tenant's share of cards in use is divided by it."""
     cards: int | None = None
     cards_per_model: Mapping[str, int] = field(default_factory=dict)
+    cards_per_vendor: Mapping[str, int] = field(default_factory=dict)
+    """Vendor (the catalogue's: nvidia, huawei, ...) -> cards of all its models together."""
     pending_jobs: int | None = None
     monthly_spend: Money | None = None
     max_priority: int = 0
@@ -132,13 +139,26 @@ class TenantQuota:
                 raise ValueError(f"{what} must not be negative")
         if any(v < 0 for v in self.cards_per_model.values()):
             raise ValueError("cards_per_model limits must not be negative")
+        if any(v < 0 for v in self.cards_per_vendor.values()):
+            raise ValueError("cards_per_vendor limits must not be negative")
         if self.monthly_spend is not None and self.monthly_spend.amount < 0:
             raise MoneyError("monthly_spend must not be negative")
         object.__setattr__(self, "cards_per_model", MappingProxyType(dict(self.cards_per_model)))
+        object.__setattr__(self, "cards_per_vendor", MappingProxyType(dict(self.cards_per_vendor)))
 
     def where(self, limit: QuotaLimit, detail: str = "") -> str:
         """The tail of every message, e.g. "(ComputeQuota team-a, spec.limits.cards)"."""
         return f"(ComputeQuota {self.name}, {limit.field_path}{detail})"
+
+
+VendorOf = Callable[[str], str | None]
+"""A GPU model's vendor, None for a model the catalogue does not know."""
+
+
+def catalogue_vendor(model: str) -> str | None:
+    """The vendor of `model` in the accelerator catalogue in use."""
+    entry = by_name(model)
+    return None if entry is None else entry.vendor.value
 
 
 NO_QUOTA_WEIGHT = 1
@@ -167,6 +187,11 @@ class TenantUsage:
 
     def spent_in(self, currency: str) -> Money:
         return self.spent.get(currency) or Money.zero(currency)
+
+    def cards_of_vendor(self, vendor: str, vendor_of: VendorOf) -> int:
+        """Cards in use of every model of `vendor` (derived from the per-model counts, so the two
+        can never disagree)."""
+        return sum(cards for model, cards in self.cards_by_model.items() if vendor_of(model) == vendor)
 
     def with_placed(self, cards: int, model: str | None = None) -> TenantUsage:
         """This usage once one of the tenant's pending jobs is placed on `cards` cards of `model`."""
@@ -248,6 +273,7 @@ def check(
     request: JobRequest,
     *,
     known_models: Collection[str] = (),
+    vendor_of: VendorOf = catalogue_vendor,
 ) -> QuotaVerdict:
     """May `request` be placed now, given the tenant's `usage`? Call it just before `place`.
 
@@ -256,9 +282,10 @@ def check(
     limit is settled before, for the whole queue (`within_pending_limit`), and the estimate
     after placement (`check_estimate`).
 
-    Per-model limits narrow rather than refuse while some acceptable model still has room: the
-    verdict's `request` then accepts only those models (a job that accepts any model is narrowed
-    to `known_models` minus the full ones: pass the GPU models on offer). Place that request.
+    Per-model and per-vendor limits narrow rather than refuse while some acceptable model still
+    has room (its own limit and its vendor's): the verdict's `request` then accepts only those
+    models (a job that accepts any model is narrowed to `known_models` minus the full ones: pass
+    the GPU models on offer). Place that request.
     """
     if quota is None:
         return QuotaVerdict(None, job=request)
@@ -284,36 +311,56 @@ def check(
             f"tenant {tenant} would use {usage.cards + cards} cards ({usage.cards} in use + {cards}), over its "
             f"limit of {quota.cards} {quota.where(QuotaLimit.CARDS)}",
         )
-    per_model = quota.cards_per_model
-    if not per_model:
-        return QuotaVerdict(None, job=request)
-    full = {m for m, limit in per_model.items() if usage.cards_by_model.get(m, 0) + cards > limit}
-    if not full:
+    per_model, per_vendor = quota.cards_per_model, quota.cards_per_vendor
+    if not per_model and not per_vendor:
         return QuotaVerdict(None, job=request)
     acceptable = request.models or frozenset(known_models)
-    if not full & acceptable:
+    if request.vendors:  # a job that asks by vendor is held by its vendors' limits, not narrowed to others
+        acceptable = frozenset(m for m in acceptable if vendor_of(m) in request.vendors)
+    # Why each acceptable model is full: (overshoot, limit, what, field detail) of its tightest limit.
+    full: dict[str, tuple[int, QuotaLimit, str, str]] = {}
+    vendor_used: dict[str, int] = {}
+    for model in acceptable:
+        over: list[tuple[int, QuotaLimit, str, str]] = []
+        limit = per_model.get(model)
+        if limit is not None:
+            used = usage.cards_by_model.get(model, 0)
+            if used + cards > limit:
+                over.append((used + cards - limit, QuotaLimit.CARDS_PER_MODEL,
+                             f"{used + cards} {model} cards ({used} in use + {cards}), over its limit of {limit}",
+                             f"[model={model}].cards"))
+        vendor = vendor_of(model) if per_vendor else None
+        limit = None if vendor is None else per_vendor.get(vendor)
+        if vendor is not None and limit is not None:
+            if vendor not in vendor_used:
+                vendor_used[vendor] = usage.cards_of_vendor(vendor, vendor_of)
+            used = vendor_used[vendor]
+            if used + cards > limit:
+                over.append((used + cards - limit, QuotaLimit.CARDS_PER_VENDOR,
+                             f"{used + cards} {vendor} cards ({used} in use + {cards}), over its limit of {limit}",
+                             f"[vendor={vendor}].cards"))
+        if over:
+            full[model] = max(over, key=lambda o: (o[0], o[1].value))
+    if not full:
         return QuotaVerdict(None, job=request)
-    room = acceptable - full
+    room = acceptable - full.keys()
     if room:
         return QuotaVerdict(None, job=request, models=frozenset(room))
     # Name the model closest to fitting: the one the tenant would overshoot the least.
-    model = min(full & acceptable, key=lambda m: (usage.cards_by_model.get(m, 0) + cards - per_model[m], m))
-    used = usage.cards_by_model.get(model, 0)
-    others = sorted(full & acceptable - {model})
+    model = min(full, key=lambda m: (full[m][0], m))
+    _, limit_kind, text, detail = full[model]
+    others = sorted(full.keys() - {model})
     also = f" (and {', '.join(others)} likewise)" if others else ""
-    return _refuse(
-        QuotaLimit.CARDS_PER_MODEL,
-        f"tenant {tenant} would use {used + cards} {model} cards ({used} in use + {cards}), over its limit of "
-        f"{per_model[model]}{also} {quota.where(QuotaLimit.CARDS_PER_MODEL, f'[model={model}].cards')}",
-    )
+    return _refuse(limit_kind, f"tenant {tenant} would use {text}{also} {quota.where(limit_kind, detail)}")
 
 
-def check_estimate(quota: TenantQuota | None, usage: TenantUsage, chosen: Candidate) -> QuotaVerdict:
+def check_estimate(quota: TenantQuota | None, usage: TenantUsage, chosen: Candidate, *,
+                   vendor_of: VendorOf = catalogue_vendor) -> QuotaVerdict:
     """After placement: would the chosen offer take the tenant over its monthly budget?
 
     Refused when the offer's currency is not the budget's, or when the job declared expected
     hours and spent + its estimated cost > budget. Also re-checks the chosen GPU model against
-    its per-model limit (already ensured when the request came from `check`).
+    its per-model and per-vendor limits (already ensured when the request came from `check`).
     """
     if quota is None:
         return QuotaVerdict(None)
@@ -326,6 +373,17 @@ def check_estimate(quota: TenantQuota | None, usage: TenantUsage, chosen: Candid
             f"{chosen.cards}), over its limit of {model_limit} "
             f"{quota.where(QuotaLimit.CARDS_PER_MODEL, f'[model={chosen.gpu_model}].cards')}",
         )
+    vendor = vendor_of(chosen.gpu_model) if quota.cards_per_vendor else None
+    vendor_limit = None if vendor is None else quota.cards_per_vendor.get(vendor)
+    if vendor is not None and vendor_limit is not None:
+        used = usage.cards_of_vendor(vendor, vendor_of)
+        if used + chosen.cards > vendor_limit:
+            return _refuse(
+                QuotaLimit.CARDS_PER_VENDOR,
+                f"tenant {quota.tenant} would use {used + chosen.cards} {vendor} cards ({used} in use + "
+                f"{chosen.cards}), over its limit of {vendor_limit} "
+                f"{quota.where(QuotaLimit.CARDS_PER_VENDOR, f'[vendor={vendor}].cards')}",
+            )
     budget = quota.monthly_spend
     if budget is None:
         return QuotaVerdict(None)
@@ -517,7 +575,8 @@ def tenant_usage(jobs: Iterable[QuotaJob], now: datetime,
     }
 
 
-def limits_reached(quota: TenantQuota, usage: TenantUsage) -> list[tuple[QuotaLimit, str]]:
+def limits_reached(quota: TenantQuota, usage: TenantUsage,
+                   vendor_of: VendorOf = catalogue_vendor) -> list[tuple[QuotaLimit, str]]:
     """The limits the tenant has reached (a job of one more card would be held), for the
     ComputeQuota's status condition; in the order of `QuotaLimit`."""
     out: list[tuple[QuotaLimit, str]] = []
@@ -527,6 +586,11 @@ def limits_reached(quota: TenantQuota, usage: TenantUsage) -> list[tuple[QuotaLi
     if full:
         text = ", ".join(f"{usage.cards_by_model.get(m, 0)} of {quota.cards_per_model[m]} {m}" for m in full)
         out.append((QuotaLimit.CARDS_PER_MODEL, f"{text} cards in use"))
+    in_use = {v: usage.cards_of_vendor(v, vendor_of) for v in quota.cards_per_vendor}
+    full = sorted(v for v, limit in quota.cards_per_vendor.items() if in_use[v] >= limit)
+    if full:
+        text = ", ".join(f"{in_use[v]} of {quota.cards_per_vendor[v]} {v}" for v in full)
+        out.append((QuotaLimit.CARDS_PER_VENDOR, f"{text} cards in use"))
     if quota.pending_jobs is not None and usage.pending > quota.pending_jobs:
         out.append((QuotaLimit.PENDING_JOBS, f"{usage.pending} pending jobs, {quota.pending_jobs} considered"))
     budget = quota.monthly_spend
@@ -549,6 +613,8 @@ __all__ = [
     "Ranked",
     "TenantQuota",
     "TenantUsage",
+    "VendorOf",
+    "catalogue_vendor",
     "check",
     "check_estimate",
     "limits_reached",

@@ -456,6 +456,14 @@ def tenancy_items() -> list[Item]:
              rename={"tenant": "Tenant", "gpu_model": "GPU model", "Value #A": "Cards in use",
                      "Value #B": "Limit"},
              order=["tenant", "gpu_model", "Value #A", "Value #B"]),
+        grid(Spec("Cards per vendor by tenant", "Cards of each accelerator vendor (all its models) held by the "
+                  "tenant's active jobs, next to the ComputeQuota's per-vendor limit (tenants with such a limit).",
+                  COUNT, [
+                      Query(per_tenant("interconnect_quota_vendor_cards_in_use", "tenant, vendor")),
+                      Query(per_tenant("interconnect_quota_vendor_cards_limit", "tenant, vendor")),
+                  ], width=24, height=6, instant=True),
+             rename={"tenant": "Tenant", "vendor": "Vendor", "Value #A": "Cards in use", "Value #B": "Limit"},
+             order=["tenant", "vendor", "Value #A", "Value #B"]),
     ]
 
 

@@ -41,6 +41,7 @@ def _fraction(name: str, default: float) -> float:
 DEFAULT_START_DEADLINE_SECONDS = 600.0
 DEFAULT_MAX_TERMINATION_GRACE_SECONDS = 300
 DEFAULT_LEASE_SECONDS = 15
+GRID_FACTORS_CONFIG_MAP = "interconnect-grid-factors"
 LEASE_IDENTITY_ENV = "INTERCONNECT_LEASE_IDENTITY"
 
 
@@ -77,6 +78,8 @@ class Settings:
     so a restarted replica takes its own Lease back at once."""
     lease_seconds: int = DEFAULT_LEASE_SECONDS
     """The leader Lease's duration: how long a standby waits after the leader's last renewal."""
+    grid_factors_config_map: str = GRID_FACTORS_CONFIG_MAP
+    """The hub admin's grid emission factors (optional; the shipped table otherwise)."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -85,6 +88,7 @@ class Settings:
             or os.environ.get("POD_NAMESPACE")
             or "interconnect-system",
             latency_config_map=os.environ.get("INTERCONNECT_LATENCY_CONFIGMAP", LATENCY_CONFIG_MAP),
+            grid_factors_config_map=os.environ.get("INTERCONNECT_GRID_FACTORS_CONFIGMAP", GRID_FACTORS_CONFIG_MAP),
             identity_config_map=os.environ.get("INTERCONNECT_IDENTITY_CONFIGMAP", "interconnect-identities"),
             heartbeat_interval=_float("INTERCONNECT_HEARTBEAT_SECONDS", 5.0),
             not_ready_after=_float("INTERCONNECT_NOT_READY_AFTER_SECONDS", 30.0),

@@ -38,16 +38,18 @@ from interconnect.adapters.hub import Hub
 from interconnect.adapters.metrics import Metrics
 from interconnect.api.v1alpha1 import ComputeOffer
 from interconnect.api.v1alpha1.quota import ComputeQuota
+from interconnect.core.energy import GridFactor
 from interconnect.core.latency import LatencyTable
 from interconnect.services.catalogue import AcceleratorCatalogue
 from interconnect.services.config import Settings
 from interconnect.services.dispatcher import Dispatcher
+from interconnect.services.energy import EnergyEstimator
 from interconnect.services.events import EventRecorder
 from interconnect.services.failover import Failover
 from interconnect.services.job_watch import JobWatch
 from interconnect.services.jobs import JobStore, StatusWriter
 from interconnect.services.journal import DispatchJournal
-from interconnect.services.latency_config import LatencyConfig
+from interconnect.services.latency_config import GridFactorConfig, LatencyConfig
 from interconnect.services.market import Market
 from interconnect.services.member_sync import MemberSync
 from interconnect.services.members import Deletions, Members
@@ -77,10 +79,11 @@ class Controller:
         self.writer = StatusWriter(hub, self.journal)
         self.members = Members(hub, settings, self.metrics, self.jobs, deletions, wake=self.wake,
                                started=self.started)
-        self.usage_records = UsageLedger(hub)
+        self.energy = EnergyEstimator(self.members)
+        self.usage_records = UsageLedger(hub, self.energy)
         self.market = Market(self.members, self.jobs, latency, self.usage_records)
         self.meter = Meter(self.jobs, self.members, self.market, self.writer, self.metrics,
-                           settings.metering_interval, self.events, self.usage_records)
+                           settings.metering_interval, self.events, self.usage_records, self.energy)
         self.failover = Failover(self.jobs, self.members, self.market, self.writer, self.meter, self.journal,
                                  deletions, self.events, self.metrics, settings, self.tasks, self.usage_records,
                                  wake=self.wake)
@@ -97,6 +100,8 @@ class Controller:
                                   mark_dirty=self.sync.mark_dirty, wake=self.wake)
         self.latency = LatencyConfig(hub, settings.namespace, settings.latency_config_map, self.events,
                                      self.metrics, self._use_latency, settings.heartbeat_interval)
+        self.grid_factors = GridFactorConfig(hub, settings.namespace, settings.grid_factors_config_map, self.events,
+                                             self.metrics, self._use_grid_factors, settings.heartbeat_interval)
         self.reporter = Reporter(hub, self.jobs, self.members, self.market, self.journal, self.metrics,
                                  settings.heartbeat_interval)
         self.catalogue = AcceleratorCatalogue(self.members, self.wake)
@@ -114,6 +119,7 @@ class Controller:
             "job-events": self.job_watch.run, "events": self.events.run, "placement": self.scheduler.run,
             "sync": self.sync.run, "heartbeat": self.members.run, "failover": self.failover.run,
             "reporter": self.reporter.run, "metering": self.meter.run, "latency-config": self.latency.run,
+            "grid-factors": self.grid_factors.run,
             "start-deadlines": lambda: self.sync.run_deadlines(self.settings.heartbeat_interval,
                                                                self.settings.start_deadline),
         }
@@ -134,11 +140,16 @@ class Controller:
         self.market.latency = table
         self.wake()  # jobs waiting for a tier may fit now
 
+    def _use_grid_factors(self, factors: dict[str, GridFactor]) -> None:
+        self.energy.overrides = factors
+
     # ------------------------------------------------------------------ what the handlers call
 
     async def load_latency(self) -> None:
-        """The latency table from its ConfigMap (the built-in one while it is missing or invalid)."""
+        """The latency table and the grid factors from their ConfigMaps (the built-in ones while
+        missing or invalid)."""
         await self.latency.load()
+        await self.grid_factors.load()
 
     async def node_changed(self, body: dict[str, Any]) -> None:
         await self.members.node_changed(body)

@@ -100,7 +100,7 @@ class Market:
     def snapshot(self, at: dt.datetime) -> tuple[PlacementSnapshot, dict[str, OfferView]]:
         """What placement sees now: every node's health and every offer's free cards."""
         views = [node_view(s.model, registered=s.registered, ready=s.ready and s.member is not None,
-                           fenced=s.fencing) for s in self._members]
+                           fenced=s.fencing, month=at.strftime("%Y-%m")) for s in self._members]
         cards = self.cards_of_all()
         offers = {name: offer_view(offer, cards_total=cards[name].total, cards_free=cards[name].free)
                   for name, offer in list(self.offers.items()) if name in cards}

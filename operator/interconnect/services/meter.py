@@ -24,10 +24,12 @@ from typing import Any
 
 from interconnect.adapters.member import DispatchedPod
 from interconnect.adapters.metrics import Metrics
-from interconnect.core.accelerators import compute_rate
+from interconnect.core.accelerators import by_name, compute_rate
+from interconnect.core.energy import Energy, sum_energy
 from interconnect.core.metering import BudgetVerdict, PodRun, accrue, budget_verdict
 from interconnect.core.money import Money, format_amount
 from interconnect.core.vocabulary import JobPhase
+from interconnect.services.energy import EnergyEstimator
 from interconnect.services.events import EventRecorder
 from interconnect.services.jobs import JobState, JobStore, StatusWriter, decimal_text, instant, iso, now
 from interconnect.services.market import Market
@@ -53,8 +55,10 @@ class Meter:
     """Usage into status and counters (see the module docstring)."""
 
     def __init__(self, jobs: JobStore, members: Members, market: Market, writer: StatusWriter, metrics: Metrics,
-                 interval: float, events: EventRecorder, ledger: UsageLedger) -> None:
+                 interval: float, events: EventRecorder, ledger: UsageLedger,
+                 energy: EnergyEstimator | None = None) -> None:
         self._jobs = jobs
+        self._energy = energy
         self._ledger = ledger
         self._departed: dict[str, tuple[JobState, list[UsageDelta]]] = {}
         """Deleted jobs whose pods may still hold cards: metered until they are gone, then billed."""
@@ -109,11 +113,34 @@ class Meter:
         lost_time = new.lost_card_time()
         if lost_time.card_microseconds:
             usage["lostCardHours"] = decimal_text(lost_time.card_hours)
+        energy = self._status_energy(state, new, at)
+        if energy is not None:
+            usage["energy"] = energy.as_api()
         rated = [(each, compute_rate(self._attempt_model(state, each))) for each in new.attempts]
         if any(rate is not None for _, rate in rated):
             usage["pflopsHours"] = decimal_text(sum(
                 (rate.pflops_hours(new.card_hours(each)) for each, rate in rated if rate is not None), Decimal(0)))
         return usage, deltas
+
+    def _status_energy(self, state: JobState, usage: Any, at: dt.datetime) -> Energy | None:
+        """The estimated energy of every attempt (those whose model has a board-power figure),
+        summed; the latest such attempt's PUE, green share and factor. None without any."""
+        if self._energy is None:
+            return None
+        parts = []
+        for each in usage.attempts:
+            node = self.attempt_node(state, each)
+            started, _ = usage.span(each)
+            part = self._energy.estimate(node, self._attempt_model(state, each), usage.card_hours(each), started, at)
+            if part is not None:
+                parts.append(part)
+        return sum_energy(parts[::-1])
+
+    def attempt_node(self, state: JobState, attempt: int) -> str:
+        """The ComputeNode an attempt ran on (its history entry, else the current placement)."""
+        entry = next((h for h in state.history if h["attempt"] == attempt), {})
+        placement = state.placement if attempt == state.attempt and state.placement else {}
+        return str(entry.get("node") or placement.get("node") or "unknown")
 
     def _attempt_model(self, state: JobState, attempt: int) -> str:
         """The GPU model an attempt ran on (its counters' label, else its placement, else its offer's)."""
@@ -133,6 +160,9 @@ class Meter:
         compute = compute_rate(labels["gpu_model"])
         if compute is not None:
             self._metrics.register_compute(labels, compute.vendor, compute.precision)
+        model = by_name(labels["gpu_model"])
+        if model is not None and model.board_power_watts is not None:
+            self._metrics.register_energy(labels, model.vendor.value)
 
     def _usage_labels(self, state: JobState, attempt: int) -> dict[str, str]:
         """The counters' labels of one attempt: where it ran, at which offer and currency."""
@@ -167,6 +197,14 @@ class Meter:
             if compute is not None:
                 self._metrics.add_compute(labels, compute.vendor, compute.precision,
                                           compute.pflops_hours(delta.card_hours))
+            if self._energy is not None and delta.card_hours > 0:
+                # Energy is linear in card-hours: the increase's energy is the energy of the increase.
+                started, last = state.usage.span(delta.attempt)
+                energy = self._energy.estimate(self.attempt_node(state, delta.attempt), labels["gpu_model"],
+                                               delta.card_hours, started, last or now())
+                model = by_name(labels["gpu_model"])
+                if energy is not None and model is not None:
+                    self._metrics.add_energy(labels, model.vendor.value, energy)
 
     def member_clock(self, state: JobState) -> dt.datetime | None:
         """Up to when a running pod's time can be counted without overshooting its finish.

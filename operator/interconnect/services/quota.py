@@ -27,7 +27,7 @@ from typing import Any
 from interconnect.api.v1alpha1 import set_condition, to_api
 from interconnect.api.v1alpha1.quota import WITHIN_LIMITS, ComputeQuota
 from interconnect.core.money import Money
-from interconnect.core.quota import TenantQuota, TenantUsage, limits_reached
+from interconnect.core.quota import TenantQuota, TenantUsage, catalogue_vendor, limits_reached
 
 SHARE_PLACES = Decimal("0.000001")
 
@@ -41,10 +41,16 @@ def tenant_quota(quota: ComputeQuota) -> TenantQuota:
         weight=quota.spec.weight,
         cards=limits.cards,
         cards_per_model={m.model: m.cards for m in limits.cards_per_model},
+        cards_per_vendor={v.vendor: v.cards for v in limits.cards_per_vendor},
         pending_jobs=limits.pending_jobs,
         monthly_spend=None if budget is None else Money.of(budget.amount, budget.currency),
         max_priority=quota.spec.max_priority,
     )
+
+
+def _per_vendor(usage: TenantUsage) -> list[dict[str, Any]]:
+    vendors = sorted({v for m in usage.cards_by_model if (v := catalogue_vendor(m)) is not None})
+    return [{"vendor": v, "cards": usage.cards_of_vendor(v, catalogue_vendor)} for v in vendors]
 
 
 def quota_status(quota: ComputeQuota, usage: TenantUsage, *, share: float, now: dt.datetime) -> dict[str, Any]:
@@ -53,6 +59,7 @@ def quota_status(quota: ComputeQuota, usage: TenantUsage, *, share: float, now: 
     status: dict[str, Any] = {
         "cardsInUse": usage.cards,
         "cardsInUsePerModel": [{"model": m, "cards": c} for m, c in sorted(usage.cards_by_model.items())],
+        "cardsInUsePerVendor": _per_vendor(usage),
         "pendingJobs": usage.pending,
         "share": str(Decimal(share).quantize(SHARE_PLACES).normalize()) if share else "0",
         "observedGeneration": quota.metadata.generation,

@@ -19,6 +19,7 @@ from typing import Any
 from interconnect.adapters.hub import Hub
 from interconnect.adapters.informer import Informer
 from interconnect.adapters.metrics import Metrics
+from interconnect.core.accelerators import by_name
 from interconnect.core.capacity import OfferCards
 from interconnect.core.fair_share import dominant_share
 from interconnect.core.quota import NO_USAGE
@@ -32,6 +33,11 @@ from interconnect.services.quota import quota_status, tenant_quota
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_SECONDS = 2.0
+
+
+def _valid(spec: Any, at: Any) -> bool:
+    """Whether an offer is within its validity window at `at` (valid_until exclusive)."""
+    return (spec.valid_from is None or spec.valid_from <= at) and (spec.valid_until is None or at < spec.valid_until)
 
 
 class Reporter:
@@ -49,6 +55,8 @@ class Reporter:
         self._offer_status: dict[str, OfferCards] = {}
         self._quota_status: dict[str, dict[str, Any]] = {}
         self._last_gauges = 0.0
+        self._observed_at: float | None = None
+        """When the nodes' time was last accounted (monotonic), for the time-weighted counters."""
         self._unreadable_counted: weakref.WeakKeyDictionary[Informer[Any], int] = weakref.WeakKeyDictionary()
         """Per informer, how many of its unreadable objects the counter has (an informer's count
         starts at 0 again when its member reconnects; a closed one's entry goes with it)."""
@@ -76,9 +84,49 @@ class Reporter:
             except Exception:
                 self._metrics.reconcile_errors.labels(loop="offer-status").inc()
                 log.exception("offer status pass failed")
+            try:
+                self.account_time(time.monotonic())
+            except Exception:
+                self._metrics.reconcile_errors.labels(loop="offer-status").inc()
+                log.exception("node time accounting failed")
             if time.monotonic() - self._last_gauges >= self._gauge_interval:
                 self._last_gauges = time.monotonic()
                 self.refresh_gauges()
+
+    def account_time(self, at: float) -> None:
+        """Add the seconds since the last call to each node's observed and Ready time, and cards x
+        seconds to what its valid offers offered (a node that is not Ready, cordoned or fenced
+        offers nothing), for the network report's availability and utilisation. Also the nodes'
+        declared PUE and green share of the month. The first call only starts the clock."""
+        last, self._observed_at = self._observed_at, at
+        if last is None or at <= last:
+            return
+        seconds = at - last
+        m = self._metrics
+        month = now().strftime("%Y-%m")
+        for state in self._members:
+            spec = state.model.spec
+            node = state.model.metadata.name
+            where = (node, spec.region, spec.industry.value if spec.industry else "none")
+            m.node_observed_seconds.labels(*where).inc(seconds)
+            if state.ready and state.member is not None:
+                m.node_ready_seconds.labels(*where).inc(seconds)
+            facts = spec.energy_facts()
+            m.node_pue.labels(node).set(float(facts.effective_pue))
+            m.node_green_share.labels(node).set(float(facts.green_share_in(month)))
+        at_time = now()
+        for name, cards in self._market.cards_of_all().items():
+            offer = self._market.offers.get(name)
+            if offer is None or not self._market.sellable(offer) or not _valid(offer.spec, at_time):
+                continue
+            seller = self._members.get(offer.spec.node_ref)
+            if seller is None or seller.member is None or cards.total <= 0:
+                continue
+            spec = seller.model.spec
+            model = by_name(offer.spec.gpu_model)
+            m.offered_card_seconds.labels(
+                offer.spec.node_ref, spec.region, spec.industry.value if spec.industry else "none",
+                offer.spec.gpu_model, model.vendor.value if model else "unknown").inc(cards.total * seconds)
 
     async def write_offer_status(self) -> None:
         for name, cards in self._market.cards_of_all().items():

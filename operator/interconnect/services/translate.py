@@ -49,10 +49,15 @@ def job_request(job: ComputeJob) -> JobRequest:
             spec.gpus.min_tflops.model_dump(by_alias=False, exclude_none=True) if spec.gpus.min_tflops else {}
         ).items()},
         price_basis=spec.price_basis,
+        min_green_share=Decimal(policy.min_green_share) if policy and policy.min_green_share else None,
+        prefer_greener=bool(policy and policy.prefer == "greener"),
+        price_band=Decimal(policy.price_band_percent or 0) / 100 if policy else Decimal(0),
     )
 
 
-def node_view(node: ComputeNode, *, registered: bool, ready: bool, fenced: bool = False) -> NodeView:
+def node_view(node: ComputeNode, *, registered: bool, ready: bool, fenced: bool = False,
+              month: str | None = None) -> NodeView:
+    """The node as placement sees it; `month` (YYYY-MM) picks its declared green share (none: 0)."""
     spec = node.spec
     return NodeView(
         name=node.metadata.name,
@@ -64,6 +69,7 @@ def node_view(node: ComputeNode, *, registered: bool, ready: bool, fenced: bool 
         registered=registered,
         cordoned=spec.cordoned,
         fenced=fenced,
+        green_share=spec.energy_facts().green_share_in(month) if month else Decimal(0),
     )
 
 

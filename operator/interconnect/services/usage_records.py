@@ -34,6 +34,7 @@ from interconnect.core.accelerators import compute_rate
 from interconnect.core.money import MONEY_CONTEXT, Money
 from interconnect.core.quota import Charge, Month
 from interconnect.core.vocabulary import API_VERSION
+from interconnect.services.energy import EnergyEstimator
 from interconnect.services.jobs import JobState, decimal_text, instant
 from interconnect.services.member_job import label_value
 
@@ -50,7 +51,8 @@ def record_name(job_uid: str, attempt: int) -> str:
 
 
 def usage_record(state: JobState, attempt: int, outcome: str, ended_at: dt.datetime | None, *,
-                 lost_since: dt.datetime | None = None) -> dict[str, Any] | None:
+                 lost_since: dt.datetime | None = None,
+                 energy: EnergyEstimator | None = None) -> dict[str, Any] | None:
     """The ComputeUsage object of ``attempt`` of ``state``'s job (pure), or None when the attempt
     charged nothing (no pod ran: nothing to bill, nothing written).
 
@@ -93,6 +95,10 @@ def usage_record(state: JobState, attempt: int, outcome: str, ended_at: dt.datet
     if rate is not None:  # normalised compute, beside the card-hours it is computed from
         spec["pflopsHours"] = decimal_text(rate.pflops_hours(charged.card_hours))
         spec["precision"] = rate.precision
+    if energy is not None and placement.get("gpuModel"):
+        estimate = energy.estimate(node, str(placement["gpuModel"]), charged.card_hours, started, finished)
+        if estimate is not None:
+            spec["energy"] = estimate.as_api()
     return {
         "apiVersion": API_VERSION, "kind": ComputeUsage.KIND,
         "metadata": {"name": record_name(state.uid, attempt),
@@ -129,8 +135,10 @@ class UsageLedger:
     FOLD_AFTER = 64
     """Records kept before the first `fold` looks for those of gone jobs (then twice what it kept)."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, energy: EnergyEstimator | None = None) -> None:
         self._hub = hub
+        self._energy = energy
+        """Estimates each record's energy (None: records without energy, as in unit tests)."""
         self._records: dict[tuple[str, int], Recorded] = {}
         self._month: Month | None = None
         self._folded: dict[tuple[str, str], Decimal] = {}
@@ -222,7 +230,7 @@ class UsageLedger:
         write did not land, so that the caller does not record the end either and tries again."""
         if (state.uid, attempt) in self._records:
             return
-        body = usage_record(state, attempt, outcome, ended_at, lost_since=lost_since)
+        body = usage_record(state, attempt, outcome, ended_at, lost_since=lost_since, energy=self._energy)
         if body is None:
             return
         if not await self._hub.create(PLURAL, body):

@@ -4,8 +4,9 @@ The property that matters: `place` (through the index) decides exactly what `pla
 offer through every filter) decides, on random markets of every shape the filters care about:
 models of several vendors and unknown ones, regions near and far and unknown, per-card and
 per-machine prices with many ties, currencies, validity windows, registries, tolerations, node
-health and policies, maxPrice, budgets, per-PFLOPS-hour jobs; and through a whole pass that takes
-cards after each placement (`with_offer`, as the scheduler does).
+health and policies, green shares (a minimum, and greener preferred within a price band),
+maxPrice, budgets, per-PFLOPS-hour jobs; and through a whole pass that takes cards after each
+placement (`with_offers`, as the scheduler does).
 """
 
 from __future__ import annotations
@@ -76,13 +77,14 @@ def test_batches_come_cheapest_first_with_every_tie_together() -> None:
                Entry("e", "R1", "y", Decimal(3), 8, 40)]
     index = OfferIndex.of_entries(entries)
     sources = index.sources(["R1", "R2"], lambda cls: lambda amount: amount * (2 if cls == "y" else 1))
-    assert [sorted(batch) for batch in cheapest_first(sources, 4)] == [["a", "c", "d"], ["e"]]
+    assert [(key, sorted(batch)) for key, batch in cheapest_first(sources, 4)] == [(2, ["a", "c", "d"]),
+                                                                                   (6, ["e"])]
     index.set_free("c", 0)
-    assert [sorted(batch) for batch in cheapest_first(index.sources(["R2"], lambda cls: lambda a: a), 4)] == [["d"]]
+    assert [sorted(b) for _, b in cheapest_first(index.sources(["R2"], lambda cls: lambda a: a), 4)] == [["d"]]
     assert list(cheapest_first(index.sources([], lambda cls: lambda a: a), 1)) == []
-    assert [sorted(b) for b in cheapest_first(index.sources(["R1"], lambda cls: lambda a: a, 48), 1)] == [["a"]]
+    assert [sorted(b) for _, b in cheapest_first(index.sources(["R1"], lambda cls: lambda a: a, 48), 1)] == [["a"]]
     capped = index.sources(["R1", "R2"], lambda cls: lambda a: None if a > 1 else a)
-    assert [sorted(batch) for batch in cheapest_first(capped, 1)] == [["d"]]
+    assert [sorted(batch) for _, batch in cheapest_first(capped, 1)] == [["d"]]
 
 
 # -- indexed placement == the scan, on random markets ----------------------------------------------
@@ -98,7 +100,8 @@ def random_market(rng: random.Random) -> PlacementSnapshot:
         nodes.append(NodeView(name=f"n{i}", identity_code=f"ID-{i}",
                               type=NodeType.REGIONAL if industry is None else NodeType.INDUSTRY,
                               region=rng.choice(regions), industry=industry, ready=health[0], registered=health[1],
-                              cordoned=health[2], fenced=health[3]))
+                              cordoned=health[2], fenced=health[3],
+                              green_share=Decimal(rng.choice((0, 20, 50, 50, 80, 100))).scaleb(-2)))
     names = [n.name for n in nodes] + ["ghost-node"] * (rng.random() < 0.2)
     models = rng.sample(MODELS, rng.randint(1, 6))
     amounts = [Decimal(rng.randint(1, 60)).scaleb(-1) for _ in range(rng.randint(1, 12))]  # few: many ties
@@ -153,6 +156,8 @@ def random_job(rng: random.Random, snapshot: PlacementSnapshot, i: int = 0) -> J
         images=tuple(rng.sample(IMAGES, rng.randint(0, 2))),
         tolerations=frozenset(rng.sample(TOLERATIONS, rng.randint(1, 2))) if rng.random() < 0.2 else frozenset(),
         price_basis="pflops-hour" if rng.random() < 0.25 else "card-hour",
+        min_green_share=Decimal(rng.choice((20, 50, 80))).scaleb(-2) if rng.random() < 0.1 else None,
+        prefer_greener=rng.random() < 0.2, price_band=Decimal(rng.choice((0, 5, 10, 30, 100))).scaleb(-2),
         **capability,  # type: ignore[arg-type]
     )
 

@@ -147,6 +147,14 @@ FILTER_CASES: list[tuple[str, RejectReason, str, JobRequest, NodeView, OfferView
         node(),
         offer(),
     ),
+    (
+        "green share",
+        R.GREEN_SHARE_TOO_LOW,
+        "green share below minimum",
+        job(min_green_share=Decimal("0.8")),
+        node(green_share=Decimal("0.62")),
+        offer(),
+    ),
     ("tier", R.LATENCY_TIER_NOT_MET, "latency 20ms > 5ms", job(tier=MS5), node(region="CN-BJ"), offer()),
     ("tier 1ms", R.LATENCY_TIER_NOT_MET, "latency 5ms > 1ms", job(tier=MS1), node(region="CN-ZJ"), offer()),
     ("beyond 20ms", R.LATENCY_TIER_NOT_MET, "latency beyond 20ms", job(), node(region="CN-XJ"), offer()),
@@ -885,3 +893,57 @@ def test_a_job_asking_by_capability_is_explained_per_offer() -> None:
     below = [r for r in place(job(min_tflops={"bf16": Decimal(400)}), snapshot([node()], mixed())).rejected
              if r.offer == "a100"]
     assert below[0].message == f"below 400 BF16 TFLOPS ({A100}: 312)"
+
+
+# -- green power (issue 19) -----------------------------------------------------------------------
+
+
+def _two_nodes(cheap_green: str, dear_green: str, dear_price: str) -> PlacementSnapshot:
+    """Two nodes in Shanghai: "cheap" sells at 2.50 per card-hour, "dear" at `dear_price`."""
+    return snapshot(
+        [node("cheap", green_share=Decimal(cheap_green)), node("dear", green_share=Decimal(dear_green))],
+        [offer("o-cheap", node="cheap"), offer("o-dear", node="dear", price=per_card(dear_price))],
+    )
+
+
+def test_a_minimum_green_share_refuses_the_other_nodes_and_says_why() -> None:
+    decision = place(job(min_green_share=Decimal("0.8")), _two_nodes("0.62", "0.8", "3"))
+    assert decision.chosen is not None and decision.chosen.offer == "o-dear", "0.8 meets a minimum of 0.8"
+    (rejection,) = decision.rejected
+    assert rejection.reason is R.GREEN_SHARE_TOO_LOW
+    assert rejection.message == "node cheap declares 62% green power this month, below the minimum 80%"
+
+
+def test_prefer_greener_takes_the_greener_offer_within_the_band_and_the_cheaper_outside_it() -> None:
+    greener = job(prefer_greener=True, price_band=Decimal("0.05"))
+    # 3% dearer (2.575 against 2.50): within 5%, the greener node wins.
+    assert place(greener, _two_nodes("0.2", "0.9", "2.575")).chosen.offer == "o-dear"  # type: ignore[union-attr]
+    # 8% dearer (2.70): outside the band, the cheaper one.
+    assert place(greener, _two_nodes("0.2", "0.9", "2.70")).chosen.offer == "o-cheap"  # type: ignore[union-attr]
+    # Exactly at the band's edge (5%: 2.625) is within it.
+    assert place(greener, _two_nodes("0.2", "0.9", "2.625")).chosen.offer == "o-dear"  # type: ignore[union-attr]
+    # Without the preference the cheapest wins, whatever the shares.
+    assert place(job(), _two_nodes("0.2", "0.9", "2.575")).chosen.offer == "o-cheap"  # type: ignore[union-attr]
+
+
+def test_equal_green_shares_in_the_band_fall_back_to_the_cheapest() -> None:
+    greener = job(prefer_greener=True, price_band=Decimal("0.05"))
+    assert place(greener, _two_nodes("0.5", "0.5", "2.575")).chosen.offer == "o-cheap"  # type: ignore[union-attr]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    shares=st.lists(st.decimals(min_value=0, max_value=1, places=2), min_size=1, max_size=6),
+    prices=st.lists(st.decimals(min_value=1, max_value=5, places=2), min_size=6, max_size=6),
+    band=st.decimals(min_value=0, max_value=Decimal("0.3"), places=2),
+)
+def test_prefer_greener_never_leaves_the_band_and_never_ignores_a_greener_offer_in_it(
+        shares: list[Decimal], prices: list[Decimal], band: Decimal) -> None:
+    nodes = [node(f"n{i}", green_share=share) for i, share in enumerate(shares)]
+    offers = [offer(f"o{i}", node=f"n{i}", price=per_card(str(prices[i]))) for i in range(len(shares))]
+    decision = place(job(prefer_greener=True, price_band=band), snapshot(nodes, offers))
+    assert decision.chosen is not None
+    cheapest = min(prices[: len(shares)])
+    chosen = int(decision.chosen.offer[1:])
+    assert prices[chosen] <= cheapest * (1 + band)
+    assert all(shares[i] <= shares[chosen] for i in range(len(shares)) if prices[i] <= cheapest * (1 + band))

@@ -24,6 +24,7 @@ from interconnect.core.quota import (
     QuotaLimit,
     TenantQuota,
     TenantUsage,
+    catalogue_vendor,
     check,
     check_estimate,
     limits_reached,
@@ -124,6 +125,67 @@ def test_models_without_a_limit_are_not_narrowed_away() -> None:
     q = quota(cards_per_model={H800: 0})
     verdict = check(q, NO_USAGE, job(models=frozenset({L40S})))
     assert verdict.allowed and verdict.request == job(models=frozenset({L40S}))
+
+
+# -- cards per vendor ---------------------------------------------------------------------------
+
+ASCEND, MLU = "Ascend910B3", "MLU370-X8"
+
+
+def test_a_full_vendor_narrows_the_job_to_other_vendors_models() -> None:
+    q = quota(cards_per_vendor={"huawei": 8})
+    usage = TenantUsage(cards=6, cards_by_model={ASCEND: 6})
+    verdict = check(q, usage, job(), known_models={ASCEND, "Ascend910B2", A100, MLU})
+    assert verdict.allowed and verdict.request is not None
+    assert verdict.request.models == frozenset({A100, MLU}), "every Ascend model counts against huawei's 8"
+
+
+def test_a_vendors_cards_are_summed_over_its_models() -> None:
+    q = quota(cards_per_vendor={"nvidia": 10})
+    usage = TenantUsage(cards=8, cards_by_model={H800: 4, A100: 4, ASCEND: 16})
+    assert usage.cards_of_vendor("nvidia", catalogue_vendor) == 8
+    verdict = check(q, usage, job(models=frozenset({L40S})))
+    assert verdict.limit is QuotaLimit.CARDS_PER_VENDOR
+    assert verdict.message == (
+        "tenant team-a would use 12 nvidia cards (8 in use + 4), over its limit of 10 "
+        "(ComputeQuota team-a, spec.limits.cardsPerVendor[vendor=nvidia].cards)"
+    )
+
+
+def test_a_job_asking_by_vendor_is_held_by_its_vendors_limit_not_sent_elsewhere() -> None:
+    q = quota(cards_per_vendor={"huawei": 4})
+    verdict = check(q, TenantUsage(cards=4, cards_by_model={ASCEND: 4}), job(vendors=frozenset({"huawei"})),
+                    known_models={ASCEND, A100})
+    assert verdict.limit is QuotaLimit.CARDS_PER_VENDOR and "huawei cards" in verdict.message
+    # Asking for huawei or nvidia, it is narrowed to the NVIDIA models.
+    verdict = check(q, TenantUsage(cards=4, cards_by_model={ASCEND: 4}),
+                    job(vendors=frozenset({"huawei", "nvidia"})), known_models={ASCEND, A100})
+    assert verdict.allowed and verdict.request is not None and verdict.request.models == frozenset({A100})
+
+
+def test_the_tighter_of_a_model_and_its_vendor_limit_is_named() -> None:
+    q = quota(cards_per_model={A100: 6}, cards_per_vendor={"nvidia": 5})
+    verdict = check(q, TenantUsage(cards=4, cards_by_model={A100: 4}), job(models=frozenset({A100})))
+    assert verdict.limit is QuotaLimit.CARDS_PER_VENDOR and "over its limit of 5" in verdict.message
+    q = quota(cards_per_model={A100: 5}, cards_per_vendor={"nvidia": 6})
+    verdict = check(q, TenantUsage(cards=4, cards_by_model={A100: 4}), job(models=frozenset({A100})))
+    assert verdict.limit is QuotaLimit.CARDS_PER_MODEL
+
+
+def test_uncatalogued_models_count_against_no_vendor_and_a_custom_vendor_table_is_used() -> None:
+    q = quota(cards_per_vendor={"nvidia": 4})
+    assert check(q, TenantUsage(cards_by_model={"Home-Made-1": 40}), job(models=frozenset({"Home-Made-1"}))).allowed
+    vendors = {"Home-Made-1": "nvidia"}.get
+    verdict = check(q, TenantUsage(cards_by_model={"Home-Made-1": 4}), job(models=frozenset({"Home-Made-1"})),
+                    vendor_of=vendors)
+    assert verdict.limit is QuotaLimit.CARDS_PER_VENDOR
+
+
+def test_the_estimate_check_catches_a_full_vendor() -> None:
+    q = quota(cards_per_vendor={"nvidia": 4})
+    full = TenantUsage(cards=4, cards_by_model={H800: 4})
+    verdict = check_estimate(q, full, chosen(job()))
+    assert verdict.limit is QuotaLimit.CARDS_PER_VENDOR and "8 nvidia cards" in verdict.message
 
 
 # -- monthly spend ------------------------------------------------------------------------------
@@ -319,7 +381,8 @@ def test_months() -> None:
 
 
 def test_limits_reached_for_the_status_condition() -> None:
-    q = quota(cards=8, cards_per_model={H800: 4}, pending_jobs=2, monthly_spend=cny("10"))
+    q = quota(cards=8, cards_per_model={H800: 4}, cards_per_vendor={"nvidia": 4}, pending_jobs=2,
+              monthly_spend=cny("10"))
     usage = TenantUsage(cards=8, cards_by_model={H800: 4}, pending=3, spent={"CNY": cny("10")})
     # The priority cap holds single jobs; usage never reaches it.
     assert [limit for limit, _ in limits_reached(q, usage)] == [

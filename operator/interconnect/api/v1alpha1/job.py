@@ -112,7 +112,12 @@ class PlacementPolicy(Model):
     """Where the job may run. Allowed lists restrict (empty: anywhere); denied lists exclude."""
 
     model_config = ConfigDict(
-        json_schema_extra=cel(_overlap_rule("Regions"), _overlap_rule("Industries"), _overlap_rule("Nodes"))
+        json_schema_extra=cel(
+            _overlap_rule("Regions"), _overlap_rule("Industries"), _overlap_rule("Nodes"),
+            rule("!has(self.priceBandPercent) || (has(self.prefer) && self.prefer == 'greener')",
+                 "priceBandPercent is only allowed with prefer: greener", field_path=".priceBandPercent",
+                 reason="FieldValueForbidden"),
+        )
     )
 
     allowed_regions: Annotated[SetOf[RegionCode], Field(max_length=34)] = Field(default_factory=list)
@@ -127,6 +132,17 @@ class PlacementPolicy(Model):
     """Run only on these ComputeNodes."""
     denied_nodes: Annotated[SetOf[ObjectName], Field(max_length=64)] = Field(default_factory=list)
     """Never run on these ComputeNodes."""
+    min_green_share: Annotated[
+        str, StringConstraints(max_length=8, pattern=r"^(0(\.[0-9]{1,6})?|1(\.0{1,6})?)$")
+    ] | None = None
+    """Run only on nodes that declare at least this share of green power for the current month
+    (a decimal string from 0 to 1, e.g. "0.8"); other offers are refused with GreenShareTooLow."""
+    prefer: Literal["cheapest", "greener"] = "cheapest"
+    """cheapest (default): the lowest price wins. greener: among offers at most priceBandPercent
+    dearer than the cheapest, the node with the highest green share wins (then the cheapest)."""
+    price_band_percent: Annotated[int, Field(ge=0, le=100)] | None = None
+    """With prefer: greener, how much dearer than the cheapest fitting offer (in percent of its
+    price) a greener one may be. Omitted: 0 (only offers at the same price)."""
 
     @model_validator(mode="after")
     def _no_overlap(self) -> PlacementPolicy:
@@ -138,6 +154,8 @@ class PlacementPolicy(Model):
         for kind, allowed, denied in pairs:
             if set(allowed) & set(denied):
                 raise ValueError(f"denied{kind} and allowed{kind} must not share an entry")
+        if self.price_band_percent is not None and self.prefer != "greener":
+            raise ValueError("priceBandPercent is only allowed with prefer: greener")
         return self
 
 
@@ -1018,6 +1036,32 @@ class PodUsage(Model):
     container's last two runs: after restarts the first start is gone from the pod's status."""
 
 
+
+class EnergyUsage(Model):
+    """Estimated energy of the cards' time: card-hours x the model's board power x the node's PUE,
+    split by the node's declared green share, with the grid part's CO2. An estimate from rated
+    board power, not a measurement (docs/energy.md)."""
+
+    kwh: Quantity = Field(alias="kWh")
+    """Energy in kWh, decimal string."""
+    green_kwh: Quantity = Field(alias="greenKWh")
+    """The part from renewable power (kWh x green share)."""
+    grid_kwh: Quantity = Field(alias="gridKWh")
+    """The rest, from the grid."""
+    co2_kg: Quantity = Field(alias="co2Kg")
+    """CO2 of the grid part, kg (grid kWh x gridFactor / 1000)."""
+    pue: Quantity
+    """The node's PUE applied (1 when it declares none)."""
+    green_share: Quantity = Field(alias="greenShare")
+    """The node's green share for the month the attempt started."""
+    grid_factor: Quantity = Field(alias="gridFactor")
+    """gCO2 per grid kWh applied (the province's published factor, or the hub admin's)."""
+    board_power_watts: Annotated[int, Field(ge=1, le=10_000)]
+    """The model's typical board power, from the accelerator catalogue."""
+    basis: Literal["board-power", "measured"] = "board-power"
+    """How kWh was obtained: estimated from board power (today the only basis)."""
+
+
 class Usage(Model):
     """Metered use (durable: the hub accrues it here as the job runs)."""
 
@@ -1035,6 +1079,10 @@ class Usage(Model):
     pflops_hours: Quantity | None = Field(default=None, alias="pflopsHours")
     """Normalised compute: card-hours x each attempt's model's dense TFLOPS (BF16, else FP16) / 1000,
     from the accelerator catalogue; omitted when no attempt's model has a published figure."""
+    energy: EnergyUsage | None = None
+    """Estimated energy of all attempts (kWh, green and grid kWh and CO2 summed; PUE, green share,
+    grid factor and board power of the latest attempt with an estimate); omitted when no attempt's
+    model has a board-power figure."""
     pods: Annotated[list[PodUsage], Field(max_length=4096)] = Field(default_factory=list)
     """Per pod and attempt, the observation the figures above are computed from."""
 
@@ -1126,6 +1174,9 @@ class ComputeJob(  # type: ignore[call-arg]
         {"name": "Cost", "type": "string", "jsonPath": ".status.usage.cost", "priority": 1},
         {"name": "Region", "type": "string", "jsonPath": ".status.placement.region", "priority": 1},
         {"name": "Offer", "type": "string", "jsonPath": ".status.placement.offer", "priority": 1},
+        {"name": "Model", "type": "string", "jsonPath": ".status.placement.gpuModel", "priority": 1},
+        {"name": "PFLOPS-Hours", "type": "string", "jsonPath": ".status.usage.pflopsHours", "priority": 1,
+         "description": "Normalised compute used: card-hours x the model's dense TFLOPS / 1000"},
     ],
 ):
     """A GPU job submitted to the hub. It runs on the member node whose offer fits its GPUs,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Annotated, ClassVar
 
 from kube_custom_resource.custom_resource import Scope
 from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, StringConstraints, model_validator
 
 from interconnect.core import credit_code, identity
+from interconnect.core.energy import EnergyFacts, GreenShare
 from interconnect.core.vocabulary import API_VERSION, Industry, NodeType
 
 from .common import (
@@ -25,6 +27,59 @@ from .common import (
     positive_decimal_rule,
     rule,
 )
+
+MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+FRACTION_PATTERN = r"^(0(\.[0-9]{1,6})?|1(\.0{1,6})?)$"
+PUE_PATTERN = r"^([12](\.[0-9]{1,4})?|3(\.0{1,4})?)$"
+
+
+class MonthlyGreenShare(Model):
+    """The node's share of renewable electricity in one calendar month, and who says so."""
+
+    month: Annotated[str, StringConstraints(min_length=7, max_length=7, pattern=MONTH_PATTERN)]
+    """The month, YYYY-MM (UTC)."""
+    fraction: Annotated[str, StringConstraints(max_length=8, pattern=FRACTION_PATTERN)]
+    """The share, a decimal string from 0 to 1 (up to 6 decimals), e.g. "0.82"."""
+    source: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    """Where the claim comes from: a green-power purchase agreement, green certificates (GEC),
+    the site's own generation; reported as given."""
+
+
+def _unique_months(items: list[MonthlyGreenShare]) -> list[MonthlyGreenShare]:
+    seen: set[str] = set()
+    for item in items:
+        if item.month in seen:
+            raise ValueError(f"duplicate entry for month {item.month!r}")
+        seen.add(item.month)
+    return items
+
+
+class NodeEnergy(Model):
+    """The node's energy facts: how efficient its facility is and how green its power. Placement
+    filters and prefers by the green share; metering estimates energy and CO2 from them."""
+
+    pue: Annotated[str, StringConstraints(max_length=6, pattern=PUE_PATTERN)] | None = None
+    """Power usage effectiveness of the data centre (facility energy / IT energy), 1 to 3, e.g.
+    "1.25". Omitted: energy is metered at the IT load (PUE 1)."""
+    green_shares: Annotated[
+        list[MonthlyGreenShare],
+        AfterValidator(_unique_months),
+        Field(max_length=120, json_schema_extra={"x-kubernetes-list-type": "map",
+                                                 "x-kubernetes-list-map-keys": ["month"]}),
+    ] = Field(default_factory=list)
+    """Share of renewable electricity per month. A month without an entry takes the latest earlier
+    one; a node without any has 0."""
+    grid_region: RegionCode | None = None
+    """The province whose grid emission factor applies, if not the node's region (e.g. power
+    bought across a provincial border)."""
+
+    def facts(self) -> EnergyFacts:
+        return EnergyFacts(
+            pue=None if self.pue is None else Decimal(self.pue),
+            green_shares=tuple(GreenShare(g.month, Decimal(g.fraction), g.source) for g in self.green_shares),
+            grid_region=self.grid_region,
+        )
+
 
 #: Condition types of a ComputeNode.
 REGISTERED = "Registered"
@@ -139,6 +194,13 @@ class ComputeNodeSpec(Model):
     """How the hub reaches the member."""
     cordoned: bool = False
     """When true, no new work is placed on the node; running work stays. Default: false."""
+    energy: NodeEnergy | None = None
+    """PUE, green share per month and grid region (optional): for placement by green power and for
+    the energy estimate of every job's usage. Omitted: PUE 1, no green power."""
+
+    def energy_facts(self) -> EnergyFacts:
+        """The core's view of `energy` (no facts: PUE 1, no green power, the node's own region)."""
+        return EnergyFacts() if self.energy is None else self.energy.facts()
 
     @model_validator(mode="after")
     def _industry_fields(self) -> ComputeNodeSpec:

@@ -9,7 +9,7 @@ to say whether its limits are shared or per namespace.
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 from kube_custom_resource.custom_resource import Scope
 from pydantic import (
@@ -65,6 +65,36 @@ def _unique_models(items: list[ModelCards]) -> list[ModelCards]:
     return items
 
 
+VendorName = Literal["nvidia", "huawei", "cambricon", "hygon"]
+
+
+class VendorCards(Model):
+    """Cards of one accelerator vendor, all its models together."""
+
+    vendor: VendorName
+    """The vendor as the accelerator catalogue names it: nvidia, huawei, cambricon or hygon."""
+    cards: Cards
+    """Cards of that vendor's models."""
+
+
+def _unique_vendors(items: list[VendorCards]) -> list[VendorCards]:
+    seen: set[str] = set()
+    for item in items:
+        if item.vendor in seen:
+            raise ValueError(f"duplicate entry for vendor {item.vendor!r}")
+        seen.add(item.vendor)
+    return items
+
+
+VendorCardsList = Annotated[
+    list[VendorCards],
+    AfterValidator(_unique_vendors),
+    Field(
+        max_length=4,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["vendor"]},
+    ),
+]
+
 ModelCardsList = Annotated[
     list[ModelCards],
     AfterValidator(_unique_models),
@@ -86,6 +116,11 @@ class QuotaLimits(Model):
                 "cardsPerModel[].cards must not exceed cards (the total)",
                 field_path=".cardsPerModel",
             ),
+            rule(
+                "!has(self.cards) || !has(self.cardsPerVendor) || self.cardsPerVendor.all(v, v.cards <= self.cards)",
+                "cardsPerVendor[].cards must not exceed cards (the total)",
+                field_path=".cardsPerVendor",
+            ),
         )
     )
 
@@ -95,6 +130,10 @@ class QuotaLimits(Model):
     cards_per_model: ModelCardsList = Field(default_factory=list)
     """Cards per GPU model the tenant's active jobs may hold at once. A job that accepts several
     models is placed only on those still within their limit."""
+    cards_per_vendor: VendorCardsList = Field(default_factory=list)
+    """Cards per accelerator vendor (nvidia, huawei, cambricon, hygon: all the vendor's catalogued
+    models together) the tenant's active jobs may hold at once. A job that accepts several vendors'
+    models is placed only on models whose vendor (and model) is still within its limit."""
     pending_jobs: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
     """Pending jobs considered for placement at once: the first ones of the tenant's queue
     (priority, then age); the others stay Pending with reason QuotaExceeded until they move up."""
@@ -110,6 +149,8 @@ class QuotaLimits(Model):
             over = [m.model for m in self.cards_per_model if m.cards > self.cards]
             if over:
                 raise ValueError("cardsPerModel[].cards must not exceed cards (the total)")
+            if any(v.cards > self.cards for v in self.cards_per_vendor):
+                raise ValueError("cardsPerVendor[].cards must not exceed cards (the total)")
         return self
 
 
@@ -149,6 +190,8 @@ class ComputeQuotaStatus(Model):
     """Cards held by the tenant's active jobs."""
     cards_in_use_per_model: ModelCardsList = Field(default_factory=list)
     """Cards held by the tenant's active jobs, per GPU model."""
+    cards_in_use_per_vendor: VendorCardsList = Field(default_factory=list)
+    """Cards held by the tenant's active jobs, per accelerator vendor (catalogued models only)."""
     pending_jobs: Annotated[int, Field(ge=0)] | None = None
     """The tenant's Pending jobs, held ones included."""
     spent_this_month: SpendThisMonth | None = None

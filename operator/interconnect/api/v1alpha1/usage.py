@@ -42,7 +42,7 @@ from .common import (
     immutable,
     rule,
 )
-from .job import IdentityCode, Reason
+from .job import EnergyUsage, IdentityCode, Reason
 from .quota import MONTH_PATTERN
 
 #: Labels every ComputeUsage carries, for selection (``kubectl get cusage -l ...``).
@@ -99,6 +99,9 @@ class ComputeUsageSpec(Model):
     accelerator catalogue when the record was written); omitted for a model without a figure."""
     precision: Literal["bf16", "fp16"] | None = None
     """The precision of pflopsHours."""
+    energy: EnergyUsage | None = None
+    """Estimated energy of cardHours on the node (its PUE and green share of the month the attempt
+    started), with the grid part's CO2; omitted for a model without a board-power figure."""
     currency: Currency
     """ISO 4217 currency of cost (the price's)."""
     started_at: AwareDatetime | None = None
