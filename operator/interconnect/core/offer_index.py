@@ -237,30 +237,45 @@ class OfferIndex:
         for bucket in (self.region_bucket[name], self.class_bucket[name]):
             bucket.set_free(bucket.positions[name], free)
 
-    def sources(
-        self, regions: Collection[str], key_of: Callable[[Hashable], KeyOf | None], min_memory: int = 0
-    ) -> list[Source]:
-        """The buckets to read for a job that may use `regions`, prices classes with `key_of`
-        (None: the job refuses the class) and needs `min_memory` GiB per card.
+    def plan(
+        self, regions: Collection[str], admits: Callable[[Hashable], bool], min_memory: int = 0
+    ) -> list[tuple[Bucket, Collection[str] | None]]:
+        """The buckets to read for a job that may use `regions`, accepts the classes `admits`
+        and needs `min_memory` GiB per card; with each, the regions to keep (None: all).
 
         Per region when the job reaches few regions (r buckets per class), else per class,
         skipping offers outside `regions` (about total/r offers skipped per offer read): the
-        cheaper of the two, r * r against the number of regions with offers.
+        cheaper of the two, r * r against the number of regions with offers. Depends on no
+        price, so callers may keep it for the jobs that ask the same.
         """
         if not regions:
             return []
-        out: list[Source] = []
         if len(regions) * len(regions) <= len(self.by_region):
-            for region in regions:
-                for bucket in self.by_region.get(region, ()):
-                    if bucket.most_memory >= min_memory and (key := key_of(bucket.cls)) is not None:
-                        out.append(Source(bucket, key, None, min_memory))
-            return out
+            return [
+                (bucket, None)
+                for region in regions
+                for bucket in self.by_region.get(region, ())
+                if bucket.most_memory >= min_memory and admits(bucket.cls)
+            ]
         wanted = frozenset(regions)
         allowed = None if wanted.issuperset(self.by_region) else wanted
-        for cls, bucket in self.by_class.items():
-            if bucket.most_memory >= min_memory and (key := key_of(cls)) is not None:
-                out.append(Source(bucket, key, allowed, min_memory))
+        return [
+            (bucket, allowed)
+            for cls, bucket in self.by_class.items()
+            if bucket.most_memory >= min_memory and admits(cls)
+        ]
+
+    def sources(
+        self, regions: Collection[str], key_of: Callable[[Hashable], KeyOf | None], min_memory: int = 0
+    ) -> list[Source]:
+        """`plan`, with each bucket's key function (`key_of`; None: the job refuses the class)."""
+        keys: dict[Hashable, KeyOf | None] = {}
+        out = []
+        for bucket, allowed in self.plan(regions, lambda cls: (keys.get(cls) or keys.setdefault(cls, key_of(cls)))
+                                         is not None, min_memory):
+            key = keys[bucket.cls]
+            assert key is not None
+            out.append(Source(bucket, key, allowed, min_memory))
         return out
 
 
@@ -286,20 +301,29 @@ def cheapest_first(sources: Sequence[Source], needed: int) -> Iterator[tuple[Dec
     Each batch holds every offer of the sources at that key (all offers of one price in a
     bucket share a key), so a caller comparing ties within a batch compares all of them.
     """
-    heap: list[tuple[Decimal, int, int]] = []
+    # (key, source, position, verified): a source enters at its cheapest offer's key, a lower
+    # bound, and is looked at (free cards, region, memory) only when it reaches the top, so the
+    # many sources dearer than the answer cost one key each.
+    heap: list[tuple[Decimal, int, int, bool]] = []
     for i, source in enumerate(sources):
-        position = _next(source, 0, needed)
-        if position >= 0:
-            key = source.key_of(source.bucket.amounts[position])
+        if len(source.bucket):
+            key = source.key_of(source.bucket.amounts[0])
             if key is not None:
-                heap.append((key, i, position))
+                heap.append((key, i, 0, False))
     heapq.heapify(heap)
     while heap:
-        lowest = heap[0][0]
+        lowest, i, position, verified = heap[0]
+        if not verified:
+            heapq.heappop(heap)
+            _verify(heap, sources[i], i, position, lowest, needed)
+            continue
         batch: list[str] = []
         while heap and heap[0][0] == lowest:
-            _, i, position = heapq.heappop(heap)
+            _, i, position, verified = heapq.heappop(heap)
             source = sources[i]
+            if not verified:
+                _verify(heap, source, i, position, lowest, needed)
+                continue
             amounts, names = source.bucket.amounts, source.bucket.names
             amount = amounts[position]
             while position >= 0 and amounts[position] == amount:
@@ -308,8 +332,23 @@ def cheapest_first(sources: Sequence[Source], needed: int) -> Iterator[tuple[Dec
             if position >= 0:
                 key = source.key_of(amounts[position])
                 if key is not None:
-                    heapq.heappush(heap, (key, i, position))
-        yield lowest, batch
+                    heapq.heappush(heap, (key, i, position, True))
+        if batch:
+            yield lowest, batch
+
+
+def _verify(heap: list[tuple[Decimal, int, int, bool]], source: Source, i: int, position: int, key: Decimal,
+            needed: int) -> None:
+    """Back on the heap at the source's first offer from `position` that passes, with its key."""
+    found = _next(source, position, needed)
+    if found < 0:
+        return
+    if found != position:
+        moved = source.key_of(source.bucket.amounts[found])
+        if moved is None:
+            return
+        key = moved
+    heapq.heappush(heap, (key, i, found, True))
 
 
 __all__ = ["ENTRY", "Bucket", "Entry", "KeyOf", "Layout", "OfferIndex", "Source", "cheapest_first"]

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
@@ -63,7 +63,7 @@ from interconnect.core.money import (
     price_per_card_hour,
     round_to_minor_unit,
 )
-from interconnect.core.offer_index import KeyOf, Layout, OfferIndex, cheapest_first
+from interconnect.core.offer_index import Bucket, KeyOf, Layout, OfferIndex, Source, cheapest_first
 from interconnect.core.vocabulary import BillingUnit, Industry, LatencyTier, NodeType
 from interconnect.core.workload_policy import Toleration, image_registry, normal_registry
 
@@ -902,7 +902,11 @@ class _Terms:
         """For the offer index: price -> key for offers of one model and billing unit, None over
         maxPrice or budget. The methods above, folded into one closure (it runs for every
         bucket a job opens): the same operations on the same operands, so the same results."""
-        multiplier = self.hourly(Decimal(1), per_card, per_machine)  # needed, or whole machines billed
+        if per_card:
+            multiplier = self.needed_decimal
+        else:  # whole machines billed, as `hourly` bills them
+            assert per_machine is not None
+            multiplier = self.machines.get(per_machine) or self.hourly(Decimal(1), per_card, per_machine)
         cap, hours, budget, quantum = self.cap_total, self.hours, self.budget_amount, self.quantum
         divisor = self.needed_decimal * _rate(model) if self.per_pflops else None
 
@@ -1179,6 +1183,26 @@ class _Classes:
         self._capability = bool(job.vendors or job.min_tflops or terms.per_pflops)
         self._memo: dict[Hashable, _ClassVerdict] = {}
 
+    @classmethod
+    def of(cls, job: JobRequest, terms: _Terms, index: OfferIndex) -> _Classes:
+        """The verdicts for jobs asking what this one asks of a class, kept with the index: a
+        queue holds many jobs that differ only in cards, price or place."""
+        asks = ("classes", frozenset(image_registry(image) for image in job.images), job.tolerations, job.models,
+                job.vendors, tuple(sorted(job.min_tflops.items())), job.price_basis, job.gpus_per_replica,
+                terms.currency)
+        classes = index.memo.get(asks)
+        if not isinstance(classes, _Classes):
+            classes = index.memo[asks] = _Classes(job, terms)
+        return classes
+
+    # Kept in the index's memo and as part of its keys: by identity (one per question asked).
+    __hash__ = object.__hash__
+
+    def admits(self, cls: Hashable) -> bool:
+        """Whether the job may take offers of this class at all (their node, memory, cards and
+        price decide the rest)."""
+        return self.verdict(cls) == _CLASS_FITS
+
     def verdict(self, cls: Hashable) -> _ClassVerdict:
         verdict = self._memo.get(cls)
         if verdict is None:
@@ -1215,20 +1239,21 @@ def _search(job: JobRequest, snapshot: PlacementSnapshot, *, required: LatencyTi
     index = snapshot._offer_index()
     terms = _Terms(job, snapshot.currency, cap_price)
     regions = _regions_reached(index, job, snapshot.latency, required)
-    classes = _Classes(job, terms)
-    admitted: dict[Hashable, KeyOf | None] = {}
-
-    def admit(cls: Hashable) -> KeyOf | None:
-        """The key function of a class of offers, or None when `_evaluate` rejects all its offers
-        whatever their node or price (memory is the index's, per offer)."""
-        if cls in admitted:
-            return admitted[cls]
-        key_of: KeyOf | None = None
-        if classes.verdict(cls) == _CLASS_FITS:
-            model, _, per_card, per_machine, _, _ = cast(_Class, cls)
-            key_of = terms.key_function(model, per_card, per_machine)
-        admitted[cls] = key_of
-        return key_of
+    classes = _Classes.of(job, terms, index)
+    # Which buckets to read depends on what the job asks of a class, where it may run and its
+    # memory, not on its cards or price: kept with the index for the jobs that ask the same.
+    plan_key = ("plan", classes, tuple(regions), job.min_memory_gib)
+    plan = index.memo.get(plan_key)
+    if plan is None:
+        plan = index.memo[plan_key] = index.plan(regions, classes.admits, job.min_memory_gib)
+    keys: dict[Hashable, KeyOf] = {}
+    sources = []
+    for bucket, allowed in cast(list[tuple[Bucket, Collection[str] | None]], plan):
+        key_of = keys.get(bucket.cls)
+        if key_of is None:
+            model, _, per_card, per_machine, _, _ = cast(_Class, bucket.cls)
+            key_of = keys[bucket.cls] = terms.key_function(model, per_card, per_machine)
+        sources.append(Source(bucket, key_of, allowed, job.min_memory_gib))
 
     where, groups = snapshot._where, snapshot._groups
 
@@ -1240,7 +1265,7 @@ def _search(job: JobRequest, snapshot: PlacementSnapshot, *, required: LatencyTi
             subset.append((node_name, node, health, message, (rows[row_index],)))
         return _evaluate(job, snapshot, required=required, cap_price=cap_price, groups=subset).best
 
-    batches = cheapest_first(index.sources(regions, admit, job.min_memory_gib), terms.needed)
+    batches = cheapest_first(sources, terms.needed)
     for key, batch in batches:
         best = judge(batch)
         if best is None:
@@ -1353,7 +1378,7 @@ def _counts_when_unplaced(job: JobRequest, snapshot: PlacementSnapshot) -> _Coun
     by_label: Counter[str] = Counter(totals.unhealthy)
     latency_labels: dict[str, RejectReason] = {}
     terms = _Terms(job, snapshot.currency, cap_price=True)
-    classes = _Classes(job, terms)
+    classes = _Classes.of(job, terms, index)
     needed, min_memory = terms.needed, job.min_memory_gib
     denied, allowed = job.denied_regions, job.allowed_regions
     memory_label = _LABELS[RejectReason.GPU_MEMORY_TOO_SMALL]
