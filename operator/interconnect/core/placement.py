@@ -465,21 +465,28 @@ class PlacementSnapshot:
                 named = {o.name: o for o in (*self.offers, *replacing)}  # the later of two wins
                 return PlacementSnapshot(self.nodes, tuple(named.values()), self.latency, self.now, self.currency)
             located.append(where)
-        groups = list(self._groups)
+        changed: dict[int, _Group] = {}
         index = self._index
         for offer, (_, group_index, row_index) in zip(replacing, located, strict=True):
-            name, node, health, message, rows = groups[group_index]
+            name, node, health, message, rows = changed.get(group_index) or self._groups[group_index]
             old_row, new_row = rows[row_index], _row(offer, self.now)
-            groups[group_index] = (name, node, health, message, (*rows[:row_index], new_row, *rows[row_index + 1 :]))
+            moves = _index_key(old_row) != _index_key(new_row)
+            changed[group_index] = (name, node, health, message, (*rows[:row_index], new_row, *rows[row_index + 1 :]))
             if index is not None:
-                if _index_key(old_row) == _index_key(new_row):
-                    if offer.name in index:
-                        index.set_free(offer.name, new_row[4])
-                else:
+                if moves:
                     index = None
+                elif offer.name in index:
+                    index.set_free(offer.name, new_row[4])
         # Given away (updated) or out of date: either way no longer this snapshot's.
         object.__setattr__(self, "_index", None)
-        frozen = tuple(groups)
+        if len(changed) == 1:  # the usual case (one node's offers): one copy of the tuple of nodes
+            ((at, group),) = changed.items()
+            frozen = (*self._groups[:at], group, *self._groups[at + 1 :])
+        else:
+            groups = list(self._groups)
+            for at, group in changed.items():
+                groups[at] = group
+            frozen = tuple(groups)
         snapshot = object.__new__(PlacementSnapshot)
         for attribute, value in (
             ("nodes", self.nodes),
