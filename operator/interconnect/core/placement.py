@@ -1142,16 +1142,32 @@ def _candidate(job: JobRequest, best: _Best) -> Candidate:
     )
 
 
+def _reaches(index: OfferIndex, latency: LatencyTable, origin: str, required: LatencyTier) -> Callable[[str], _Reach]:
+    """`_reach` from `origin` at `required`, kept with the index (the same for every job from there)."""
+    memo_key = ("reach", origin, required)
+    known = index.memo.get(memo_key)
+    if not isinstance(known, dict):
+        known = index.memo[memo_key] = {}
+
+    def reach(region: str) -> _Reach:
+        verdict = known.get(region)
+        if verdict is None:
+            verdict = known[region] = _reach(latency, origin, region, required)
+        assert isinstance(verdict, _Reach)
+        return verdict
+
+    return reach
+
+
 def _regions_reached(index: OfferIndex, job: JobRequest, latency: LatencyTable, required: LatencyTier) -> list[str]:
     """The regions with indexed offers that the job's region policy allows and that meet
     `required` from its origin (the latency part kept with the index: it is the same for every
     job from that origin)."""
-    memo_key = ("reach", job.origin, required)
+    memo_key = ("reached", job.origin, required)
     reached = index.memo.get(memo_key)
     if reached is None:
-        reached = index.memo[memo_key] = tuple(
-            r for r in sorted(index.regions) if _reach(latency, job.origin, r, required).label is None
-        )
+        reach = _reaches(index, latency, job.origin, required)
+        reached = index.memo[memo_key] = tuple(r for r in sorted(index.regions) if reach(r).label is None)
     assert isinstance(reached, tuple)
     denied, allowed = job.denied_regions, job.allowed_regions
     return [r for r in reached if r not in denied and (not allowed or r in allowed)]
@@ -1310,7 +1326,8 @@ def _first_rows(job: JobRequest, snapshot: PlacementSnapshot, limit: int) -> tup
     """The first `limit` rejections of the scan, in its order, from the first nodes only."""
     rows: list[_RejectionRow] = []
     groups = snapshot._groups
-    start, step = 0, 8
+    # Enough nodes for `limit` offers at the market's average per node, then twice as many.
+    start, step = 0, max(8, limit * len(groups) // max(1, len(snapshot.offers)) + 1)
     with localcontext(MONEY_CONTEXT):
         while len(rows) < limit and start < len(groups):
             chunk = groups[start : start + step]
@@ -1392,6 +1409,7 @@ def _counts_when_unplaced(job: JobRequest, snapshot: PlacementSnapshot) -> _Coun
     machine_label = _LABELS[RejectReason.REPLICA_LARGER_THAN_MACHINE]
     cards_label, currency_label = _LABELS[RejectReason.INSUFFICIENT_FREE_CARDS], _LABELS[RejectReason.CURRENCY_MISMATCH]
     price_label, budget_label = _LABELS[RejectReason.PRICE_ABOVE_MAX], _LABELS[RejectReason.BUDGET_EXCEEDED]
+    reaches = _reaches(index, snapshot.latency, job.origin, job.tier)
     with localcontext(MONEY_CONTEXT):
         for region, count in totals.offers.items():
             if region in denied:
@@ -1400,7 +1418,7 @@ def _counts_when_unplaced(job: JobRequest, snapshot: PlacementSnapshot) -> _Coun
             if allowed and region not in allowed:
                 by_label[_LABELS[RejectReason.REGION_NOT_ALLOWED]] += count
                 continue
-            reach = _reach(snapshot.latency, job.origin, region, job.tier)
+            reach = reaches(region)
             if reach.label is not None:
                 by_label[reach.label] += count
                 latency_labels[reach.label] = RejectReason.LATENCY_TIER_NOT_MET
