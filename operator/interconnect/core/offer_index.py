@@ -15,8 +15,9 @@ Almost all of that work rejects offers that could never win. This index finds th
   bucket's unit and model fix the multiplier) only grows with the price, and so do maxPrice and
   budget verdicts: a bucket is read from its cheapest end and given up at the first offer over.
 - Free cards are kept in a max-tree over each bucket (`Bucket.first_fit`: the next offer with at
-  least N free cards in O(log n)), updated in place when a placement takes cards (`set_free`),
-  so a pass never rebuilds what it has not changed.
+  least N free cards in O(log n)) and a sorted list (`count_free_below`, for explanations),
+  updated in place when a placement takes cards (`set_free`), so a pass never rebuilds what it
+  has not changed.
 - Regions: the latency table says which regions meet a tier from an origin (about 1 for 1ms, 2
   for 5ms, 16 of 34 for 20ms). A job reaching few regions reads the per-region buckets of those
   regions; one reaching many reads the all-region buckets and skips offers elsewhere (cheaper
@@ -30,7 +31,11 @@ the lowest fitting key, so the tie-break sees exactly what a full scan would (a 
 greener nodes within a price band reads on to the band's ceiling, and the chain chooses among
 all of those).
 
-Pure and in memory; `OfferIndex` is mutable (free cards) and owned by one snapshot at a time.
+The same buckets also count, for a job that fits nowhere, why (placement's
+`_counts_when_unplaced`): whole buckets and regions at a time rather than offer by offer.
+
+Pure and in memory; `OfferIndex` is mutable (free cards, and `memo`: answers kept for the jobs
+of a pass) and owned by one snapshot at a time.
 """
 
 from __future__ import annotations

@@ -609,7 +609,10 @@ class Decision:
     `place` finds `chosen` through the offer index without looking at most offers; the
     explanation (`fitting`, `reason_counts`, `summary`, `rejected`, `top_reason`) is the full
     scan, run the first time one of them is read (and then kept). A placed job whose explanation
-    nobody reads never pays for it.
+    nobody reads never pays for it; for a job placed nowhere the counts (`summary`,
+    `reason_counts`, `top_reason`) and `first_rejected` come from the index without a scan, and
+    are cheapest read before the snapshot hands its index on (`with_offers`), as the scheduler
+    does: read later, they rebuild it.
     """
 
     chosen: Candidate | None
