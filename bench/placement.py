@@ -170,7 +170,8 @@ def passes(label: str, snapshot: PlacementSnapshot, pending: list[JobRequest], s
            "ratio": scan_s / indexed_s, "placed": placed}
     print(f"{label:>28} {len(pending):>6} x {len(snapshot.offers):<7} scan {scan_s:>7.2f} s  indexed "
           f"{indexed_s:>6.2f} s (explaining unplaced {indexed_explaining:.2f} s)  {row['ratio']:>5.1f}x  "
-          f"placed {placed}/{len(pending)}", flush=True)
+          f"placed {placed}/{len(pending)}" + (f"  (scan: {scan_jobs} jobs measured, scaled)"
+                                               if scan_jobs < len(pending) else ""), flush=True)
     return row
 
 

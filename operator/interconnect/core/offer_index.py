@@ -117,7 +117,8 @@ class Bucket:
             tree[i] = left if left >= right else right
         self._size = size
         self._tree = tree
-        self._sorted_frees = sorted(tree[size : size + len(order)])
+        # Counting is done per region (explanations); the all-region buckets do not keep it up.
+        self._sorted_frees = None if region is None else sorted(tree[size : size + len(order)])
 
     def __len__(self) -> int:
         return len(self.names)
@@ -132,14 +133,17 @@ class Bucket:
 
     def count_free_below(self, needed: int) -> int:
         """How many offers of the bucket have fewer than `needed` free cards (for explanations)."""
+        if self._sorted_frees is None:
+            return sum(1 for free in self.frees() if free < needed)
         return bisect_left(self._sorted_frees, needed)
 
     def set_free(self, position: int, free: int) -> None:
         tree = self._tree
         i = self._size + position
         frees = self._sorted_frees
-        del frees[bisect_left(frees, tree[i])]
-        insort(frees, free)
+        if frees is not None:
+            del frees[bisect_left(frees, tree[i])]
+            insort(frees, free)
         tree[i] = free
         i >>= 1
         while i:

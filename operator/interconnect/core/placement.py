@@ -1272,13 +1272,14 @@ def _search(job: JobRequest, snapshot: PlacementSnapshot, *, required: LatencyTi
     plan = index.memo.get(plan_key)
     if plan is None:
         plan = index.memo[plan_key] = index.plan(regions, classes.admits, job.min_memory_gib)
-    keys: dict[Hashable, KeyOf] = {}
+    keys: dict[tuple[str, bool, int | None], KeyOf] = {}
     sources = []
     for bucket, allowed in cast(list[tuple[Bucket, Collection[str] | None]], plan):
-        key_of = keys.get(bucket.cls)
+        model, _, per_card, per_machine, _, _ = cast(_Class, bucket.cls)
+        pricing = (model if terms.per_pflops else "", per_card, per_machine)  # what the key depends on
+        key_of = keys.get(pricing)
         if key_of is None:
-            model, _, per_card, per_machine, _, _ = cast(_Class, bucket.cls)
-            key_of = keys[bucket.cls] = terms.key_function(model, per_card, per_machine)
+            key_of = keys[pricing] = terms.key_function(model, per_card, per_machine)
         sources.append(Source(bucket, key_of, allowed, job.min_memory_gib))
 
     where, groups = snapshot._where, snapshot._groups
