@@ -166,6 +166,27 @@ def _usage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    """The network report (as `kubectl compute report`): every tenant's records, Prometheus if given."""
+    import datetime as dt
+
+    from interconnect.cli import promql
+    from interconnect.cli.kube import PluginError
+    from interconnect.cli.plugin import Hub, report_records, report_text
+    from interconnect.core.quota import Month
+
+    now = dt.datetime.now(dt.UTC)
+    month = args.month or Month.of(now)
+    try:
+        records = report_records(Hub(args.kubeconfig, args.context), month, now)
+        print(report_text(records, month=month, now=now, level=args.group_by, output=args.output, node=args.node,
+                          prometheus=promql.prometheus_url(args.prometheus)))
+    except PluginError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return int(exc.code)
+    return 0
+
+
 def join_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -309,6 +330,15 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_argument("--kubeconfig")
     usage.add_argument("--context")
     usage.set_defaults(func=_usage)
+
+    report = sub.add_parser("report", help="the network report of a month: per node, region or industry, "
+                            "utilisation, sales, outcomes, energy, availability (docs/report.md)")
+    from interconnect.cli.network_report import add_arguments as add_report_arguments
+
+    add_report_arguments(report)
+    report.add_argument("--kubeconfig")
+    report.add_argument("--context")
+    report.set_defaults(func=_report)
 
     join = sub.add_parser("join", help="register a member cluster (member chart installed) with the hub")
     add_join_arguments(join)

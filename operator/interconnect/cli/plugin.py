@@ -27,6 +27,7 @@ import yaml
 
 from interconnect.api.v1alpha1 import ComputeJob, ComputeNode, ComputeOffer, validation_message
 from interconnect.api.v1alpha1.usage import TENANT_LABEL
+from interconnect.cli import network_report
 from interconnect.cli.kube import EXIT_HELP, Connection, Exit, PluginError, call, connect, raw_get, read_json, stream
 from interconnect.cli.main import add_join_arguments, add_token_arguments
 from interconnect.cli.report import GROUPS, month_selector, render, usage_rows
@@ -35,6 +36,7 @@ from interconnect.core.accelerators import compute_rate
 from interconnect.core.latency import LATENCY_CONFIG_MAP, LatencyTable, latency_from_config
 from interconnect.core.money import Money, effective_price_money, round_to_minor_unit
 from interconnect.core.placement import Decision, JobRequest, PlacementSnapshot, place, what_would_fit
+from interconnect.core.quota import Month
 from interconnect.core.vocabulary import GROUP, VERSION
 from interconnect.services.translate import job_request, node_view, offer_view, price_of
 
@@ -68,8 +70,8 @@ def _condition(obj: ComputeNode, type_: str) -> bool:
 
 
 def snapshot(market: Market, at: datetime) -> PlacementSnapshot:
-    nodes = [node_view(n, registered=_condition(n, "Registered"), ready=_condition(n, "Ready"))
-             for n in market.nodes]
+    nodes = [node_view(n, registered=_condition(n, "Registered"), ready=_condition(n, "Ready"),
+                       month=at.strftime("%Y-%m")) for n in market.nodes]
     offers = [offer_view(o, cards_total=o.status.cards_total or 0, cards_free=o.status.cards_free or 0)
               for o in market.offers]
     return PlacementSnapshot.of(nodes, offers, market.latency, at)
@@ -603,6 +605,46 @@ def cmd_usage(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+def report_text(records: list[dict[str, Any]], *, month: Month, now: datetime, level: str, output: str,
+                node: str | None, prometheus: str | None) -> str:
+    """The network report of ``month`` from the records read and, with a URL, Prometheus."""
+    from interconnect.cli import promql
+
+    try:
+        period = network_report.period_of(month, now)
+    except ValueError as exc:
+        raise PluginError(f"--month {month}: {exc}") from exc
+    figures = promql.figures(promql.http_query(prometheus), period) if prometheus else None
+    report = network_report.build(month, records, figures, now=now, level=level, node=node)
+    if node is not None and not report.total.tally.nodes:
+        raise PluginError(f"node {node} has no usage record and no Prometheus series in {month}", Exit.NOT_FOUND)
+    return network_report.render(report, output, generated_at=now, prometheus=prometheus)
+
+
+def report_records(hub: Hub, month: Month, now: datetime) -> list[dict[str, Any]]:
+    """Every tenant's records (the hub admin's and the regulator's view) that can count in ``month``:
+    those billed in it and those of later months that ran partly in it (in use pro rata)."""
+    try:
+        return hub._list("computeusages", None, network_report.record_selector(month, now))
+    except PluginError as exc:
+        if exc.code == Exit.FORBIDDEN:
+            raise PluginError(f"{exc} (the network report reads every tenant's ComputeUsage records: hub admins "
+                              "and SREs)", exc.code, exc.status) from exc
+        raise
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from interconnect.cli import promql
+
+    now = datetime.now(UTC)
+    month = args.month or Month.of(now)
+    url = promql.prometheus_url(args.prometheus)
+    records = report_records(_hub(args), month, now)
+    print(report_text(records, month=month, now=now, level=args.group_by, output=args.output, node=args.node,
+                      prometheus=url))
+    return Exit.OK
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
     hub = _hub(args)
     namespace = hub.namespace(args)
@@ -675,7 +717,7 @@ def cmd_completion(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
-COMMANDS = ("quote", "explain", "logs", "topology", "usage", "join", "token", "leave", "completion")
+COMMANDS = ("quote", "explain", "logs", "topology", "usage", "report", "join", "token", "leave", "completion")
 
 
 def _connection_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -765,6 +807,12 @@ def build_parser(prog: str = "kubectl compute") -> argparse.ArgumentParser:
     usage.add_argument("--group-by", default="tenant", choices=GROUPS)
     _namespace_options(usage, all_namespaces=True)
     _output(usage, (*OUTPUTS, "csv"))
+
+    report = command("report", "the network report of a month for node operators and the regulator: per node, "
+                     "region or industry, cards offered and in use, utilisation, card-hours and PFLOPS-hours sold, "
+                     "revenue, outcomes, energy, green share, PUE, availability (hub admins: every tenant's records; "
+                     "docs/report.md)", cmd_report)
+    network_report.add_arguments(report)
 
     join = command("join", "register a member cluster with the hub (as a hub admin, or with a registration "
                    "credential: --hub-kubeconfig)", cmd_join, connection=False)

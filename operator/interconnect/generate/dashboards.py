@@ -3,10 +3,12 @@
 python -m interconnect dashboards            # write deploy/dashboards/*.json and the hub chart's copy
 python -m interconnect dashboards --check    # exit 1, with a diff, when either copy is not up to date
 
-Three dashboards: Overview (the 1+M+N topology, capacity, jobs and placements), Metering
+Four dashboards: Overview (the 1+M+N topology, capacity, jobs and placements), Metering
 (card-hours and revenue by node, tenant, region, industry and GPU model; price per card-hour by
-offer; tenant quotas and fair share) and Operator health (placement time, dispatch latency,
-errors, watches, queue). The chart ships the JSON as ConfigMaps for the Grafana sidecar (templates/dashboards.yaml).
+offer; tenant quotas and fair share), Operator health (placement time, dispatch latency,
+errors, watches, queue) and Network report (the figures of `kubectl compute report` over time:
+utilisation, availability, sales, energy, green share, PUE, CO2). The chart ships the JSON as
+ConfigMaps for the Grafana sidecar (templates/dashboards.yaml).
 
 grafana-foundation-sdk is needed only to generate the JSON: it is in the `test` and `dev`
 extras, not in the operator's runtime dependencies. ``all_queries()`` lists every PromQL
@@ -587,6 +589,163 @@ def health_items() -> list[Item]:
     ]
 
 
+# ------------------------------------------------------------------------------------------ network report
+
+# The operator's node-level series (offered card-seconds, Ready and observed seconds, declarations)
+# carry the ComputeNode's name in `node`; the metering counters carry its identity code there. The
+# usage figures are turned to names through interconnect_member_ready's (node, identity_code).
+NODE_TIME = 'node=~"$node", region=~"$region", industry=~"$industry"'
+WHERE = 'region=~"$region", industry=~"$industry"'
+KWATT = "kwatt"
+KWH = "kwatth"
+KG = "masskg"
+
+
+def by_name(expr: str) -> str:
+    """``expr``, a vector by ``node`` = identity code (the metering counters), as a vector by ``node`` =
+    the ComputeNode's name, for the nodes of $node."""
+    return ('sum by (node) (sum by (identity_code) (label_replace(' + expr + ', "identity_code", "$1", "node", '
+            '"(.*)")) * on (identity_code) group_left (node) group by (identity_code, node) '
+            '(interconnect_member_ready{node=~"$node"}))')
+
+
+CHOSEN = ('label_replace(group by (identity_code) (interconnect_member_ready{node=~"$node"}), "node", "$1", '
+          '"identity_code", "(.*)")')
+"""The identity codes of the nodes of $node, in `node` (the metering counters' label)."""
+
+
+def chosen(expr: str) -> str:
+    """``expr``, a vector by ``node`` = identity code and maybe more, only for the nodes of $node."""
+    return f"({expr} and on (node) {CHOSEN})"
+
+
+def network_items() -> list[Item]:
+    def offered(window: str, by: str = "") -> str:
+        """Card-seconds offered per second (cards) over ``window``."""
+        grouping = f"sum by ({by}) " if by else "sum "
+        return f"{grouping}({window}(interconnect_offered_card_seconds_total{{{NODE_TIME}}}[$__W]))"
+
+    def in_use(window: str) -> str:
+        """Card-hours in use by node name (the metering counters)."""
+        return by_name(f"sum by (node) ({window}(interconnect_card_hours_total{{{WHERE}}}[$__W]))")
+
+    def rng(expr: str) -> str:
+        return expr.replace("$__W", "$__range")
+
+    def per_hour(by: str, metric: str) -> str:
+        """``metric``'s rate per hour by ``by``, for the chosen nodes."""
+        return f"sum by ({by}) ({chosen(f'sum by (node, {by}) (rate({metric}[$__rate_interval]))')}) * 3600"
+
+    def rate_(expr: str) -> str:
+        return expr.replace("$__W", "$__rate_interval")
+
+    offered_h_node = rng(f"({offered('increase', 'node')} / 3600)")
+    offered_h = rng(f"({offered('increase')} / 3600)")
+    in_use_h_node = rng(in_use("increase"))
+    in_use_h = f"sum({in_use_h_node})"
+    ready = f"interconnect_node_ready_seconds_total{{{NODE_TIME}}}"
+    observed = f"interconnect_node_observed_seconds_total{{{NODE_TIME}}}"
+    energy = f"interconnect_energy_kwh_total{{{WHERE}}}"
+    green = f'interconnect_energy_kwh_total{{{WHERE}, kind="green"}}'
+    co2 = f"interconnect_co2_kg_total{{{WHERE}}}"
+    sold = f"interconnect_card_hours_total{{{WHERE}}}"
+    pflops = f"interconnect_compute_pflops_hours_total{{{WHERE}}}"
+    revenue = f'interconnect_cost_total{{{WHERE}, currency="CNY"}}'
+    per_node_range = [
+        Query(offered_h_node), Query(in_use_h_node), Query(f"{in_use_h_node} / ({offered_h_node} > 0)"),
+        Query(f"sum by (node) (increase({ready}[$__range])) / (sum by (node) (increase({observed}[$__range])) > 0)"),
+        Query(by_name(f"sum by (node) (increase({pflops}[$__range]))")),
+        Query(by_name(f"sum by (node) (increase({revenue}[$__range]))")),
+        Query(by_name(f"sum by (node) (increase({energy}[$__range]))")),
+        Query(f"{by_name(f'sum by (node) (increase({green}[$__range]))')} / "
+              f"({by_name(f'sum by (node) (increase({energy}[$__range]))')} > 0)"),
+        Query('max by (node) (interconnect_node_pue{node=~"$node"})'),
+        Query(by_name(f"sum by (node) (increase({co2}[$__range]))")),
+    ]
+    return [
+        "Over the selected range: the month's report, live",
+        single_stat(Spec("Utilisation", "Card-hours in use (the metering counters: running attempts included) "
+                         "over card-hours offered (the cards of valid offers on Ready nodes x time), over the "
+                         "selected range. `kubectl compute report` computes the month's from the usage records.",
+                         PERCENT, [Query(f"{in_use_h} / ({offered_h} > 0)", "utilisation")],
+                         width=4, height=5, instant=True)),
+        single_stat(Spec("Card-hours offered", "Cards offered x hours, over the selected range.", CARD_HOURS,
+                         [Query(offered_h, "offered")], width=4, height=5, instant=True), no_value="0"),
+        single_stat(Spec("Card-hours sold", "Card-hours metered (in use), over the selected range.", CARD_HOURS,
+                         [Query(in_use_h, "sold")], width=4, height=5, instant=True), no_value="0"),
+        single_stat(Spec("Availability", "Time the nodes were Ready over the time the operator watched them, "
+                         "summed over the nodes, over the selected range.", PERCENT, [
+                             Query(f"sum(increase({ready}[$__range])) / (sum(increase({observed}[$__range])) > 0)",
+                                   "availability")], width=4, height=5, instant=True)),
+        single_stat(Spec("Green share of the energy", "Estimated energy from renewable power (each node's "
+                         "declared green share) over all estimated energy, over the selected range.", PERCENT, [
+                             Query(f"sum({chosen(f'sum by (node) (increase({green}[$__range]))')}) / "
+                                   f"(sum({chosen(f'sum by (node) (increase({energy}[$__range]))')}) > 0)",
+                                   "green")], width=4, height=5, instant=True)),
+        single_stat(Spec("CO2", "Estimated CO2 of the grid part of the energy, over the selected range.", KG, [
+            Query(f"sum({chosen(f'sum by (node) (increase({co2}[$__range]))')})", "CO2")],
+            width=4, height=5, instant=True), no_value="0"),
+        grid(Spec("Per node over the range", "What `kubectl compute report --group-by node` shows for the month, "
+                  "over the selected range from the counters: card-hours offered and in use, utilisation, "
+                  "availability, PFLOPS-hours, revenue (CNY), estimated energy, its green share, the declared "
+                  "PUE now and CO2.", CARD_HOURS, per_node_range, width=24, height=7, instant=True,
+                  overrides=[("Utilisation", _unit(PERCENT)), ("Availability", _unit(PERCENT)),
+                             ("PFLOPS-hours", _unit("suffix:PFLOPS-h")), ("Revenue", _unit(CNY)),
+                             ("Energy", _unit(KWH)), ("Green share", _unit(PERCENT)), ("PUE (declared)", _unit(COUNT)),
+                             ("CO2", _unit(KG))]),
+             rename={"node": "Node", "Value #A": "Offered", "Value #B": "In use", "Value #C": "Utilisation",
+                     "Value #D": "Availability", "Value #E": "PFLOPS-hours", "Value #F": "Revenue",
+                     "Value #G": "Energy", "Value #H": "Green share", "Value #I": "PUE (declared)", "Value #J": "CO2"},
+             order=["node", *(f"Value #{c}" for c in "ABCDEFGHIJ")]),
+        "Capacity and utilisation over time",
+        timeseries(Spec("Cards offered and in use", "Cards offered (valid offers of Ready nodes) and cards in use "
+                        "(metered), all selected nodes.", CARDS, [
+                            Query(rate_(offered("rate")), "offered"),
+                            Query(f"sum({rate_(in_use('rate'))}) * 3600", "in use"),
+                        ])),
+        timeseries(Spec("Utilisation by node", "Cards in use over cards offered, per node.", PERCENT, [
+            Query(f"{rate_(in_use('rate'))} * 3600 / ({rate_(offered('rate', 'node'))} > 0)", "{{node}}"),
+        ])),
+        timeseries(Spec("Utilisation by region", "Cards in use over cards offered, per region.", PERCENT, [
+            Query(f"sum by (region) ({chosen(f'sum by (node, region) (rate({sold}[$__rate_interval]))')}) * 3600 / "
+                  f"({rate_(offered('rate', 'region'))} > 0)", "{{region}}"),
+        ])),
+        timeseries(Spec("Availability by node", "The share of the time each node was Ready, as the operator "
+                        "watched it.", PERCENT, [
+                            Query(f"sum by (node) (rate({ready}[$__rate_interval])) / "
+                                  f"(sum by (node) (rate({observed}[$__rate_interval])) > 0)", "{{node}}"),
+                        ])),
+        "Sales",
+        timeseries(Spec("Card-hours sold per hour by region", "Card-hours metered per hour (the cards in use), "
+                        "by the node's region.", "suffix:card-h/h", [
+                            Query(per_hour("region", sold), "{{region}}"),
+                        ], width=8), stacked=True),
+        timeseries(Spec("PFLOPS-hours sold per hour by vendor", "Normalised compute metered per hour (card-hours x "
+                        "the model's dense TFLOPS / 1000).", "suffix:PFLOPS-h/h", [
+                            Query(per_hour("vendor", pflops), "{{vendor}}"),
+                        ], width=8), stacked=True),
+        timeseries(Spec("Revenue per hour by industry (CNY)", "Revenue metered per hour by the node's industry "
+                        "(`none`: regional nodes).", CNY, [
+                            Query(per_hour("industry", revenue),
+                                  "{{industry}}"),
+                        ], width=8), stacked=True),
+        "Energy",
+        timeseries(Spec("Power drawn: green and grid", "Estimated power of the cards in use (board power x PUE), "
+                        "split by the nodes' declared green share.", KWATT, [
+                            Query(per_hour("kind", energy), "{{kind}}"),
+                        ], width=8), stacked=True),
+        timeseries(Spec("Declared green share and PUE by node", "What each node declares now: its green share "
+                        "of the month (0 to 1) and its PUE.", COUNT, [
+                            Query('max by (node) (interconnect_node_green_share{node=~"$node"})', "{{node}} green"),
+                            Query('max by (node) (interconnect_node_pue{node=~"$node"})', "{{node}} PUE"),
+                        ], width=8)),
+        timeseries(Spec("CO2 per hour by region", "Estimated CO2 of the grid energy per hour, by region.",
+                        "suffix:kg/h", [
+                            Query(per_hour("region", co2), "{{region}}"),
+                        ], width=8), stacked=True),
+    ]
+
+
 BOARDS = (
     Board("interconnect-overview.json", "interconnect-overview", "Compute Interconnect / Overview",
           "The 1+M+N topology, capacity by node and GPU model, jobs and placements.", "now-6h",
@@ -600,6 +759,10 @@ BOARDS = (
           "Placement time, dispatch latency, errors by loop, unreadable objects, watch restarts and the pending "
           "queue.", "now-6h",
           member_variables, health_items),
+    Board("interconnect-network-report.json", "interconnect-network-report", "Compute Interconnect / Network report",
+          "The network report's figures over time: cards offered and in use, utilisation and availability per node "
+          "and region, card-hours and PFLOPS-hours sold, revenue, estimated energy (green and grid), green share, "
+          "PUE and CO2.", "now-7d", member_variables, network_items),
 )
 
 
@@ -629,7 +792,8 @@ def render_dashboards() -> dict[str, str]:
 
 # ------------------------------------------------------------------------------------------ queries
 
-_VARIABLE = re.compile(r"\$(?:\{(\w+)(?::\w+)?\}|(\w+))")
+# A Grafana variable's name starts with a letter or _: `$1` is label_replace's first group.
+_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_]\w*)(?::\w+)?\}|([A-Za-z_]\w*))")
 
 
 def substitute(expr: str, values: Mapping[str, str] | None = None, builtins: Mapping[str, str] | None = None) -> str:

@@ -25,10 +25,11 @@ PANELS = [(name, p) for name, obj in OBJECTS.items() for p in dashboards.panels(
 IDS = [f"{name.removesuffix('.json')}/{p['title']}" for name, p in PANELS]
 
 
-def test_three_dashboards() -> None:
-    assert sorted(OBJECTS) == ["interconnect-metering.json", "interconnect-operator-health.json",
-                               "interconnect-overview.json"]
-    assert len({o["uid"] for o in OBJECTS.values()}) == 3
+def test_four_dashboards() -> None:
+    assert sorted(OBJECTS) == ["interconnect-metering.json", "interconnect-network-report.json",
+                               "interconnect-operator-health.json", "interconnect-overview.json"]
+    assert len({o["uid"] for o in OBJECTS.values()}) == 4
+    assert {name.removesuffix(".json") for name in OBJECTS} == {o["uid"] for o in OBJECTS.values()}
     for obj in OBJECTS.values():
         assert "interconnect" in obj["tags"]
         assert obj["schemaVersion"] >= 39
@@ -114,16 +115,23 @@ def units_of(panel: dict[str, Any]) -> set[str]:
     return units
 
 
+# Counters of seconds the network report divides or turns into card-hours: not durations shown.
+TIME_WEIGHTS = re.compile(r"interconnect_(offered_card_seconds|node_ready_seconds|node_observed_seconds)_total")
+
+
 @pytest.mark.parametrize(("name", "panel"), PANELS, ids=IDS)
 def test_units_match_what_is_measured(name: str, panel: dict[str, Any]) -> None:
     exprs = " ".join(t["expr"] for t in panel["targets"])
     units = units_of(panel)
-    if "_seconds" in exprs:
+    if "_seconds" in TIME_WEIGHTS.sub("", exprs):
         assert "s" in units
+    if units == {"percentunit"}:  # a ratio (utilisation, availability, green share) of whatever it divides
+        assert " / " in exprs
+        return
     if "interconnect_cost_total" in exprs and 'currency="CNY"' in exprs:
         assert "currencyCNY" in units
     if "interconnect_card_hours_total" in exprs and "interconnect_cost_total" not in exprs:
-        assert any("card-h" in u for u in units)
+        assert any("card-h" in u for u in units) or (units == {"suffix:cards"} and "* 3600" in exprs)
     if "_bucket" in exprs:
         assert "histogram_quantile" in exprs
 
@@ -138,6 +146,11 @@ def test_required_panels() -> None:
             "Card-hours by industry", "Card-hours by GPU model", "Revenue by node (identity code)",
             "Revenue by tenant", "Revenue by region", "Revenue by industry", "Revenue by GPU model",
             "Price per card-hour by offer", "Revenue rate (CNY per hour)"} <= titles["metering"]
+    assert {"Utilisation", "Card-hours offered", "Card-hours sold", "Availability", "Green share of the energy",
+            "CO2", "Per node over the range", "Cards offered and in use", "Utilisation by node",
+            "Utilisation by region", "Availability by node", "Card-hours sold per hour by region",
+            "PFLOPS-hours sold per hour by vendor", "Power drawn: green and grid",
+            "Declared green share and PUE by node", "CO2 per hour by region"} <= titles["network-report"]
     assert {"Placement time", "Dispatch latency: member Job created", "Dispatch latency: first pod running",
             "Reconcile errors by loop", "Watch restarts by node", "Member API errors by node",
             "Pending queue depth", "Reconcile errors by loop over the range", "Unreadable objects skipped",
@@ -153,7 +166,7 @@ def test_all_queries_cover_every_target_with_variables_substituted() -> None:
     variables = sum(1 for o in OBJECTS.values() for v in o["templating"]["list"] if v["type"] == "query")
     assert len(queries) == targets + variables
     for title, expr in queries:
-        assert "$" not in expr, (title, expr)
+        assert not re.search(r"\$[{A-Za-z_]", expr), (title, expr)  # `$1`: label_replace's group
         assert " / " in title
     assert any('node=~".*"' in expr for _, expr in queries)
     assert any("[1h]" in expr for _, expr in queries) and any("[1m]" in expr for _, expr in queries)
@@ -162,6 +175,8 @@ def test_all_queries_cover_every_target_with_variables_substituted() -> None:
 
 
 def test_substitute() -> None:
+    assert dashboards.substitute('label_replace(x{a=~"$a"}, "b", "$1", "c", "(.*)")') == \
+        'label_replace(x{a=~".*"}, "b", "$1", "c", "(.*)")'
     assert dashboards.substitute('x{a=~"$a", b=~"${b}"}[$__rate_interval]', {"b": "v"}) == 'x{a=~".*", b=~"v"}[1m]'
     assert dashboards.substitute("rate(x[$__range])", builtins={"__range": "3600s"}) == "rate(x[3600s])"
 
@@ -195,6 +210,13 @@ def test_the_dashboards_filter_by_their_variables() -> None:
             if "card_hours" in target["expr"] or "cost" in target["expr"]:
                 for var in ("node", "tenant", "region", "industry"):
                     assert f'{var}=~"${var}"' in target["expr"], (panel["title"], var)
+    # The network report: every expression follows the chosen nodes (the metering counters, labelled by
+    # identity code, through interconnect_member_ready's node=~"$node"), regions and industries.
+    for panel in dashboards.panels(OBJECTS["interconnect-network-report.json"]):
+        for target in panel["targets"]:
+            assert 'node=~"$node"' in target["expr"], panel["title"]
+            if re.search(r"card_hours|cost|energy|co2|pflops|offered|ready_seconds|observed", target["expr"]):
+                assert 'region=~"$region", industry=~"$industry"' in target["expr"], panel["title"]
     for name in ("interconnect-overview.json", "interconnect-operator-health.json"):
         for panel in dashboards.panels(OBJECTS[name]):
             for target in panel["targets"]:
