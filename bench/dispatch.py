@@ -219,6 +219,68 @@ async def ours(bed: tb.Testbed, members: list[str], n: int, operator_pid: int) -
     return result
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+Buckets = dict[str, tuple[list[tuple[float, float]], float, float]]
+"""stage -> (cumulative (le, count) pairs, sum, count) of interconnect_dispatch_stage_seconds."""
+
+
+def _stage_buckets(port: int) -> Buckets:
+    """The operator's per-stage dispatch histogram, scraped from its metrics endpoint."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    out: dict[str, tuple[list[tuple[float, float]], float, float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "interconnect_dispatch_stage_seconds":
+            continue
+        for sample in family.samples:
+            stage = sample.labels.get("stage", "")
+            buckets, total, count = out.get(stage, ([], 0.0, 0.0))
+            if sample.name.endswith("_bucket"):
+                buckets.append((float(sample.labels["le"]), sample.value))
+            elif sample.name.endswith("_sum"):
+                total = sample.value
+            elif sample.name.endswith("_count"):
+                count = sample.value
+            out[stage] = (buckets, total, count)
+    return out
+
+
+def _stage_quantiles(before: Buckets, after: Buckets) -> dict[str, dict[str, float]]:
+    """Per stage, the p50 and p99 (interpolated within buckets, as histogram_quantile does) and the
+    mean of what was observed between the two scrapes."""
+    out = {}
+    for stage, (buckets, total, count) in after.items():
+        old_buckets, old_total, old_count = before.get(stage, ([], 0.0, 0.0))
+        old = dict(old_buckets)
+        diff = sorted((le, c - old.get(le, 0.0)) for le, c in buckets)
+        n = count - old_count
+        quantiles = {}
+        for q in (0.5, 0.99):
+            rank, lower, below = q * n, 0.0, 0.0
+            value = float("nan")
+            for le, cumulative in diff:
+                if cumulative >= rank and n > 0:
+                    inside = cumulative - below
+                    share = (rank - below) / inside if inside else 1.0
+                    value = le if le == float("inf") else lower + (le - lower) * share
+                    break
+                lower, below = le, cumulative
+            quantiles[f"p{round(q * 100)}"] = value
+        out[stage] = {**quantiles, "mean": (total - old_total) / n if n else float("nan"), "count": n}
+    return out
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -355,7 +417,9 @@ def _run(bed: tb.Testbed, members: list[str], sizes: list[int], nodes_each: int,
          json_out: Path | None, mk_opts: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     rows = []
     # The operator as it runs in production (the tests' market meters every 2 s, the chart every 15 s).
-    production = {"INTERCONNECT_METERING_INTERVAL_SECONDS": "15", "INTERCONNECT_HEARTBEAT_SECONDS": "5"}
+    port = _free_port()
+    production = {"INTERCONNECT_METERING_INTERVAL_SECONDS": "15", "INTERCONNECT_HEARTBEAT_SECONDS": "5",
+                  "INTERCONNECT_METRICS_PORT": str(port)}
     with tempfile.TemporaryDirectory() as logs, m.running_market(bed, Path(logs), production) as operator:
         for member in members:
             node = next(n for n, (mm, *_) in m.NODES.items() if mm == member)
@@ -371,7 +435,9 @@ def _run(bed: tb.Testbed, members: list[str], sizes: list[int], nodes_each: int,
             # The members' controllers take minutes to churn through a thousand pods: without this,
             # our run would share the cores with the baseline's pods starting and ending.
             quiesce(bed, members, "bench", f"{BENCH_LABEL}=baseline")
+            stages_before = _stage_buckets(port)
             run = asyncio.run(ours(bed, members, n, operator.proc.pid))
+            run["stages"] = _stage_quantiles(stages_before, _stage_buckets(port))
             ratio = run["throughput"] / base["throughput"]
             rows.append({"n": n, "baseline": base, "interconnect": run, "throughput_ratio": ratio})
             d, r, a = run["dispatch_latency"], run["to_running"], run["dispatch_latency_from_accepted"]
@@ -386,6 +452,9 @@ def _run(bed: tb.Testbed, members: list[str], sizes: list[int], nodes_each: int,
             print(f"  CPU s, baseline creates: {_cpu_summary(base['cpu_seconds'])}", flush=True)
             print(f"  CPU s, submit -> all dispatched: {_cpu_summary(run['cpu_seconds_until_dispatched'])}",
                   flush=True)
+            print("  where dispatch time goes (interconnect_dispatch_stage_seconds, p50 / p99 / mean s): " + ", ".join(
+                f"{stage} {q['p50']:.3f} / {q['p99']:.3f} / {q['mean']:.3f} ({q['count']})"
+                for stage, q in run["stages"].items()), flush=True)
             # The running operator deletes the member Jobs of the deleted ComputeJobs (only the
             # benchmark's: the tests' jobs may share the namespace).
             offers = ",".join(f"bench-{member}" for member in members)

@@ -26,6 +26,8 @@ LOOPS = ("placement", "sync", "start-deadline", "metering", "failover", "heartbe
          "usage-records", "quota-status", "offer-status", "latency-config", "grid-factors")
 """The loops whose errors ``interconnect_reconcile_errors_total`` counts: each series exists at 0 from
 the start, so that a loop's first error shows in ``increase()`` and a quiet loop still has a series."""
+DISPATCH_STAGES = ("watch", "queue", "journal", "member-create")
+STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 
@@ -79,6 +81,14 @@ class Metrics:
                                           "From ComputeJob creation to the member Job (stage=created) and to "
                                           "its first running pod (stage=running).", ("stage",),
                                           buckets=LATENCY_BUCKETS, registry=r)
+        self.dispatch_stage = Histogram("interconnect_dispatch_stage_seconds",
+                                        "Where dispatch time goes, per stage: watch (hub creation to the "
+                                        "operator's watch; the creation timestamp has whole seconds), queue "
+                                        "(seen to placed), journal (placed to durable), member-create (durable "
+                                        "to the member Job created).", ("stage",),
+                                        buckets=STAGE_BUCKETS, registry=r)
+        for stage in DISPATCH_STAGES:
+            self.dispatch_stage.labels(stage=stage)
         self.reconcile_errors = Counter("interconnect_reconcile_errors", "Errors in the operator's loops (one "
                                         "job's or object's failure each: the loop goes on with the others).",
                                         ("loop",), registry=r)

@@ -499,6 +499,13 @@ def health_items() -> list[Item]:
                         "in the member.", SECONDS,
                         _quantiles("interconnect_dispatch_latency_seconds", '{stage="running"}'), width=8),
                    thresholds=[(60, "red")]),
+        timeseries(Spec("Dispatch time by stage (p99)", "Where the time from the hub's accepting a ComputeJob to "
+                        "its member Job goes: watch (creation to the operator's watch; whole seconds), queue "
+                        "(seen to placed: includes waiting for a fitting offer), journal (placed to durable in the "
+                        "dispatch journal), member-create (durable to the member Job created).", SECONDS, [
+            Query("histogram_quantile(0.99, sum by (le, stage) "
+                  "(rate(interconnect_dispatch_stage_seconds_bucket[$__rate_interval])))", "{{stage}}"),
+        ], width=24)),
         "Errors, watches and queue",
         timeseries(Spec("Reconcile errors by loop", "Errors per minute in each of the operator's loops. An error "
                         "is one job's or one object's: the loop goes on with the others, and tries that one again "

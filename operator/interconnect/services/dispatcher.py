@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
 
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -93,6 +94,21 @@ class Dispatcher:
         if created is not None:
             self._metrics.dispatch_latency.labels(stage=stage).observe(max(0.0, (now() - created).total_seconds()))
 
+    def seen(self, state: JobState) -> None:
+        """A new job reached the operator's watch: the watch stage ends (from its creation
+        timestamp, whole seconds), the queue stage starts."""
+        created = state.model.metadata.creation_timestamp
+        if created is not None:
+            self._metrics.dispatch_stage.labels(stage="watch").observe(max(0.0, (now() - created).total_seconds()))
+        state.stage_at = time.monotonic()
+
+    def stage_done(self, state: JobState, stage: str) -> None:
+        """The job leaves `stage` now (see interconnect_dispatch_stage_seconds); the next starts."""
+        at = time.monotonic()
+        if state.stage_at is not None:
+            self._metrics.dispatch_stage.labels(stage=stage).observe(max(0.0, at - state.stage_at))
+        state.stage_at = at
+
     async def dispatch(self, uid: str, attempt: int) -> None:
         """Persist the placement, then create (or adopt) the member Job; retry until it exists.
 
@@ -113,6 +129,7 @@ class Dispatcher:
                         "attemptHistory": state.history,
                         "conditions": [to_api(c) for c in state.conditions]}
                     await self._journal.record(uid, placed)
+                    self.stage_done(state, "journal")
                     if state.attempt != attempt or state.phase is not JobPhase.SCHEDULED:
                         self._journal.settled(uid)  # superseded while it was written
                         break
@@ -142,6 +159,8 @@ class Dispatcher:
                     break  # superseded meanwhile: the fence deletes what was just created
                 if created:
                     self.observe_latency(state, "created")
+                    self.stage_done(state, "member-create")
+                state.stage_at = None
                 state.member_job = {**state.member_job, "uid": member_uid}
                 state.phase = JobPhase.DISPATCHED
                 self._writer.set(state, "Dispatched", True, "MemberJobCreated" if created else "MemberJobAdopted",

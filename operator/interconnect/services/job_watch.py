@@ -156,6 +156,8 @@ class JobWatch:
             state = job_state(job)
             state.model = job.model_copy(update={"status": ComputeJobStatus()})
             self._jobs.add(state)
+            if state.phase is JobPhase.PENDING and not state.conditions:
+                self._dispatcher.seen(state)
             if recovered is not None:
                 state.unwritten.update(recovered.status)
                 state.durable_attempt = recovered.attempt

@@ -87,6 +87,9 @@ class JobState:
     history: list[dict[str, Any]] = field(default_factory=list)
     budget_warned: bool = False
     """A BudgetNearlySpent warning was posted (once per operator run)."""
+    stage_at: float | None = None
+    """Monotonic time the job entered its current dispatch stage (seen, placed, durable): where
+    the seconds between the hub's accepting it and the member Job go (DISPATCH_STAGES)."""
 
     @property
     def uid(self) -> str:

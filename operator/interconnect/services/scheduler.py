@@ -161,6 +161,7 @@ class Scheduler:
                 taken.append(offers[name])
             snapshot = snapshot.with_offers(taken)
             self._scheduled(state, decision, at)
+            self._dispatcher.stage_done(state, "queue")
             self._dispatcher.dispatch_soon(state)
         self._market.held = held_counts
         if writes:

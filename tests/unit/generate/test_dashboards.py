@@ -154,10 +154,12 @@ def test_required_panels() -> None:
     assert {"Placement time", "Dispatch latency: member Job created", "Dispatch latency: first pod running",
             "Reconcile errors by loop", "Watch restarts by node", "Member API errors by node",
             "Pending queue depth", "Reconcile errors by loop over the range", "Unreadable objects skipped",
-            "Unreadable objects"} <= titles["operator-health"]
-    health = [p for n, p in PANELS if "health" in n and p["title"].startswith(("Placement time", "Dispatch"))]
+            "Unreadable objects", "Dispatch time by stage (p99)"} <= titles["operator-health"]
+    health = [p for n, p in PANELS if "health" in n and p["title"].startswith(("Placement time", "Dispatch latency"))]
     for panel in health:
         assert [t["legendFormat"] for t in panel["targets"]] == ["p50", "p95", "p99"]
+    [stages] = [p for n, p in PANELS if "health" in n and p["title"] == "Dispatch time by stage (p99)"]
+    assert [t["legendFormat"] for t in stages["targets"]] == ["{{stage}}"]
 
 
 def test_all_queries_cover_every_target_with_variables_substituted() -> None:
