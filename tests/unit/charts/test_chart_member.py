@@ -126,3 +126,13 @@ def test_bad_isolation_values_are_refused_with_the_field() -> None:
     ):
         out = template(*args)
         assert out.returncode != 0 and field in out.stderr, f"{args}: {out.stderr}"
+
+
+def test_the_hubs_requests_get_their_own_flow_above_other_workload_clients() -> None:
+    docs = render("--set", "hubServiceAccount=hub-sa", "--set", "hubNamespace=hub-ns")
+    schema = docs[("FlowSchema", "interconnect-hub-hub-ns")]
+    assert schema["spec"]["priorityLevelConfiguration"] == {"name": "workload-high"}
+    assert schema["spec"]["matchingPrecedence"] < 9000, "before the built-in service-accounts schema"
+    [rule] = schema["spec"]["rules"]
+    assert rule["subjects"] == [{"kind": "ServiceAccount", "serviceAccount": {"name": "hub-sa", "namespace": "hub-ns"}}]
+    assert not [k for k in render("--set", "flowControl.enabled=false") if k[0] == "FlowSchema"]

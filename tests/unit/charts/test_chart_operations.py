@@ -81,3 +81,15 @@ def test_runbook_base_url_makes_every_runbook_url_absolute() -> None:
     for bad in ("git.example.cn/runbook", "https://x/runbook.md#anchor", "https://x/a b"):
         wrong = refused("--set", f"metrics.prometheusRule.runbookBaseURL={bad}")
         assert "/metrics/prometheusRule/runbookBaseURL" in wrong, wrong
+
+
+def test_the_operators_requests_get_their_own_flow_above_the_tenants() -> None:
+    schema = render()["FlowSchema"]
+    assert schema["metadata"]["name"] == "interconnect-operator-ic"
+    assert schema["spec"]["priorityLevelConfiguration"] == {"name": "workload-high"}
+    assert schema["spec"]["matchingPrecedence"] < 9000, "before the built-in service-accounts schema"
+    [rule] = schema["spec"]["rules"]
+    assert rule["subjects"] == [{"kind": "ServiceAccount",
+                                 "serviceAccount": {"name": "interconnect-hub", "namespace": "ic"}}]
+    assert "FlowSchema" not in render("--set", "flowControl.enabled=false")
+    assert "flowControl" in refused("--set", "flowControl.matchingPrecedence=0")
