@@ -413,6 +413,10 @@ def test_a_cordoned_node_gets_no_new_work_and_its_running_jobs_finish(
 
     cordon(True)
     try:
+        # The operator has seen the cordon once the node's offer sells no free card (a job created
+        # before that may still be placed there, as a pod may be bound before kubectl cordon lands).
+        m.wait_for(lambda: ((m.custom(hub).get_cluster_custom_object(m.GROUP, m.VERSION, "computeoffers", "gz-a100")
+                             .get("status") or {}).get("cardsFree")) == 0, 30, "gz-a100 to offer no free card")
         m.custom(hub).create_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs", m.job_manifest(
             "after", ns, run_for="1s", **a100_only))
 

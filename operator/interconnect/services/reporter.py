@@ -20,7 +20,6 @@ from interconnect.adapters.hub import Hub
 from interconnect.adapters.informer import Informer
 from interconnect.adapters.metrics import Metrics
 from interconnect.core.accelerators import by_name
-from interconnect.core.capacity import OfferCards
 from interconnect.core.fair_share import dominant_share
 from interconnect.core.quota import NO_USAGE
 from interconnect.core.vocabulary import JobPhase
@@ -52,7 +51,7 @@ class Reporter:
         self._journal = journal
         self._metrics = metrics
         self._gauge_interval = gauge_interval
-        self._offer_status: dict[str, OfferCards] = {}
+        self._offer_status: dict[str, dict[str, int]] = {}
         self._quota_status: dict[str, dict[str, Any]] = {}
         self._last_gauges = 0.0
         self._observed_at: float | None = None
@@ -142,13 +141,14 @@ class Reporter:
                 self._metrics.offer_cards.labels(*labels).set(value)
                 series.add((self._metrics.offer_cards, labels))
             self._metrics.own(("offer", name), series)
-            if self._offer_status.get(name) == cards:
-                continue
-            self._offer_status[name] = cards
+            # Compared as written: a cordon or an unready node changes cardsFree, not the cards.
             status = {"cardsTotal": cards.total, "cardsFree": free, "cardsReserved": cards.reserved,
                       "cardsInUse": cards.in_use}
-            with contextlib.suppress(Exception):
+            if self._offer_status.get(name) == status:
+                continue
+            with contextlib.suppress(Exception):  # not remembered: tried again on the next pass
                 await self._hub.patch_status("computeoffers", name, {"status": status})
+                self._offer_status[name] = status
 
     async def write_quota_status(self) -> None:
         """Each ComputeQuota's usage in its status (when it changed) and in Prometheus."""
