@@ -42,8 +42,21 @@ def test_render_the_network_report_dashboard(testbed: tb.Testbed, operator: m.Op
         run_waves(testbed, ns)
         # Rates over a minute ($__rate_interval for a 15 s scrape): the counters grow in steps of the
         # operator's passes (2 s), which a 4 s window would show as spikes.
-        subprocess.run([str(m.REPO / "hack" / "render-dashboards"), prometheus.url, "--range", "6m",
-                        "--scrape-interval", "15s", "--out", str(Path(out))], check=True, cwd=m.REPO)
+        started = time.time()
+        drawn = subprocess.run([str(m.REPO / "hack" / "render-dashboards"), prometheus.url, "--range", "6m",
+                                "--scrape-interval", "15s", "--out", str(Path(out))], cwd=m.REPO,
+                               capture_output=True, text=True)
+        assert drawn.returncode == 0, f"Prometheus refused an expression or drawing failed: {drawn.stderr}"
+        # Every generated dashboard drawn, now, from this run's data.
+        from interconnect.generate.dashboards import BOARDS
+
+        for board in BOARDS:
+            png = Path(out) / board.file.replace(".json", ".png")
+            assert png.is_file() and png.stat().st_mtime >= started and png.stat().st_size > 10_000, png
+        # The picture shows what ran: the wave's jobs ended as planned (one of them failing).
+        phases = {j["metadata"]["name"]: j["status"]["phase"] for j in
+                  m.custom(hub).list_namespaced_custom_object(m.GROUP, m.VERSION, ns, "computejobs")["items"]}
+        assert phases.pop("w2-fail") == "Failed" and set(phases.values()) == {"Succeeded"}, phases
     finally:
         for node in facts:
             m.custom(hub).patch_cluster_custom_object(m.GROUP, m.VERSION, "computenodes", node,

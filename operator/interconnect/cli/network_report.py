@@ -92,6 +92,11 @@ class NodeInfo:
     region: str | None = None
     industry: str | None = None
 
+    def updated(self, identity_code: str | None, region: str | None, industry: str | None) -> NodeInfo:
+        """This node with what another source says of it, its own figures kept where that is silent."""
+        return NodeInfo(self.name, identity_code or self.identity_code, region or self.region,
+                        industry or self.industry or NO_INDUSTRY)
+
 
 @dataclass(frozen=True)
 class PrometheusFigures:
@@ -270,10 +275,8 @@ def _aliases(figures: PrometheusFigures | None, records: Iterable[Mapping[str, A
         name = str(spec.get("node") or "")
         if not name:
             continue
-        before = known.get(name, NodeInfo(name))
-        known[name] = NodeInfo(name, spec.get("identityCode") or before.identity_code,
-                               spec.get("region") or before.region,
-                               spec.get("industry") or before.industry or NO_INDUSTRY)
+        known[name] = known.get(name, NodeInfo(name)).updated(spec.get("identityCode"), spec.get("region"),
+                                                             spec.get("industry"))
     aliases = dict(known)
     for info in known.values():
         if info.identity_code and info.identity_code not in aliases:

@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from interconnect.cli.kube import Exit, PluginError, exit_for_status
-from interconnect.cli.network_report import NO_INDUSTRY, NodeInfo, Period, PrometheusFigures
+from interconnect.cli.network_report import NodeInfo, Period, PrometheusFigures
 
 ENV = "INTERCONNECT_PROMETHEUS_URL"
 
@@ -114,10 +114,8 @@ def figures(query: Query, period: Period) -> PrometheusFigures:
         name = labels.get("node")
         if not name:
             continue
-        before = nodes.get(name, NodeInfo(name))
-        nodes[name] = NodeInfo(name, labels.get("identity_code") or before.identity_code,
-                               labels.get("region") or before.region,
-                               labels.get("industry") or before.industry or NO_INDUSTRY)
+        nodes[name] = nodes.get(name, NodeInfo(name)).updated(labels.get("identity_code"), labels.get("region"),
+                                                              labels.get("industry"))
     return PrometheusFigures(
         offered_card_seconds=_by_node(results["offered"]),
         ready_seconds=_by_node(results["ready"]),

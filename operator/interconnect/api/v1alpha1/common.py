@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -273,6 +273,22 @@ def _check_region(code: str) -> str:
 
 
 RegionCode = Annotated[str, AfterValidator(_check_region), SchemaExtra(enum=list(REGION_CODES))]
+
+
+def unique_by(key: str) -> Callable[[list[Any]], list[Any]]:
+    """A list-map's validator: refuses a second entry with the same `key` (field of each entry),
+    as the API server does for x-kubernetes-list-map-keys, with the key named."""
+
+    def check(items: list[Any]) -> list[Any]:
+        seen: set[Any] = set()
+        for item in items:
+            value = getattr(item, key)
+            if value in seen:
+                raise ValueError(f"duplicate entry for {key} {value!r}")
+            seen.add(value)
+        return items
+
+    return check
 """An ISO 3166-2:CN provincial-level code, e.g. CN-GZ (Guizhou) or CN-SH (Shanghai)."""
 
 
@@ -489,6 +505,7 @@ __all__ = [
     "set_condition",
     "structural",
     "to_api",
+    "unique_by",
 ]
 
 

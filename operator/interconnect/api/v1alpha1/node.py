@@ -26,6 +26,7 @@ from .common import (
     must_be_positive,
     positive_decimal_rule,
     rule,
+    unique_by,
 )
 
 MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
@@ -45,14 +46,6 @@ class MonthlyGreenShare(Model):
     the site's own generation; reported as given."""
 
 
-def _unique_months(items: list[MonthlyGreenShare]) -> list[MonthlyGreenShare]:
-    seen: set[str] = set()
-    for item in items:
-        if item.month in seen:
-            raise ValueError(f"duplicate entry for month {item.month!r}")
-        seen.add(item.month)
-    return items
-
 
 class NodeEnergy(Model):
     """The node's energy facts: how efficient its facility is and how green its power. Placement
@@ -63,7 +56,7 @@ class NodeEnergy(Model):
     "1.25". Omitted: energy is metered at the IT load (PUE 1)."""
     green_shares: Annotated[
         list[MonthlyGreenShare],
-        AfterValidator(_unique_months),
+        AfterValidator(unique_by("month")),
         Field(max_length=120, json_schema_extra={"x-kubernetes-list-type": "map",
                                                  "x-kubernetes-list-map-keys": ["month"]}),
     ] = Field(default_factory=list)

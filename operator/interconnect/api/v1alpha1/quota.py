@@ -36,6 +36,7 @@ from .common import (
     cel,
     immutable,
     rule,
+    unique_by,
 )
 
 #: Condition type of a ComputeQuota: False (reason: the first limit reached) when a job of one
@@ -56,14 +57,6 @@ class ModelCards(Model):
     """Cards of that model."""
 
 
-def _unique_models(items: list[ModelCards]) -> list[ModelCards]:
-    seen: set[str] = set()
-    for item in items:
-        if item.model in seen:
-            raise ValueError(f"duplicate entry for model {item.model!r}")
-        seen.add(item.model)
-    return items
-
 
 VendorName = Literal["nvidia", "huawei", "cambricon", "hygon"]
 
@@ -77,18 +70,10 @@ class VendorCards(Model):
     """Cards of that vendor's models."""
 
 
-def _unique_vendors(items: list[VendorCards]) -> list[VendorCards]:
-    seen: set[str] = set()
-    for item in items:
-        if item.vendor in seen:
-            raise ValueError(f"duplicate entry for vendor {item.vendor!r}")
-        seen.add(item.vendor)
-    return items
-
 
 VendorCardsList = Annotated[
     list[VendorCards],
-    AfterValidator(_unique_vendors),
+    AfterValidator(unique_by("vendor")),
     Field(
         max_length=4,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["vendor"]},
@@ -97,7 +82,7 @@ VendorCardsList = Annotated[
 
 ModelCardsList = Annotated[
     list[ModelCards],
-    AfterValidator(_unique_models),
+    AfterValidator(unique_by("model")),
     Field(
         max_length=32,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["model"]},
