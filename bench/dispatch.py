@@ -184,6 +184,7 @@ async def ours(bed: tb.Testbed, members: list[str], n: int, operator_pid: int) -
 
     watchers = [asyncio.create_task(watch(mm, kind)) for mm in members for kind in ("jobs", "pods")]
     await asyncio.sleep(1.0)  # the watches are open before the first submit
+    writes_before = _api_writes(bed, "hub")
     cpu_before = _cpu_by_component(bed, operator=operator_pid)
     t0 = time.perf_counter()
     await asyncio.gather(*(submit(i) for i in range(n)))
@@ -196,6 +197,8 @@ async def ours(bed: tb.Testbed, members: list[str], n: int, operator_pid: int) -
     dispatched_at = max(ours_created.values()) - t0 if ours_created else float("nan")
     while len(running.keys() & submitted.keys()) < n and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.2)
+    await asyncio.sleep(2 * 5)  # two heartbeats: the Running status writes of the last jobs land
+    hub_writes = _writes_delta(writes_before, _api_writes(bed, "hub"))
     for w in watchers:
         w.cancel()
     dispatch = [created[u] - submitted[u] for u in created if u in submitted]
@@ -210,6 +213,10 @@ async def ours(bed: tb.Testbed, members: list[str], n: int, operator_pid: int) -
         "operator_peak_rss_mib": _peak_rss_mib(operator_pid),
         "operator_cpu_seconds": _cpu_seconds(operator_pid) - cpu0,
         "cpu_seconds_until_dispatched": cpu_used,
+        # The benchmark's own creates are the n POSTs to computejobs; the rest is the operator's
+        # (and, a few a second, the hub's own controllers' leases).
+        "hub_writes": hub_writes,
+        "hub_writes_per_job": (sum(v for k, v in hub_writes.items() if k != "leases") - n) / n,
     }
     # The ComputeJobs go with their namespace, and the running operator deletes their member Jobs.
     await aclient.CoreV1Api(hub).delete_namespace(ns)
@@ -254,6 +261,35 @@ def _stage_buckets(port: int) -> Buckets:
                 count = sample.value
             out[stage] = (buckets, total, count)
     return out
+
+
+WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE", "APPLY")
+
+
+def _api_writes(bed: tb.Testbed, cluster: str) -> dict[str, float]:
+    """Writes the cluster's API server has answered so far, per resource (``apiserver_request_total``
+    of the write verbs, subresources apart: ``computejobs/status``): the hub's writes per job are
+    read from two of these, before the submits and once every job runs."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = subprocess.run(bed.kubectl_cmd(cluster, "get", "--raw", "/metrics"), capture_output=True, text=True,
+                          check=True).stdout
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "apiserver_request":  # the parser drops the counter's _total
+            continue
+        for sample in family.samples:
+            labels = sample.labels
+            if not sample.name.endswith("_total") or labels.get("verb") not in WRITE_VERBS:
+                continue
+            key = labels.get("resource", "") + (f"/{labels['subresource']}" if labels.get("subresource") else "")
+            out[key] = out.get(key, 0.0) + sample.value
+    return out
+
+
+def _writes_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
+    delta = {k: int(v - before.get(k, 0.0)) for k, v in after.items()}
+    return dict(sorted(((k, v) for k, v in delta.items() if v), key=lambda kv: -kv[1]))
 
 
 def _stage_quantiles(before: Buckets, after: Buckets) -> dict[str, dict[str, float]]:
@@ -447,11 +483,15 @@ def _run(bed: tb.Testbed, members: list[str], sizes: list[int], nodes_each: int,
                   f" from the hub's answer p50 {a['p50']:.2f}s p99 {a['p99']:.2f}s"
                   f" (a direct create alone: p50 {c['p50']:.2f}s p99 {c['p99']:.2f}s);"
                   f" to Running p50 {r['p50']:.2f}s p99 {r['p99']:.2f}s;"
-                  f" operator peak {run['operator_peak_rss_mib']:.0f} MiB, {run['operator_cpu_seconds']:.1f} CPU s;"
+                  f" operator peak {run['operator_peak_rss_mib']:.0f} MiB, {run['operator_cpu_seconds']:.1f} CPU s"
+                  f" ({1000 * run['cpu_seconds_until_dispatched'].get('operator', 0.0) / n:.2f} ms per job"
+                  " until dispatched);"
                   f" {run['dispatched']}/{n} dispatched", flush=True)
             print(f"  CPU s, baseline creates: {_cpu_summary(base['cpu_seconds'])}", flush=True)
             print(f"  CPU s, submit -> all dispatched: {_cpu_summary(run['cpu_seconds_until_dispatched'])}",
                   flush=True)
+            print(f"  hub writes per job, submit -> all running, the {n} creates and leases left out:"
+                  f" {run['hub_writes_per_job']:.2f} ({run['hub_writes']})", flush=True)
             print("  where dispatch time goes (interconnect_dispatch_stage_seconds, p50 / p99 / mean s): " + ", ".join(
                 f"{stage} {q['p50']:.3f} / {q['p99']:.3f} / {q['mean']:.3f} ({q['count']})"
                 for stage, q in run["stages"].items()), flush=True)
