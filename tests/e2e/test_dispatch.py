@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import subprocess
 import threading
 import time
 from typing import Any
@@ -186,6 +187,72 @@ def test_fifty_jobs_at_once_never_oversell_and_all_run(testbed: tb.Testbed, oper
     else:
         raise AssertionError(f"not all burst jobs succeeded: {phases}")
     assert peak.get("gz-a100", 0) > 0, peak
+
+
+def _cards_on_model(bed: tb.Testbed, member: str, model: str) -> tuple[int, int]:
+    """(the member's allocatable cards of `model`, the cards its live pods on those nodes hold, in
+    every namespace): what the member's own scheduler has to fit."""
+    core = client.CoreV1Api(bed.api(member))
+    nodes = {n.metadata.name: int(n.status.allocatable.get("nvidia.com/gpu", 0))
+             for n in core.list_node().items if (n.metadata.labels or {}).get("nvidia.com/gpu.product") == model}
+    held = 0
+    for pod in core.list_pod_for_all_namespaces().items:
+        if pod.status.phase in ("Succeeded", "Failed"):
+            continue
+        if pod.spec.node_name in nodes or (pod.spec.node_name is None and
+                                           (pod.metadata.labels or {}).get("interconnect.dev/offer") in TWINS):
+            held += sum(int((c.resources.limits or {}).get("nvidia.com/gpu", 0)) for c in pod.spec.containers)
+    return sum(nodes.values()), held
+
+
+TWINS = ("gz-a100", "gz-twin-a100")
+
+
+def test_two_computenodes_on_one_member_never_sell_its_cards_twice(testbed: tb.Testbed, operator: m.Operator) -> None:
+    """A second ComputeNode pointing at member-1 (the same kubeconfig, so the same machines) with an
+    offer of the same A100s: the two offers share the cards, never 2 x 24 (a pending pod counts)."""
+    hub = testbed.api("hub")
+    twin = m.node_manifest("gz-regional")
+    twin["metadata"]["name"] = "gz-twin"
+    offer = m.offer_manifest("gz-a100")
+    offer["metadata"]["name"] = "gz-twin-a100"
+    # Cheaper, so it sells first; 12 cards, so the dearer gz-a100 sells the rest of the machines.
+    offer["spec"].update(nodeRef="gz-twin", cards=12, price={"amount": "7.00", "currency": "CNY", "unit": "card-hour"})
+    m.apply(testbed, twin)
+    m.apply(testbed, offer)
+    try:
+        m.wait_for(lambda: m._ready(hub, "gz-twin") and m._selling(hub, "gz-twin-a100"), 60,
+                   "the twin ComputeNode Ready and its offer selling")
+        physical, _ = _cards_on_model(testbed, "member-1", A100)
+        ns = m.tenant(hub)
+        names = [f"twin-{i:02d}" for i in range(30)]
+        for name in names:  # 60 cards asked of 24, only gz within 1 ms of Guangzhou
+            submit(hub, m.job_manifest(name, ns, origin="CN-GZ", tier="1ms", gpus=2, max_price="50", models=[A100],
+                                       run_for="2s"))
+        peak, by_offer = 0, {o: 0 for o in TWINS}
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            _, held = _cards_on_model(testbed, "member-1", A100)
+            peak = max(peak, held)
+            assert held <= physical, f"member-1 holds {held} A100 cards for live pods, it has {physical}"
+            for offer_name, cards in _offer_use(testbed).items():
+                if offer_name in by_offer:
+                    by_offer[offer_name] = max(by_offer[offer_name], cards)
+            phases = [m.phase_of(hub, ns, n) for n in names]
+            if all(p == "Succeeded" for p in phases):
+                break
+            assert "Failed" not in phases, operator.log_tail()
+            time.sleep(0.3)
+        else:
+            raise AssertionError(f"not all jobs succeeded: {phases}")
+        # Both offers sold, and together they filled more than either could alone.
+        assert by_offer["gz-twin-a100"] > 0 and by_offer["gz-a100"] > 0, by_offer
+        assert peak > 12, (peak, physical)
+    finally:
+        subprocess.run(testbed.kubectl_cmd("hub", "delete", "computeoffer", "gz-twin-a100", "--ignore-not-found"),
+                       capture_output=True)
+        subprocess.run(testbed.kubectl_cmd("hub", "delete", "computenode", "gz-twin", "--ignore-not-found",
+                                           "--timeout=60s"), capture_output=True)
 
 
 def test_operator_killed_during_dispatch_never_duplicates(testbed: tb.Testbed, operator: m.Operator) -> None:

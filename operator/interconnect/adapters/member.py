@@ -127,6 +127,7 @@ def project_node(obj: Mapping[str, Any]) -> MemberNode | None:
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
     return MemberNode(
         name=obj["metadata"]["name"],
+        uid=obj["metadata"].get("uid", ""),
         labels=labels,
         model=model,
         capacity_gpus=capacity,

@@ -32,6 +32,9 @@ class MemberNode:
     model: str | None = None
     """The catalogued model its labels denote (set when projected); None: read
     ``nvidia.com/gpu.product``."""
+    uid: str = ""
+    """The Node object's UID: the same machine seen through two ComputeNodes that point at one
+    member cluster has the same UID (names alone could repeat across clusters)."""
 
     @property
     def gpu_model(self) -> str | None:
@@ -115,6 +118,48 @@ def offer_cards(
     )
     total = min(cards_offered, physical)
     return OfferCards(total=total, in_use=min(in_use, physical), reserved=reserved)
+
+
+@dataclass(frozen=True, slots=True)
+class OfferPool:
+    """Where an offer's cards physically are: its ComputeNode, its model, and the machines
+    (node UIDs, see `machine_ids`) that back it."""
+
+    node: str
+    model: str
+    machines: frozenset[str]
+
+
+def machine_ids(node_ref: str, nodes: Iterable[MemberNode]) -> frozenset[str]:
+    """The machines' identities: the Node UID, or the ComputeNode and node name when a node has
+    none (a projection without it)."""
+    return frozenset(n.uid or f"{node_ref}/{n.name}" for n in nodes)
+
+
+def sharing_offers(pools: Mapping[str, OfferPool]) -> dict[str, tuple[str, ...]]:
+    """For each offer, the offers whose cards it may sell too (itself included, in name order).
+
+    Two offers of one model share cards when they are on the same ComputeNode (what the hub
+    has always assumed, so offers whose machines are not seen yet still share), or when any
+    machine backs both: two ComputeNodes pointing at one member cluster with overlapping node
+    pools. A reservation on any of them counts against each of them in full. That is exact when
+    the pools are equal and errs only towards selling less when they overlap in part: a
+    reservation's pods can only land on its own offer's machines, so every reservation that
+    could hold one of this offer's machines is counted.
+    """
+    by_node: dict[tuple[str, str], set[str]] = {}
+    by_machine: dict[tuple[str, str], set[str]] = {}
+    for name, pool in pools.items():
+        by_node.setdefault((pool.node, pool.model), set()).add(name)
+        for machine in pool.machines:
+            by_machine.setdefault((pool.model, machine), set()).add(name)
+    out: dict[str, tuple[str, ...]] = {}
+    for name, pool in pools.items():
+        shared = set(by_node[pool.node, pool.model])
+        for machine in pool.machines:
+            shared |= by_machine[pool.model, machine]
+        out[name] = tuple(sorted(shared))
+    return out
 
 
 def capacity_by_model(nodes: Iterable[MemberNode], pods: Iterable[MemberPod]) -> list[ModelCapacity]:

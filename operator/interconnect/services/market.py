@@ -11,12 +11,12 @@ ComputeUsage records the `UsageLedger` keeps, and from its jobs for what has no 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Container
-from dataclasses import replace
+from collections.abc import Container, Mapping
+from dataclasses import dataclass, replace
 
 from interconnect.api.v1alpha1 import ComputeOffer
 from interconnect.api.v1alpha1.quota import ComputeQuota
-from interconnect.core.capacity import OfferCards, offer_cards
+from interconnect.core.capacity import OfferCards, OfferPool, machine_ids, offer_cards, offer_nodes, sharing_offers
 from interconnect.core.latency import LatencyTable
 from interconnect.core.placement import OfferView, PlacementSnapshot
 from interconnect.core.quota import Charge, Month, QuotaJob, QuotaLimit, TenantQuota, TenantUsage, tenant_usage
@@ -30,6 +30,17 @@ from interconnect.services.usage_records import UsageLedger
 
 NO_LIMIT = 10**9
 """Free cards assumed when a reservation is restored from a job's status (it was granted before)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSnapshot:
+    """One placement pass's view of the market."""
+
+    placement: PlacementSnapshot
+    offers: dict[str, OfferView]
+    sharing: Mapping[str, tuple[str, ...]]
+    """Per offer, the offers selling some of its cards (itself included): placing a job on one
+    takes the cards from all of them."""
 
 
 class Market:
@@ -65,30 +76,42 @@ class Market:
     def ledger(self) -> ReservationLedger:
         return self._reservations
 
-    def _pool_reservations(self) -> dict[tuple[str, str], list[Reservation]]:
-        """Reservations by (node, GPU model): offers of one node and model share its cards."""
-        pools: dict[tuple[str, str], list[Reservation]] = {}
-        for reservation in self._reservations:
-            offer = self.offers.get(reservation.offer)
-            if offer is not None:
-                pools.setdefault((offer.spec.node_ref, offer.spec.gpu_model), []).append(reservation)
-        return pools
-
     # ------------------------------------------------------------------ offers
 
-    def cards_of_all(self) -> dict[str, OfferCards]:
-        """Every offer's cards, from one pass over the reservations."""
-        pools = self._pool_reservations()
-        return {name: self._cards(offer, pools) for name, offer in list(self.offers.items())}
+    def sharing(self) -> dict[str, tuple[str, ...]]:
+        """For each offer, the offers that sell some of the same cards (itself included): the same
+        ComputeNode and model, or a machine in common, even through another ComputeNode pointing at
+        the same member cluster (`core.capacity.sharing_offers`)."""
+        pools: dict[str, OfferPool] = {}
+        for name, offer in list(self.offers.items()):
+            member = self._members.connected(offer.spec.node_ref)
+            machines: frozenset[str] = frozenset()
+            if member is not None:
+                selector = offer.spec.node_selector.match_labels if offer.spec.node_selector else {}
+                backing = offer_nodes(member.nodes.items.values(), selector, offer.spec.gpu_model)
+                machines = machine_ids(offer.spec.node_ref, backing)
+            pools[name] = OfferPool(node=offer.spec.node_ref, model=offer.spec.gpu_model, machines=machines)
+        return sharing_offers(pools)
 
-    def _cards(self, offer: ComputeOffer, pools: dict[tuple[str, str], list[Reservation]]) -> OfferCards:
+    def cards_of_all(self, sharing: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, OfferCards]:
+        """Every offer's cards, each less the reservations of every offer sharing its cards."""
+        sharing = self.sharing() if sharing is None else sharing
+        by_offer: dict[str, list[Reservation]] = {}
+        for reservation in self._reservations:
+            by_offer.setdefault(reservation.offer, []).append(reservation)
+        cards = {}
+        for name, offer in list(self.offers.items()):
+            # A reservation on any offer sharing these cards counts here, as if made on this one.
+            reservations = [replace(r, offer=name) for other in sharing.get(name, (name,))
+                            for r in by_offer.get(other, ())]
+            cards[name] = self._cards(offer, reservations)
+        return cards
+
+    def _cards(self, offer: ComputeOffer, reservations: list[Reservation]) -> OfferCards:
         member = self._members.connected(offer.spec.node_ref)
         if member is None:
             return OfferCards(0, 0, 0)
         selector = offer.spec.node_selector.match_labels if offer.spec.node_selector else {}
-        # A reservation on any offer of the pool counts here.
-        reservations = [replace(r, offer=offer.metadata.name)
-                        for r in pools.get((offer.spec.node_ref, offer.spec.gpu_model), [])]
         return offer_cards(offer=offer.metadata.name, cards_offered=offer.spec.cards, selector=selector,
                            gpu_model=offer.spec.gpu_model, nodes=member.nodes.items.values(),
                            pods=member.gpu_pods.items.values(), reservations=reservations)
@@ -97,14 +120,15 @@ class Market:
         state = self._members.get(offer.spec.node_ref)
         return bool(state and state.registered and state.ready and not state.model.spec.cordoned)
 
-    def snapshot(self, at: dt.datetime) -> tuple[PlacementSnapshot, dict[str, OfferView]]:
+    def snapshot(self, at: dt.datetime) -> MarketSnapshot:
         """What placement sees now: every node's health and every offer's free cards."""
         views = [node_view(s.model, registered=s.registered, ready=s.ready and s.member is not None,
                            fenced=s.fencing, month=at.strftime("%Y-%m")) for s in self._members]
-        cards = self.cards_of_all()
+        sharing = self.sharing()
+        cards = self.cards_of_all(sharing)
         offers = {name: offer_view(offer, cards_total=cards[name].total, cards_free=cards[name].free)
                   for name, offer in list(self.offers.items()) if name in cards}
-        return PlacementSnapshot.of(views, offers.values(), self.latency, at), offers
+        return MarketSnapshot(PlacementSnapshot.of(views, offers.values(), self.latency, at), offers, sharing)
 
     # ------------------------------------------------------------------ quotas and tenants
 

@@ -87,7 +87,8 @@ class Scheduler:
         if not pending:
             return
         at = now()
-        snapshot, offers = self._market.snapshot(at)
+        market = self._market.snapshot(at)
+        snapshot, offers = market.placement, market.offers
         requests = [job_request(s.model) for s in pending]
         quotas = self._market.tenant_quotas()
         usage = self._market.tenant_usage(at)
@@ -112,11 +113,6 @@ class Scheduler:
         for uid, verdict in held.items():
             hold(by_uid[uid], verdict)
         models = sorted({o.gpu_model for o in offers.values()})
-        # The offers sharing cards (same node, same model), found once per pass: looking them up
-        # after each placement was a walk over the whole market per placed job.
-        sharing: dict[tuple[str, str], list[str]] = {}
-        for name, other in offers.items():
-            sharing.setdefault((other.node, other.gpu_model), []).append(name)
         queue = FairShareQueue(kept, usage, {t: q.weight for t, q in quotas.items()})
         for request in queue:
             state = self._jobs.get(request.uid)
@@ -155,7 +151,7 @@ class Scheduler:
                                  free_now=view.cards_free + self._market.reserved(chosen.offer))
             # Every offer sharing the chosen one's cards loses them too.
             taken = []
-            for name in sharing[view.node, view.gpu_model]:
+            for name in market.sharing.get(chosen.offer, (chosen.offer,)):
                 other = offers[name]
                 offers[name] = other.with_cards_free(max(0, other.cards_free - request.cards))
                 taken.append(offers[name])
