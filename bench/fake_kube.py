@@ -569,6 +569,10 @@ class MemberSimulation:
         loop = asyncio.get_running_loop()
         loop.call_later(self.run_for, lambda: (self.server.update("", "pods", key, stopped), self._delete_pod(key)))
 
+    def node_for(self, pod_spec: Obj) -> str:
+        """The node a new pod is bound to: round robin (a simulation with node pools overrides it)."""
+        return next(self._next_node)
+
     def _create_pod(self, job: Obj) -> None:
         meta, uid = job["metadata"], job["metadata"]["uid"]
         if uid not in self._pods_of:
@@ -581,7 +585,7 @@ class MemberSimulation:
             "annotations": dict(template["metadata"].get("annotations") or {}),
             "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"], "uid": uid,
                                  "controller": True}]},
-            "spec": {**template["spec"], "nodeName": next(self._next_node)},
+            "spec": {**template["spec"], "nodeName": self.node_for(template["spec"])},
             "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]}}
         created = self.server.create("", "pods", pod)
         key = (meta["namespace"], created["metadata"]["name"])

@@ -277,14 +277,7 @@ async def settle(controller: Any, members: list[fk.FakeApiServer], hub: fk.FakeA
 
 
 async def build(hub: fk.FakeApiServer, members: dict[str, fk.FakeApiServer]) -> Any:
-    from kubernetes_asyncio import client as k8s
     from tests.e2e import market as m
-
-    from interconnect.adapters.hub import Hub
-    from interconnect.adapters.metrics import Metrics
-    from interconnect.core.latency import LatencyTable
-    from interconnect.services.config import Settings
-    from interconnect.services.controller import Controller
 
     for node, (host, offer, count) in MEMBERS.items():
         hub.create("", "secrets", {"metadata": {"name": f"{host}-kubeconfig", "namespace": NAMESPACE},
@@ -301,10 +294,24 @@ async def build(hub: fk.FakeApiServer, members: dict[str, fk.FakeApiServer]) -> 
                                                 "namespace": tenant, "weight": 2, "limits": {
                                                     "cards": 16, "monthlySpend": {"amount": "1000000",
                                                                                   "currency": "CNY"}}}})
-    configuration = k8s.Configuration()
-    configuration.host = "https://hub.fake"
     os.environ.update(INTERCONNECT_NAMESPACE=NAMESPACE, INTERCONNECT_HEARTBEAT_SECONDS="1",
                       INTERCONNECT_METERING_INTERVAL_SECONDS="1", INTERCONNECT_MEMBER_SYNC_TIMEOUT_SECONDS="10")
+    return await start_controller(hub)
+
+
+async def start_controller(hub: fk.FakeApiServer) -> Any:
+    """The controller on the fake hub, loaded and started as handlers/runtime.py does it (settings
+    from the environment)."""
+    from kubernetes_asyncio import client as k8s
+
+    from interconnect.adapters.hub import Hub
+    from interconnect.adapters.metrics import Metrics
+    from interconnect.core.latency import LatencyTable
+    from interconnect.services.config import Settings
+    from interconnect.services.controller import Controller
+
+    configuration = k8s.Configuration()
+    configuration.host = "https://hub.fake"
     controller = Controller(Hub(k8s.ApiClient(configuration)), Settings.from_env(), LatencyTable.default(), Metrics())
     # As handlers/runtime.py loads the hub's state before the first placement.
     await controller.load_latency()

@@ -36,6 +36,10 @@ from interconnect.services.usage_records import DELETED, UsageLedger
 
 log = logging.getLogger(__name__)
 
+NO_STATUS = ComputeJobStatus()
+"""The status a kept ComputeJob model carries: the JobState is the truth once a job is seen, and
+one shared empty status instead of one per job saves its memory (nothing writes to it)."""
+
 LEGACY_FINALIZER = FINALIZER
 """kopf's finalizer on ComputeJobs created by earlier versions: removed when they are deleted."""
 
@@ -154,7 +158,7 @@ class JobWatch:
         if state is None:
             job, recovered = self._recover(job)
             state = job_state(job)
-            state.model = job.model_copy(update={"status": ComputeJobStatus()})
+            state.model = job.model_copy(update={"status": NO_STATUS})
             self._jobs.add(state)
             if state.phase is JobPhase.PENDING and not state.conditions:
                 self._dispatcher.seen(state)

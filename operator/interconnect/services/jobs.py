@@ -56,7 +56,7 @@ def decimal_text(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-@dataclass
+@dataclass(slots=True)
 class JobState:
     """One ComputeJob as the operator knows it: its spec, phase, placement, attempts and usage."""
 
