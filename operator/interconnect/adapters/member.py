@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -39,6 +40,11 @@ MANAGED_BY_VALUE = "interconnect-hub"
 JOB_UID = "interconnect.dev/job-uid"
 ATTEMPT = "interconnect.dev/attempt"
 OFFER = "interconnect.dev/offer"
+NODE = "interconnect.dev/node"
+"""The ComputeNode a member Job and its pods were dispatched through. Two ComputeNodes may point
+at one member cluster, even at one namespace of it: each takes for its own only what carries its
+name (or no name: dispatched before the label existed), so one never fences, meters or deletes
+the other's jobs."""
 OURS = f"{MANAGED_BY}={MANAGED_BY_VALUE}"
 
 
@@ -105,6 +111,14 @@ def _with_label(manifest: Mapping[str, Any], key: str, value: str) -> dict[str, 
     return {**manifest,
             "metadata": {**meta, "labels": {**(meta.get("labels") or {}), key: value}},
             "spec": {**spec, "template": {**template, "metadata": pod_meta}}}
+
+
+def node_label(name: str) -> str:
+    """A ComputeNode's name as a label value: itself when it fits 63 characters, else its first
+    54 and a hash of the whole (names are DNS subdomains, so nothing else needs escaping)."""
+    if len(name) <= 63:
+        return name
+    return f"{name[:54].rstrip('.-')}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def _preconditions(uid: str | None) -> Any:
@@ -326,6 +340,7 @@ class MemberCluster:
                  on_change: Callable[[str, MemberChange], None], kubeconfig: Mapping[str, Any] | None = None,
                  fence: Fence = unfenced) -> None:
         self.name = name
+        self.node_label = node_label(name)
         self.fence = fence
         """Asked before every write (see `Hub`): the epoch to stamp, or NotLeader."""
         self.namespace = namespace
@@ -352,12 +367,23 @@ class MemberCluster:
             project_gpu_pod, notify, on_error=self._error)
         self.pods: Informer[DispatchedPod] = Informer(
             f"{name}/pods", partial(core.list_namespaced_pod, namespace, label_selector=OURS),
-            project_dispatched_pod, notify, on_error=self._error)
+            self._project_pod, notify, on_error=self._error)
         self.jobs: Informer[DispatchedJob] = Informer(
             f"{name}/jobs", partial(batch.list_namespaced_job, namespace, label_selector=OURS),
-            project_dispatched_job, notify, on_error=self._error)
+            self._project_job, notify, on_error=self._error)
         self._batch = batch
         self._core = core
+
+    def mine(self, obj: Mapping[str, Any]) -> bool:
+        """Dispatched through this ComputeNode (see `NODE`)."""
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        return bool(labels.get(NODE, self.node_label) == self.node_label)
+
+    def _project_pod(self, obj: Mapping[str, Any]) -> DispatchedPod | None:
+        return project_dispatched_pod(obj) if self.mine(obj) else None
+
+    def _project_job(self, obj: Mapping[str, Any]) -> DispatchedJob | None:
+        return project_dispatched_job(obj) if self.mine(obj) else None
 
     @classmethod
     async def connect(cls, name: str, kubeconfig: str, namespace: str,
@@ -504,7 +530,7 @@ class MemberCluster:
         try:
             async with self._writes:
                 epoch = str(self.fence())  # after the wait for a slot: right before the request
-                stamped = _with_label(manifest, EPOCH_LABEL, epoch)
+                stamped = _with_label(_with_label(manifest, EPOCH_LABEL, epoch), NODE, self.node_label)
                 # The answer is read as JSON for its UID only (no generated-model deserialisation).
                 response: Any = await self._batch.create_namespaced_job(
                     self.namespace, stamped, _request_timeout=30,  # type: ignore[arg-type]  # dicts are sent as-is
@@ -529,7 +555,7 @@ class MemberCluster:
         """
         jobs = await self._listed(partial(self._batch.list_namespaced_job, self.namespace, label_selector=OURS))
         pods = await self._pods_matching(OURS)
-        return [j for j in map(project_dispatched_job, jobs) if j is not None], pods
+        return [j for j in map(self._project_job, jobs) if j is not None], pods
 
     async def pods_of(self, job_uid: str) -> list[DispatchedPod]:
         """One ComputeJob's pods as the member's API server has them now, selected by the server:
@@ -538,7 +564,7 @@ class MemberCluster:
 
     async def _pods_matching(self, selector: str) -> list[DispatchedPod]:
         pods = await self._listed(partial(self._core.list_namespaced_pod, self.namespace, label_selector=selector))
-        return [p for p in map(project_dispatched_pod, pods) if p is not None]
+        return [p for p in map(self._project_pod, pods) if p is not None]
 
     async def _listed(self, lister: Callable[..., Any]) -> list[dict[str, Any]]:
         """A list from the member's API server; MemberUnavailable when it does not answer."""

@@ -88,6 +88,50 @@ def offer_nodes(nodes: Iterable[MemberNode], selector: Mapping[str, str], gpu_mo
     return [n for n in nodes if n.gpu_model == gpu_model and selector_matches(selector, n.labels)]
 
 
+class MemberCards:
+    """One member's nodes and GPU pods, indexed once for all the offers of a pass.
+
+    Every offer's free cards used to be found by a walk over all the member's nodes and pods: with
+    many offers on one member (a hundred ComputeNodes on a few member clusters, each with its own
+    node pool), a placement pass was offers x pods. Here nodes are grouped by the value of each
+    label an offer selects on (built the first time an offer asks for that label) and pods by the
+    node they are bound to, so an offer reads only its own nodes and their pods.
+    """
+
+    __slots__ = ("_by_label", "_nodes", "_pods_by_node", "_unbound_by_offer")
+
+    def __init__(self, nodes: Iterable[MemberNode], pods: Iterable[MemberPod]) -> None:
+        self._nodes = tuple(nodes)
+        self._by_label: dict[str, dict[str, list[MemberNode]]] = {}
+        self._pods_by_node: dict[str, list[MemberPod]] = {}
+        self._unbound_by_offer: dict[str, list[MemberPod]] = {}
+        for pod in pods:
+            if pod.node:
+                self._pods_by_node.setdefault(pod.node, []).append(pod)
+            elif pod.offer:
+                self._unbound_by_offer.setdefault(pod.offer, []).append(pod)
+
+    def backing(self, selector: Mapping[str, str], gpu_model: str) -> list[MemberNode]:
+        """The nodes of an offer (`offer_nodes`), from the index of its selector's first label."""
+        if not selector:
+            return offer_nodes(self._nodes, selector, gpu_model)
+        key = min(selector)
+        values = self._by_label.get(key)
+        if values is None:
+            values = self._by_label[key] = {}
+            for node in self._nodes:
+                if key in node.labels:
+                    values.setdefault(node.labels[key], []).append(node)
+        return offer_nodes(values.get(selector[key], ()), selector, gpu_model)
+
+    def pods_of(self, backing: Iterable[MemberNode], offer: str) -> list[MemberPod]:
+        """The pods `offer_cards` counts for an offer: those bound to its nodes, and those of the
+        offer not bound yet."""
+        pods = [pod for node in backing for pod in self._pods_by_node.get(node.name, ())]
+        pods.extend(self._unbound_by_offer.get(offer, ()))
+        return pods
+
+
 def offer_cards(
     *,
     offer: str,

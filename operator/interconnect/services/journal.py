@@ -33,6 +33,10 @@ JOURNAL_LABEL = "interconnect.dev/dispatch-journal"
 MAX_ENTRIES = 500
 MAX_BYTES = 600_000
 """Well under a ConfigMap's 1 MiB, so a segment is never refused for its size."""
+MAX_IN_FLIGHT = 4
+"""Segment writes at once. With one, a placement made while a write was in flight waited for
+that write and then its own (1.5 writes on average; 3.7 s of a 1,000-job burst's 8.9 s median
+dispatch on a saturated hub); with a few, it waits for its own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +56,11 @@ class DispatchJournal:
         self.hub = hub
         self.namespace = namespace
         self._queue: list[tuple[str, str, asyncio.Future[None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._filling = False
+        self._writers: set[asyncio.Task[None]] = set()
+        self._writing: set[str] = set()
+        """Job uids in a segment write in flight: a newer placement of one waits for the next
+        segment, so a job's segments are written in order."""
         self._outstanding: dict[str, set[str]] = {}
         """Segment name -> the job uids whose placement is not in their status yet."""
         self._segment_of: dict[str, str] = {}
@@ -65,8 +73,10 @@ class DispatchJournal:
         """Return once ``status`` (the job's placement fields) is in a segment on the hub."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((uid, json.dumps(status, separators=(",", ":")), future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush(), name="dispatch-journal")
+        if not self._filling:
+            # Soon, not now: the other dispatches of the same placement pass queue up first.
+            self._filling = True
+            asyncio.get_running_loop().call_soon(self._fill)
         await future
 
     def settled(self, uid: str) -> None:
@@ -107,7 +117,7 @@ class DispatchJournal:
             self._delete_soon(name)
 
     async def close(self) -> None:
-        for task in [*self._tasks, *([self._flusher] if self._flusher else [])]:
+        for task in [*self._tasks, *self._writers]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -115,38 +125,71 @@ class DispatchJournal:
             if not future.done():
                 future.cancel()
 
-    async def _flush(self) -> None:
-        await asyncio.sleep(0)  # the other dispatches of the same placement pass queue up first
-        while self._queue:
-            batch: list[tuple[str, str, asyncio.Future[None]]] = []
-            size = 0
-            while self._queue and len(batch) < MAX_ENTRIES and size + len(self._queue[0][1]) < MAX_BYTES:
-                size += len(self._queue[0][1]) + len(self._queue[0][0])
-                batch.append(self._queue.pop(0))
-            if not batch:  # one entry alone above MAX_BYTES cannot happen (a status is a few KiB)
-                batch.append(self._queue.pop(0))
-            name = f"interconnect-dispatch-{time.time_ns():x}-{next(self._names)}"
-            data: dict[str, str] = {}
-            for uid, text, _ in batch:
-                data[uid] = text  # a job queued twice in one batch: its latest placement
-            try:
-                await self.hub.create_config_map(self.namespace, name, data,
-                                                 {JOURNAL_LABEL: "true", EPOCH_LABEL: str(self.hub.epoch)})
-            except Exception as exc:
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+    def _fill(self) -> None:
+        """Start segment writes for what is queued, up to MAX_IN_FLIGHT at once."""
+        self._filling = False
+        while self._queue and len(self._writers) < MAX_IN_FLIGHT:
+            batch = self._take()
+            if not batch:  # all that is queued waits for a write in flight of the same jobs
+                return
+            task = asyncio.create_task(self._write(batch), name="dispatch-journal")
+            self._writers.add(task)
+            task.add_done_callback(self._written)
+
+    def _written(self, task: asyncio.Task[None]) -> None:
+        self._writers.discard(task)
+        if self._queue and not self._filling:
+            self._fill()
+
+    def _take(self) -> list[tuple[str, str, asyncio.Future[None]]]:
+        """The next segment's entries, oldest first (none of a job already being written)."""
+        batch: list[tuple[str, str, asyncio.Future[None]]] = []
+        left: list[tuple[str, str, asyncio.Future[None]]] = []
+        size = 0
+        in_batch: set[str] = set()
+        for entry in self._queue:
+            uid, text, _ = entry
+            fits = len(batch) < MAX_ENTRIES and (not batch or size + len(text) + len(uid) < MAX_BYTES)
+            if uid in self._writing or not fits:
+                left.append(entry)
                 continue
-            self.segments_written += 1
-            self._outstanding[name] = set(data)
-            for uid in data:
-                old = self._segment_of.get(uid)
-                self._segment_of[uid] = name
-                if old is not None and old != name:
-                    self._forget(old, uid)
+            batch.append(entry)
+            in_batch.add(uid)
+            size += len(text) + len(uid)
+        self._queue = left
+        self._writing |= in_batch
+        return batch
+
+    async def _write(self, batch: list[tuple[str, str, asyncio.Future[None]]]) -> None:
+        name = f"interconnect-dispatch-{time.time_ns():x}-{next(self._names)}"
+        data: dict[str, str] = {}
+        for uid, text, _ in batch:
+            data[uid] = text  # a job queued twice in one batch: its latest placement
+        try:
+            await self.hub.create_config_map(self.namespace, name, data,
+                                             {JOURNAL_LABEL: "true", EPOCH_LABEL: str(self.hub.epoch)})
+        except BaseException as exc:
+            self._writing -= set(data)
             for _, _, future in batch:
                 if not future.done():
-                    future.set_result(None)
+                    if isinstance(exc, asyncio.CancelledError):
+                        future.cancel()
+                    else:
+                        future.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        self._writing -= set(data)
+        self.segments_written += 1
+        self._outstanding[name] = set(data)
+        for uid in data:
+            old = self._segment_of.get(uid)
+            self._segment_of[uid] = name
+            if old is not None and old != name:
+                self._forget(old, uid)
+        for _, _, future in batch:
+            if not future.done():
+                future.set_result(None)
 
     def _forget(self, segment: str, uid: str) -> None:
         left = self._outstanding.get(segment)

@@ -16,7 +16,15 @@ from dataclasses import dataclass, replace
 
 from interconnect.api.v1alpha1 import ComputeOffer
 from interconnect.api.v1alpha1.quota import ComputeQuota
-from interconnect.core.capacity import OfferCards, OfferPool, machine_ids, offer_cards, offer_nodes, sharing_offers
+from interconnect.core.capacity import (
+    MemberCards,
+    MemberNode,
+    OfferCards,
+    OfferPool,
+    machine_ids,
+    offer_cards,
+    sharing_offers,
+)
 from interconnect.core.latency import LatencyTable
 from interconnect.core.placement import OfferView, PlacementSnapshot
 from interconnect.core.quota import Charge, Month, QuotaJob, QuotaLimit, TenantQuota, TenantUsage, tenant_usage
@@ -30,6 +38,10 @@ from interconnect.services.usage_records import UsageLedger
 
 NO_LIMIT = 10**9
 """Free cards assumed when a reservation is restored from a job's status (it was granted before)."""
+
+
+Backing = Mapping[str, tuple[MemberCards | None, list[MemberNode]]]
+"""Per offer, its member's indexed cards (None: not connected) and the nodes that back it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,43 +90,53 @@ class Market:
 
     # ------------------------------------------------------------------ offers
 
-    def sharing(self) -> dict[str, tuple[str, ...]]:
+    def _backing(self) -> dict[str, tuple[MemberCards | None, list[MemberNode]]]:
+        """Per offer, its member's indexed cards (None when not connected) and the nodes it sells."""
+        members: dict[str, MemberCards | None] = {}
+        out: dict[str, tuple[MemberCards | None, list[MemberNode]]] = {}
+        for name, offer in list(self.offers.items()):
+            ref = offer.spec.node_ref
+            if ref not in members:
+                member = self._members.connected(ref)
+                members[ref] = None if member is None else MemberCards(member.nodes.items.values(),
+                                                                        member.gpu_pods.items.values())
+            cards = members[ref]
+            selector = offer.spec.node_selector.match_labels if offer.spec.node_selector else {}
+            out[name] = (cards, cards.backing(selector, offer.spec.gpu_model) if cards is not None else [])
+        return out
+
+    def sharing(self, backing: Backing | None = None) -> dict[str, tuple[str, ...]]:
         """For each offer, the offers that sell some of the same cards (itself included): the same
         ComputeNode and model, or a machine in common, even through another ComputeNode pointing at
         the same member cluster (`core.capacity.sharing_offers`)."""
-        pools: dict[str, OfferPool] = {}
-        for name, offer in list(self.offers.items()):
-            member = self._members.connected(offer.spec.node_ref)
-            machines: frozenset[str] = frozenset()
-            if member is not None:
-                selector = offer.spec.node_selector.match_labels if offer.spec.node_selector else {}
-                backing = offer_nodes(member.nodes.items.values(), selector, offer.spec.gpu_model)
-                machines = machine_ids(offer.spec.node_ref, backing)
-            pools[name] = OfferPool(node=offer.spec.node_ref, model=offer.spec.gpu_model, machines=machines)
+        backing = self._backing() if backing is None else backing
+        pools = {name: OfferPool(node=offer.spec.node_ref, model=offer.spec.gpu_model,
+                                 machines=machine_ids(offer.spec.node_ref, backing[name][1]))
+                 for name, offer in list(self.offers.items()) if name in backing}
         return sharing_offers(pools)
 
-    def cards_of_all(self, sharing: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, OfferCards]:
+    def cards_of_all(self, sharing: Mapping[str, tuple[str, ...]] | None = None,
+                     backing: Backing | None = None) -> dict[str, OfferCards]:
         """Every offer's cards, each less the reservations of every offer sharing its cards."""
-        sharing = self.sharing() if sharing is None else sharing
+        backing = self._backing() if backing is None else backing
+        sharing = self.sharing(backing) if sharing is None else sharing
         by_offer: dict[str, list[Reservation]] = {}
         for reservation in self._reservations:
             by_offer.setdefault(reservation.offer, []).append(reservation)
         cards = {}
         for name, offer in list(self.offers.items()):
+            member, nodes = backing.get(name, (None, []))
+            if member is None:
+                cards[name] = OfferCards(0, 0, 0)
+                continue
             # A reservation on any offer sharing these cards counts here, as if made on this one.
             reservations = [replace(r, offer=name) for other in sharing.get(name, (name,))
                             for r in by_offer.get(other, ())]
-            cards[name] = self._cards(offer, reservations)
+            selector = offer.spec.node_selector.match_labels if offer.spec.node_selector else {}
+            cards[name] = offer_cards(offer=name, cards_offered=offer.spec.cards, selector=selector,
+                                      gpu_model=offer.spec.gpu_model, nodes=nodes,
+                                      pods=member.pods_of(nodes, name), reservations=reservations)
         return cards
-
-    def _cards(self, offer: ComputeOffer, reservations: list[Reservation]) -> OfferCards:
-        member = self._members.connected(offer.spec.node_ref)
-        if member is None:
-            return OfferCards(0, 0, 0)
-        selector = offer.spec.node_selector.match_labels if offer.spec.node_selector else {}
-        return offer_cards(offer=offer.metadata.name, cards_offered=offer.spec.cards, selector=selector,
-                           gpu_model=offer.spec.gpu_model, nodes=member.nodes.items.values(),
-                           pods=member.gpu_pods.items.values(), reservations=reservations)
 
     def sellable(self, offer: ComputeOffer) -> bool:
         state = self._members.get(offer.spec.node_ref)
@@ -124,8 +146,9 @@ class Market:
         """What placement sees now: every node's health and every offer's free cards."""
         views = [node_view(s.model, registered=s.registered, ready=s.ready and s.member is not None,
                            fenced=s.fencing, month=at.strftime("%Y-%m")) for s in self._members]
-        sharing = self.sharing()
-        cards = self.cards_of_all(sharing)
+        backing = self._backing()
+        sharing = self.sharing(backing)
+        cards = self.cards_of_all(sharing, backing)
         offers = {name: offer_view(offer, cards_total=cards[name].total, cards_free=cards[name].free)
                   for name, offer in list(self.offers.items()) if name in cards}
         return MarketSnapshot(PlacementSnapshot.of(views, offers.values(), self.latency, at), offers, sharing)

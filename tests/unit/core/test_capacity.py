@@ -13,6 +13,7 @@ from interconnect.core.capacity import (
     effective_request,
     gpus_requested,
     offer_cards,
+    offer_nodes,
 )
 from interconnect.core.reservations import Reservation
 
@@ -136,3 +137,31 @@ def test_a_pod_s_cards_count_whatever_vendor_it_asks_for() -> None:
                            {"resources": {"limits": {"nvidia.com/gpu": "1"}}}]) == 3
     assert gpus_requested([{"resources": {"limits": {"cpu": "8"}}}]) == 0
 
+
+
+@given(
+    nodes=st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from([A100, H800]), st.integers(0, 8),
+                             st.booleans()), max_size=12),
+    pods=st.lists(st.tuples(st.one_of(st.none(), st.integers(0, 11)), st.integers(0, 4), st.booleans(),
+                            st.sampled_from([None, "o", "other"])), max_size=20),
+    selector=st.sampled_from([{}, {"pool": "a"}, {"pool": "b", "zone": "z1"}, {"zone": "z1"}, {"pool": "x"}]),
+    model=st.sampled_from([A100, H800]),
+)
+def test_the_indexed_member_counts_the_same_cards_as_a_walk_over_everything(
+        nodes: list[tuple[str, str, int, bool]], pods: list[tuple[int | None, int, bool, str | None]],
+        selector: dict[str, str], model: str) -> None:
+    from interconnect.core.capacity import MemberCards
+
+    members = [MemberNode(f"n{i}", {"nvidia.com/gpu.product": m, "pool": pool, **({"zone": "z1"} if i % 2 else {})},
+                          gpus, gpus, ready=ready, schedulable=True)
+               for i, (pool, m, gpus, ready) in enumerate(nodes)]
+    member_pods = [MemberPod(f"p{i}", f"n{node}" if node is not None else None, gpus, terminal, offer=offer,
+                             job_uid=f"j{i % 3}") for i, (node, gpus, terminal, offer) in enumerate(pods)]
+    reservations = [Reservation("o", "j0", 2), Reservation("o", "j1", 1)]
+    walked = offer_cards(offer="o", cards_offered=20, selector=selector, gpu_model=model, nodes=members,
+                         pods=member_pods, reservations=reservations)
+    indexed = MemberCards(members, member_pods)
+    backing = indexed.backing(selector, model)
+    assert backing == offer_nodes(members, selector, model)
+    assert offer_cards(offer="o", cards_offered=20, selector=selector, gpu_model=model, nodes=backing,
+                       pods=indexed.pods_of(backing, "o"), reservations=reservations) == walked
