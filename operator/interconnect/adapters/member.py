@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -309,7 +309,10 @@ MemberChange = Change[Any]
 V = TypeVar("V")
 
 
-def _file(index: dict[tuple[str, int], dict[str, V]], owner: tuple[str, int], key: str, value: V | None) -> None:
+K = TypeVar("K")
+
+
+def _file(index: dict[K, dict[str, V]], owner: K, key: str, value: V | None) -> None:
     """Add (or, with None, remove) one object under its owner in an index."""
     if value is not None:
         index.setdefault(owner, {})[key] = value
@@ -356,6 +359,9 @@ class MemberCluster:
         self._writes = asyncio.Semaphore(WRITE_CONCURRENCY)
         self._jobs_by_attempt: dict[tuple[str, int], dict[str, DispatchedJob]] = {}
         self._pods_by_attempt: dict[tuple[str, int], dict[str, DispatchedPod]] = {}
+        self._gpu_pods_by_node: dict[str, dict[str, MemberPod]] = {}
+        self._unbound_gpu_pods: dict[str, dict[str, MemberPod]] = {}
+        """GPU pods not bound to a node yet, by the offer they were dispatched for."""
         core = k8s.CoreV1Api(api)
         batch = k8s.BatchV1Api(api)
         notify = partial(self._notify)
@@ -460,12 +466,26 @@ class MemberCluster:
 
     def _index(self, change: MemberChange) -> None:
         """Keep the Jobs and pods of each (ComputeJob, attempt) at hand: a sync per job must not
-        scan every Job and pod of the member (quadratic with thousands of jobs)."""
+        scan every Job and pod of the member (quadratic with thousands of jobs). And the GPU pods
+        by node: an offer's free cards are read from its own nodes' pods, not from all of them."""
         for value, present in ((change.old, False), (change.new, True)):
             if isinstance(value, DispatchedJob):
                 _file(self._jobs_by_attempt, (value.job_uid, value.attempt), change.key, value if present else None)
             elif isinstance(value, DispatchedPod):
                 _file(self._pods_by_attempt, (value.job_uid, value.attempt), change.key, value if present else None)
+            elif isinstance(value, MemberPod):
+                if value.node:
+                    _file(self._gpu_pods_by_node, value.node, change.key, value if present else None)
+                elif value.offer:
+                    _file(self._unbound_gpu_pods, value.offer, change.key, value if present else None)
+
+    def gpu_pods_on(self, node: str) -> Iterable[MemberPod]:
+        """The GPU pods bound to ``node``, as the watch last saw them."""
+        return self._gpu_pods_by_node.get(node, {}).values()
+
+    def unbound_gpu_pods(self, offer: str) -> Iterable[MemberPod]:
+        """The GPU pods dispatched for ``offer`` that are not bound to a node yet."""
+        return self._unbound_gpu_pods.get(offer, {}).values()
 
     def cached_job(self, job_uid: str, attempt: int) -> DispatchedJob | None:
         """The member Job of a ComputeJob's attempt, as the watch last saw it."""

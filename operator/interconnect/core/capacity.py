@@ -10,7 +10,7 @@ what its labels say (core/accelerators.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from interconnect.core.accelerators import accelerator_resources
@@ -89,27 +89,35 @@ def offer_nodes(nodes: Iterable[MemberNode], selector: Mapping[str, str], gpu_mo
 
 
 class MemberCards:
-    """One member's nodes and GPU pods, indexed once for all the offers of a pass.
+    """One member's nodes, indexed once for all the offers of a pass, and its GPU pods by node.
 
     Every offer's free cards used to be found by a walk over all the member's nodes and pods: with
     many offers on one member (a hundred ComputeNodes on a few member clusters, each with its own
     node pool), a placement pass was offers x pods. Here nodes are grouped by the value of each
-    label an offer selects on (built the first time an offer asks for that label) and pods by the
-    node they are bound to, so an offer reads only its own nodes and their pods.
+    label an offer selects on (built the first time an offer asks for that label), and the pods
+    of a node or of an offer not bound yet are asked of the member's watch, which keeps them so.
     """
 
-    __slots__ = ("_by_label", "_nodes", "_pods_by_node", "_unbound_by_offer")
+    __slots__ = ("_by_label", "_nodes", "_pods_on", "_unbound")
 
-    def __init__(self, nodes: Iterable[MemberNode], pods: Iterable[MemberPod]) -> None:
+    def __init__(self, nodes: Iterable[MemberNode], pods_on: Callable[[str], Iterable[MemberPod]],
+                 unbound: Callable[[str], Iterable[MemberPod]]) -> None:
         self._nodes = tuple(nodes)
         self._by_label: dict[str, dict[str, list[MemberNode]]] = {}
-        self._pods_by_node: dict[str, list[MemberPod]] = {}
-        self._unbound_by_offer: dict[str, list[MemberPod]] = {}
+        self._pods_on = pods_on
+        self._unbound = unbound
+
+    @classmethod
+    def of_pods(cls, nodes: Iterable[MemberNode], pods: Iterable[MemberPod]) -> MemberCards:
+        """From a plain list of pods (grouped here)."""
+        by_node: dict[str, list[MemberPod]] = {}
+        unbound: dict[str, list[MemberPod]] = {}
         for pod in pods:
             if pod.node:
-                self._pods_by_node.setdefault(pod.node, []).append(pod)
+                by_node.setdefault(pod.node, []).append(pod)
             elif pod.offer:
-                self._unbound_by_offer.setdefault(pod.offer, []).append(pod)
+                unbound.setdefault(pod.offer, []).append(pod)
+        return cls(nodes, lambda node: by_node.get(node, ()), lambda offer: unbound.get(offer, ()))
 
     def backing(self, selector: Mapping[str, str], gpu_model: str) -> list[MemberNode]:
         """The nodes of an offer (`offer_nodes`), from the index of its selector's first label."""
@@ -127,8 +135,8 @@ class MemberCards:
     def pods_of(self, backing: Iterable[MemberNode], offer: str) -> list[MemberPod]:
         """The pods `offer_cards` counts for an offer: those bound to its nodes, and those of the
         offer not bound yet."""
-        pods = [pod for node in backing for pod in self._pods_by_node.get(node.name, ())]
-        pods.extend(self._unbound_by_offer.get(offer, ()))
+        pods = [pod for node in backing for pod in self._pods_on(node.name)]
+        pods.extend(self._unbound(offer))
         return pods
 
 

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+_NONE: Mapping[str, int] = MappingProxyType({})
+
 
 class Oversold(Exception):
     """The reservation would promise more cards than the offer has free."""
@@ -69,6 +71,10 @@ class ReservationLedger:
     def reserved(self, offer: str) -> int:
         """Cards promised on `offer` to jobs not yet running."""
         return sum(self._by_offer.get(offer, {}).values())
+
+    def holders(self, offer: str) -> Mapping[str, int]:
+        """The jobs holding cards of ``offer``: job uid -> cards."""
+        return self._by_offer.get(offer, _NONE)
 
     def free(self, offer: str, free_now: int) -> int:
         """Cards still sellable, given the capacity-derived free cards (never below zero)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Container, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from interconnect.api.v1alpha1 import ComputeOffer
 from interconnect.api.v1alpha1.quota import ComputeQuota
@@ -98,8 +98,8 @@ class Market:
             ref = offer.spec.node_ref
             if ref not in members:
                 member = self._members.connected(ref)
-                members[ref] = None if member is None else MemberCards(member.nodes.items.values(),
-                                                                        member.gpu_pods.items.values())
+                members[ref] = None if member is None else MemberCards(
+                    member.nodes.items.values(), member.gpu_pods_on, member.unbound_gpu_pods)
             cards = members[ref]
             selector = offer.spec.node_selector.match_labels if offer.spec.node_selector else {}
             out[name] = (cards, cards.backing(selector, offer.spec.gpu_model) if cards is not None else [])
@@ -120,9 +120,6 @@ class Market:
         """Every offer's cards, each less the reservations of every offer sharing its cards."""
         backing = self._backing() if backing is None else backing
         sharing = self.sharing(backing) if sharing is None else sharing
-        by_offer: dict[str, list[Reservation]] = {}
-        for reservation in self._reservations:
-            by_offer.setdefault(reservation.offer, []).append(reservation)
         cards = {}
         for name, offer in list(self.offers.items()):
             member, nodes = backing.get(name, (None, []))
@@ -130,8 +127,8 @@ class Market:
                 cards[name] = OfferCards(0, 0, 0)
                 continue
             # A reservation on any offer sharing these cards counts here, as if made on this one.
-            reservations = [replace(r, offer=name) for other in sharing.get(name, (name,))
-                            for r in by_offer.get(other, ())]
+            reservations = [Reservation(name, uid, held) for other in sharing.get(name, (name,))
+                            for uid, held in self._reservations.holders(other).items()]
             selector = offer.spec.node_selector.match_labels if offer.spec.node_selector else {}
             cards[name] = offer_cards(offer=name, cards_offered=offer.spec.cards, selector=selector,
                                       gpu_model=offer.spec.gpu_model, nodes=nodes,

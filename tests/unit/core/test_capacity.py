@@ -160,7 +160,7 @@ def test_the_indexed_member_counts_the_same_cards_as_a_walk_over_everything(
     reservations = [Reservation("o", "j0", 2), Reservation("o", "j1", 1)]
     walked = offer_cards(offer="o", cards_offered=20, selector=selector, gpu_model=model, nodes=members,
                          pods=member_pods, reservations=reservations)
-    indexed = MemberCards(members, member_pods)
+    indexed = MemberCards.of_pods(members, member_pods)
     backing = indexed.backing(selector, model)
     assert backing == offer_nodes(members, selector, model)
     assert offer_cards(offer="o", cards_offered=20, selector=selector, gpu_model=model, nodes=backing,

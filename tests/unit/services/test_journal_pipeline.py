@@ -66,7 +66,7 @@ def test_a_burst_goes_in_one_segment_and_the_next_ones_do_not_wait_for_it() -> N
 
     in_flight, written = _run(scenario())
     assert in_flight == 4 <= MAX_IN_FLIGHT
-    assert [sorted(w) for w in written][0] == sorted(f"a{i}" for i in range(10))
+    assert sorted(written[0]) == sorted(f"a{i}" for i in range(10))
     assert sum(len(w) for w in written) == 25
 
 
