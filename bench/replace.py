@@ -159,11 +159,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         cpu1, lost_at = time.process_time(), time.monotonic()
         servers["member-lost"].close()
         servers["member-lost"].down = True
+
+        async def progress() -> None:
+            while True:
+                await asyncio.sleep(15)
+                moved = len({u for (u, at) in stamps.at if not at.startswith(LOST)})
+                print(f"  {time.monotonic() - lost_at:.0f}s after the loss: {moved} re-placed", flush=True)
+
+        reporter = asyncio.create_task(progress())
         await wait_until(lambda: stamps.count("elsewhere", "Dispatched") + stamps.count("elsewhere", "Running")
                          >= 1, 600, "the first re-placed job")
         dispatched = await wait_until(lambda: len({u for (u, at) in stamps.at if not at.startswith(LOST)})
                                       >= args.jobs, 1800, "every job re-placed")
         await wait_until(lambda: stamps.count("elsewhere", "Running") >= args.jobs, 1800, "every job Running again")
+        reporter.cancel()
         elsewhere = sorted(min(ts) for ts in _first_by_job(stamps).values())
         cpu = time.process_time() - cpu1
         first, last = elsewhere[0] - lost_at, elsewhere[-1] - lost_at

@@ -37,6 +37,9 @@ from interconnect.services.usage_records import UsageLedger
 log = logging.getLogger(__name__)
 
 GC_INTERVAL_SECONDS = 30.0
+SUPERSEDE_CONCURRENCY = 32
+"""Jobs of lost nodes superseded at once (each is a usage record and a status write on the hub).
+One at a time, a lost member with 5,000 jobs took 10,000 hub round trips in a row to re-place."""
 
 
 class Failover:
@@ -99,19 +102,26 @@ class Failover:
         """Re-place (or, with rePlace: Never, fail) the active jobs of nodes lost past their grace.
         Each job on its own: one whose write fails waits for the next pass, the others go on."""
         at = now()
+        due: list[tuple[JobState, NodeState, bool]] = []
         for node in self._members:
             if node.lost_since is None or node.ready:
                 continue
             lost_for = (at - node.lost_since).total_seconds()
             for state in self._jobs.active_on(node.name):
                 grace = self.grace(state)
-                if lost_for < (self._settings.re_place_after if grace is None else grace):
-                    continue
+                if lost_for >= (self._settings.re_place_after if grace is None else grace):
+                    due.append((state, node, grace is not None))
+        slots = asyncio.Semaphore(SUPERSEDE_CONCURRENCY)
+
+        async def supersede(state: JobState, node: NodeState, re_place: bool) -> None:
+            async with slots:
                 try:
-                    await self._supersede(state, node, re_place=grace is not None)
+                    await self._supersede(state, node, re_place=re_place)
                 except Exception as exc:
                     self._metrics.reconcile_errors.labels(loop="failover").inc()
                     log.warning("failover of %s failed: %s", state.uid, str(exc) or type(exc).__name__)
+
+        await asyncio.gather(*(supersede(*job) for job in due))
 
     async def _supersede(self, state: JobState, node: NodeState, *, re_place: bool) -> None:
         """End the attempt on a lost node: durable first, then the new attempt or the failure.
