@@ -147,12 +147,9 @@ def one_pass(how: Callable[[JobRequest, PlacementSnapshot], Decision], pending: 
             continue
         chosen.append(decision.chosen.offer)
         view = offers[decision.chosen.offer]
-        taken = []
-        for name in sharing[view.node, view.gpu_model]:
-            other = offers[name]
-            offers[name] = other.with_cards_free(max(0, other.cards_free - job.cards))
-            taken.append(offers[name])
-        snapshot = snapshot.with_offers(taken)
+        snapshot, taken = snapshot.with_cards_taken(sharing[view.node, view.gpu_model], job.cards)
+        for offer in taken:
+            offers[offer.name] = offer
     return time.perf_counter() - started, explaining, chosen
 
 

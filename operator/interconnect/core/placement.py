@@ -443,6 +443,43 @@ class PlacementSnapshot:
             object.__setattr__(self, "_index", index)
         return index
 
+    def with_cards_taken(self, names: Iterable[str], cards: int) -> tuple[PlacementSnapshot, list[OfferView]]:
+        """This snapshot with ``cards`` fewer free cards (never below none) on each offer named (a
+        placement's offer and every offer sharing its cards), and those offers as they now are.
+
+        What a placement pass does after every choice. Only free cards change, so each row is
+        patched rather than derived again from its offer, each node's rows are copied once, and
+        the offer index is updated in place (`with_offers` does the same for any change, slower).
+        An unknown name is skipped.
+        """
+        rows_of: dict[int, list[_Row]] = {}
+        taken: list[OfferView] = []
+        index = self._index
+        for name in names:
+            where = self._where.get(name)
+            if where is None:
+                continue
+            _, group_index, row_index = where
+            rows = rows_of.get(group_index)
+            if rows is None:
+                rows = rows_of[group_index] = list(self._groups[group_index][4])
+            old = rows[row_index]
+            free = max(0, old[4] - cards)
+            offer = old[0].with_cards_free(free)
+            rows[row_index] = (offer, *old[1:4], free, *old[5:])
+            taken.append(offer)
+            if index is not None and name in index:
+                index.set_free(name, free)
+        if not rows_of:
+            return self, taken
+        # Given away (updated): no longer this snapshot's.
+        object.__setattr__(self, "_index", None)
+        groups = list(self._groups)
+        for at, rows in rows_of.items():
+            name, node, health, message, _ = groups[at]
+            groups[at] = (name, node, health, message, tuple(rows))
+        return self._replaced(tuple(groups), index), taken
+
     def with_offer(self, offer: OfferView) -> PlacementSnapshot:
         """This snapshot with one offer replaced, e.g. holding fewer free cards after a placement."""
         return self.with_offers((offer,))
@@ -487,14 +524,18 @@ class PlacementSnapshot:
             for at, group in changed.items():
                 groups[at] = group
             frozen = tuple(groups)
+        return self._replaced(frozen, index)
+
+    def _replaced(self, groups: tuple[_Group, ...], index: OfferIndex | None) -> PlacementSnapshot:
+        """A snapshot of these rows (the same offers, by name and place) with this index."""
         snapshot = object.__new__(PlacementSnapshot)
         for attribute, value in (
             ("nodes", self.nodes),
-            ("offers", _Offers(frozen, len(self.offers))),
+            ("offers", _Offers(groups, len(self.offers))),
             ("latency", self.latency),
             ("now", self.now),
             ("currency", self.currency),
-            ("_groups", frozen),
+            ("_groups", groups),
             ("_where", self._where),
             ("_index", index),
         ):

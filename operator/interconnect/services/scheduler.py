@@ -150,12 +150,10 @@ class Scheduler:
             self._market.reserve(chosen.offer, request.uid, request.cards,
                                  free_now=view.cards_free + self._market.reserved(chosen.offer))
             # Every offer sharing the chosen one's cards loses them too.
-            taken = []
-            for name in market.sharing.get(chosen.offer, (chosen.offer,)):
-                other = offers[name]
-                offers[name] = other.with_cards_free(max(0, other.cards_free - request.cards))
-                taken.append(offers[name])
-            snapshot = snapshot.with_offers(taken)
+            snapshot, taken = snapshot.with_cards_taken(market.sharing.get(chosen.offer, (chosen.offer,)),
+                                                        request.cards)
+            for offer in taken:
+                offers[offer.name] = offer
             self._scheduled(state, decision, at)
             self._dispatcher.stage_done(state, "queue")
             self._dispatcher.dispatch_soon(state)

@@ -257,3 +257,31 @@ def test_taking_cards_and_replacing_several_offers_at_once_equals_rebuilding() -
         rebuilt = PlacementSnapshot.of(snapshot.nodes.values(), by_name.values(), TABLE, NOW)
         assert replaced == rebuilt and tuple(replaced.offers) == rebuilt.offers
         assert place(job, replaced) == place_by_scan(job, rebuilt)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_taking_cards_by_name_equals_replacing_the_offers(seed: int) -> None:
+    """`with_cards_taken`, the scheduler's path, gives the snapshot `with_offers` gives (and a
+    rebuilt one), and the next placements through its updated index equal the scan's."""
+    rng = random.Random(2000 + seed)
+    for _ in range(25):
+        snapshot = random_market(rng)
+        offers = {o.name: o for o in snapshot.offers}
+        if not offers:
+            continue
+        for i in range(20):
+            job = random_job(rng, snapshot, i)
+            place(job, snapshot)  # the index exists, as in a pass
+            names = rng.sample(sorted(offers), min(len(offers), rng.randint(1, 4)))
+            cards = rng.randint(1, 12)
+            replaced = [offers[n].with_cards_free(max(0, offers[n].cards_free - cards)) for n in names]
+            by_offers = snapshot.with_offers(replaced)  # takes the index along
+            snapshot = PlacementSnapshot.of(snapshot.nodes.values(), offers.values(), TABLE, NOW)
+            place(job, snapshot)  # a fresh index for the path under test
+            snapshot, taken = snapshot.with_cards_taken([*names, "no-such-offer"], cards)
+            assert taken == replaced
+            offers.update({o.name: o for o in taken})
+            rebuilt = PlacementSnapshot.of(snapshot.nodes.values(), offers.values(), TABLE, NOW)
+            assert snapshot == by_offers == rebuilt and tuple(snapshot.offers) == rebuilt.offers
+            nxt = random_job(rng, snapshot, 100 + i)
+            assert place(nxt, snapshot).chosen == place_by_scan(nxt, rebuilt).chosen
