@@ -107,18 +107,6 @@ class MemberCards:
         self._pods_on = pods_on
         self._unbound = unbound
 
-    @classmethod
-    def of_pods(cls, nodes: Iterable[MemberNode], pods: Iterable[MemberPod]) -> MemberCards:
-        """From a plain list of pods (grouped here)."""
-        by_node: dict[str, list[MemberPod]] = {}
-        unbound: dict[str, list[MemberPod]] = {}
-        for pod in pods:
-            if pod.node:
-                by_node.setdefault(pod.node, []).append(pod)
-            elif pod.offer:
-                unbound.setdefault(pod.offer, []).append(pod)
-        return cls(nodes, lambda node: by_node.get(node, ()), lambda offer: unbound.get(offer, ()))
-
     def backing(self, selector: Mapping[str, str], gpu_model: str) -> list[MemberNode]:
         """The nodes of an offer (`offer_nodes`), from the index of its selector's first label."""
         if not selector:

@@ -40,10 +40,6 @@ NO_LIMIT = 10**9
 """Free cards assumed when a reservation is restored from a job's status (it was granted before)."""
 
 
-Backing = Mapping[str, tuple[MemberCards | None, list[MemberNode]]]
-"""Per offer, its member's indexed cards (None: not connected) and the nodes that back it."""
-
-
 @dataclass(frozen=True, slots=True)
 class MarketSnapshot:
     """One placement pass's view of the market."""
@@ -90,50 +86,43 @@ class Market:
 
     # ------------------------------------------------------------------ offers
 
-    def _backing(self) -> dict[str, tuple[MemberCards | None, list[MemberNode]]]:
-        """Per offer, its member's indexed cards (None when not connected) and the nodes it sells."""
+    def cards_of_all(self) -> dict[str, OfferCards]:
+        """Every offer's cards, each less the reservations of every offer sharing its cards."""
+        return self._cards_and_sharing()[0]
+
+    def _cards_and_sharing(self) -> tuple[dict[str, OfferCards], dict[str, tuple[str, ...]]]:
+        """Every offer's cards, and for each offer the offers that sell some of the same cards
+        (itself included): the same ComputeNode and model, or a machine in common, even through
+        another ComputeNode pointing at the same member cluster (`core.capacity.sharing_offers`)."""
+        offers = list(self.offers.items())
         members: dict[str, MemberCards | None] = {}
-        out: dict[str, tuple[MemberCards | None, list[MemberNode]]] = {}
-        for name, offer in list(self.offers.items()):
+        backing: dict[str, tuple[MemberCards | None, dict[str, str], list[MemberNode]]] = {}
+        for name, offer in offers:
             ref = offer.spec.node_ref
             if ref not in members:
                 member = self._members.connected(ref)
                 members[ref] = None if member is None else MemberCards(
                     member.nodes.items.values(), member.gpu_pods_on, member.unbound_gpu_pods)
-            cards = members[ref]
+            indexed = members[ref]
             selector = offer.spec.node_selector.match_labels if offer.spec.node_selector else {}
-            out[name] = (cards, cards.backing(selector, offer.spec.gpu_model) if cards is not None else [])
-        return out
-
-    def sharing(self, backing: Backing | None = None) -> dict[str, tuple[str, ...]]:
-        """For each offer, the offers that sell some of the same cards (itself included): the same
-        ComputeNode and model, or a machine in common, even through another ComputeNode pointing at
-        the same member cluster (`core.capacity.sharing_offers`)."""
-        backing = self._backing() if backing is None else backing
-        pools = {name: OfferPool(node=offer.spec.node_ref, model=offer.spec.gpu_model,
-                                 machines=machine_ids(offer.spec.node_ref, backing[name][1]))
-                 for name, offer in list(self.offers.items()) if name in backing}
-        return sharing_offers(pools)
-
-    def cards_of_all(self, sharing: Mapping[str, tuple[str, ...]] | None = None,
-                     backing: Backing | None = None) -> dict[str, OfferCards]:
-        """Every offer's cards, each less the reservations of every offer sharing its cards."""
-        backing = self._backing() if backing is None else backing
-        sharing = self.sharing(backing) if sharing is None else sharing
+            backing[name] = (indexed, selector,
+                             indexed.backing(selector, offer.spec.gpu_model) if indexed is not None else [])
+        sharing = sharing_offers({name: OfferPool(node=offer.spec.node_ref, model=offer.spec.gpu_model,
+                                                  machines=machine_ids(offer.spec.node_ref, backing[name][2]))
+                                  for name, offer in offers})
         cards = {}
-        for name, offer in list(self.offers.items()):
-            member, nodes = backing.get(name, (None, []))
-            if member is None:
+        for name, offer in offers:
+            indexed, selector, nodes = backing[name]
+            if indexed is None:
                 cards[name] = OfferCards(0, 0, 0)
                 continue
             # A reservation on any offer sharing these cards counts here, as if made on this one.
-            reservations = [Reservation(name, uid, held) for other in sharing.get(name, (name,))
+            reservations = [Reservation(name, uid, held) for other in sharing[name]
                             for uid, held in self._reservations.holders(other).items()]
-            selector = offer.spec.node_selector.match_labels if offer.spec.node_selector else {}
             cards[name] = offer_cards(offer=name, cards_offered=offer.spec.cards, selector=selector,
                                       gpu_model=offer.spec.gpu_model, nodes=nodes,
-                                      pods=member.pods_of(nodes, name), reservations=reservations)
-        return cards
+                                      pods=indexed.pods_of(nodes, name), reservations=reservations)
+        return cards, sharing
 
     def sellable(self, offer: ComputeOffer) -> bool:
         state = self._members.get(offer.spec.node_ref)
@@ -143,9 +132,7 @@ class Market:
         """What placement sees now: every node's health and every offer's free cards."""
         views = [node_view(s.model, registered=s.registered, ready=s.ready and s.member is not None,
                            fenced=s.fencing, month=at.strftime("%Y-%m")) for s in self._members]
-        backing = self._backing()
-        sharing = self.sharing(backing)
-        cards = self.cards_of_all(sharing, backing)
+        cards, sharing = self._cards_and_sharing()
         offers = {name: offer_view(offer, cards_total=cards[name].total, cards_free=cards[name].free)
                   for name, offer in list(self.offers.items()) if name in cards}
         return MarketSnapshot(PlacementSnapshot.of(views, offers.values(), self.latency, at), offers, sharing)

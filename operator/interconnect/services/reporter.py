@@ -13,13 +13,14 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from interconnect.adapters.hub import Hub
 from interconnect.adapters.informer import Informer
 from interconnect.adapters.metrics import Metrics
 from interconnect.core.accelerators import by_name
+from interconnect.core.capacity import OfferCards
 from interconnect.core.fair_share import dominant_share
 from interconnect.core.quota import NO_USAGE
 from interconnect.core.vocabulary import JobPhase
@@ -78,13 +79,16 @@ class Reporter:
             except Exception:
                 self._metrics.reconcile_errors.labels(loop="quota-status").inc()
                 log.exception("quota status pass failed")
+            # Once per pass: with many offers and members, the market's cards are the costly part.
+            cards: dict[str, OfferCards] = {}
             try:
-                await self.write_offer_status()
+                cards = self._market.cards_of_all()
+                await self.write_offer_status(cards)
             except Exception:
                 self._metrics.reconcile_errors.labels(loop="offer-status").inc()
                 log.exception("offer status pass failed")
             try:
-                self.account_time(time.monotonic())
+                self.account_time(time.monotonic(), cards)
             except Exception:
                 self._metrics.reconcile_errors.labels(loop="offer-status").inc()
                 log.exception("node time accounting failed")
@@ -92,7 +96,7 @@ class Reporter:
                 self._last_gauges = time.monotonic()
                 self.refresh_gauges()
 
-    def account_time(self, at: float) -> None:
+    def account_time(self, at: float, cards_of: Mapping[str, OfferCards]) -> None:
         """Add the seconds since the last call to each node's observed and Ready time, and cards x
         seconds to what its valid offers offered (a node that is not Ready, cordoned or fenced
         offers nothing), for the network report's availability and utilisation. Also the nodes'
@@ -114,7 +118,7 @@ class Reporter:
             m.node_pue.labels(node).set(float(facts.effective_pue))
             m.node_green_share.labels(node).set(float(facts.green_share_in(month)))
         at_time = now()
-        for name, cards in self._market.cards_of_all().items():
+        for name, cards in cards_of.items():
             offer = self._market.offers.get(name)
             if offer is None or not self._market.sellable(offer) or not _valid(offer.spec, at_time):
                 continue
@@ -127,8 +131,10 @@ class Reporter:
                 offer.spec.node_ref, spec.region, spec.industry.value if spec.industry else "none",
                 offer.spec.gpu_model, model.vendor.value if model else "unknown").inc(cards.total * seconds)
 
-    async def write_offer_status(self) -> None:
-        for name, cards in self._market.cards_of_all().items():
+    async def write_offer_status(self, cards_of: Mapping[str, OfferCards] | None = None) -> None:
+        """Each offer's cards in its status (when changed) and in Prometheus; ``cards_of``: the
+        market's cards when the caller has them already."""
+        for name, cards in (self._market.cards_of_all() if cards_of is None else cards_of).items():
             offer = self._market.offers.get(name)
             if offer is None:
                 continue

@@ -303,6 +303,7 @@ def _check_region(code: str) -> str:
 
 
 RegionCode = Annotated[str, AfterValidator(_check_region), SchemaExtra(enum=list(REGION_CODES))]
+"""An ISO 3166-2:CN provincial-level code, e.g. CN-GZ (Guizhou) or CN-SH (Shanghai)."""
 
 
 def unique_by(key: str) -> Callable[[list[Any]], list[Any]]:
@@ -319,7 +320,6 @@ def unique_by(key: str) -> Callable[[list[Any]], list[Any]]:
         return items
 
     return check
-"""An ISO 3166-2:CN provincial-level code, e.g. CN-GZ (Guizhou) or CN-SH (Shanghai)."""
 
 
 def positive_decimal_rule(field: str) -> dict[str, str]:

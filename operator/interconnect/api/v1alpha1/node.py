@@ -46,7 +46,6 @@ class MonthlyGreenShare(Model):
     the site's own generation; reported as given."""
 
 
-
 class NodeEnergy(Model):
     """The node's energy facts: how efficient its facility is and how green its power. Placement
     filters and prefers by the green share; metering estimates energy and CO2 from them."""

@@ -57,7 +57,6 @@ class ModelCards(Model):
     """Cards of that model."""
 
 
-
 VendorName = Literal["nvidia", "huawei", "cambricon", "hygon"]
 
 
@@ -68,7 +67,6 @@ class VendorCards(Model):
     """The vendor as the accelerator catalogue names it: nvidia, huawei, cambricon or hygon."""
     cards: Cards
     """Cards of that vendor's models."""
-
 
 
 VendorCardsList = Annotated[
