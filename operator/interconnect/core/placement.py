@@ -40,6 +40,7 @@ is ordering by price per card-hour).
 from __future__ import annotations
 
 import enum
+import functools
 from collections import Counter
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
@@ -981,6 +982,7 @@ def _evaluate(
     required: LatencyTier,
     cap_price: bool,
     groups: Iterable[_Group] | None = None,
+    terms: _Terms | None = None,
 ) -> _Outcome:
     """Run every filter over every offer (see the module docstring for the order): the one filter
     chain, used by the full scan and, on the offers the index yields (`groups`), by `_search`.
@@ -988,7 +990,8 @@ def _evaluate(
     The caller holds `localcontext(MONEY_CONTEXT)`. Messages are built once per distinct value
     (price and budget messages, whose values rarely repeat, only when read).
     """
-    terms = _Terms(job, snapshot.currency, cap_price)
+    if terms is None:
+        terms = _Terms(job, snapshot.currency, cap_price)
     needed = terms.needed
     per_replica = job.gpus_per_replica
     models = job.models
@@ -1203,7 +1206,9 @@ def _reaches(index: OfferIndex, latency: LatencyTable, origin: str, required: La
     return reach
 
 
-def _regions_reached(index: OfferIndex, job: JobRequest, latency: LatencyTable, required: LatencyTier) -> list[str]:
+def _regions_reached(
+    index: OfferIndex, job: JobRequest, latency: LatencyTable, required: LatencyTier
+) -> tuple[str, ...]:
     """The regions with indexed offers that the job's region policy allows and that meet
     `required` from its origin (the latency part kept with the index: it is the same for every
     job from that origin)."""
@@ -1214,7 +1219,15 @@ def _regions_reached(index: OfferIndex, job: JobRequest, latency: LatencyTable, 
         reached = index.memo[memo_key] = tuple(r for r in sorted(index.regions) if reach(r).label is None)
     assert isinstance(reached, tuple)
     denied, allowed = job.denied_regions, job.allowed_regions
-    return [r for r in reached if r not in denied and (not allowed or r in allowed)]
+    if not denied and not allowed:
+        return reached
+    return tuple(r for r in reached if r not in denied and (not allowed or r in allowed))
+
+
+@functools.lru_cache(maxsize=4096)
+def _registries_of(images: tuple[str, ...]) -> frozenset[str]:
+    """The registries a job's images pull from (asked once per job per decision: kept)."""
+    return frozenset(image_registry(image) for image in images)
 
 
 class _ClassVerdict(NamedTuple):
@@ -1246,7 +1259,7 @@ class _Classes:
     def __init__(self, job: JobRequest, terms: _Terms) -> None:
         self._job = job
         self._terms = terms
-        self._registries = frozenset(image_registry(image) for image in job.images)
+        self._registries = _registries_of(job.images)
         self._capability = bool(job.vendors or job.min_tflops or terms.per_pflops)
         self._memo: dict[Hashable, _ClassVerdict] = {}
 
@@ -1254,7 +1267,7 @@ class _Classes:
     def of(cls, job: JobRequest, terms: _Terms, index: OfferIndex) -> _Classes:
         """The verdicts for jobs asking what this one asks of a class, kept with the index: a
         queue holds many jobs that differ only in cards, price or place."""
-        asks = ("classes", frozenset(image_registry(image) for image in job.images), job.tolerations, job.models,
+        asks = ("classes", _registries_of(job.images), job.tolerations, job.models,
                 job.vendors, tuple(sorted(job.min_tflops.items())), job.price_basis, job.gpus_per_replica,
                 terms.currency)
         classes = index.memo.get(asks)
@@ -1292,6 +1305,10 @@ class _Classes:
         return verdict
 
 
+_PlanEntry = tuple[Bucket, Collection[str] | None, str, str, bool, int | None]
+"""A bucket a job reads, the regions to keep, and its class's model, currency and billing unit."""
+
+
 def _search(job: JobRequest, snapshot: PlacementSnapshot, *, required: LatencyTier, cap_price: bool) -> _Best | None:
     """The best offer `_evaluate` would choose, found through the offer index.
 
@@ -1309,19 +1326,22 @@ def _search(job: JobRequest, snapshot: PlacementSnapshot, *, required: LatencyTi
     classes = _Classes.of(job, terms, index)
     # Which buckets to read depends on what the job asks of a class, where it may run and its
     # memory, not on its cards or price: kept with the index for the jobs that ask the same.
-    plan_key = ("plan", classes, tuple(regions), job.min_memory_gib)
+    plan_key = ("plan", classes, regions, job.min_memory_gib)
     plan = index.memo.get(plan_key)
     if plan is None:
-        plan = index.memo[plan_key] = index.plan(regions, classes.admits, job.min_memory_gib)
+        plan = index.memo[plan_key] = [
+            (bucket, allowed, *cast(_Class, bucket.cls)[:4])
+            for bucket, allowed in index.plan(regions, classes.admits, job.min_memory_gib)
+        ]
     keys: dict[tuple[str, bool, int | None], KeyOf] = {}
     sources = []
-    for bucket, allowed in cast(list[tuple[Bucket, Collection[str] | None]], plan):
-        model, _, per_card, per_machine, _, _ = cast(_Class, bucket.cls)
-        pricing = (model if terms.per_pflops else "", per_card, per_machine)  # what the key depends on
+    per_pflops, min_memory = terms.per_pflops, job.min_memory_gib
+    for bucket, allowed, model, _, per_card, per_machine in cast(list[_PlanEntry], plan):
+        pricing = (model if per_pflops else "", per_card, per_machine)  # what the key depends on
         key_of = keys.get(pricing)
         if key_of is None:
             key_of = keys[pricing] = terms.key_function(model, per_card, per_machine)
-        sources.append(Source(bucket, key_of, allowed, job.min_memory_gib))
+        sources.append(Source(bucket, key_of, allowed, min_memory))
 
     where, groups = snapshot._where, snapshot._groups
 
@@ -1331,7 +1351,7 @@ def _search(job: JobRequest, snapshot: PlacementSnapshot, *, required: LatencyTi
             _, group_index, row_index = where[name]
             node_name, node, health, message, rows = groups[group_index]
             subset.append((node_name, node, health, message, (rows[row_index],)))
-        return _evaluate(job, snapshot, required=required, cap_price=cap_price, groups=subset).best
+        return _evaluate(job, snapshot, required=required, cap_price=cap_price, groups=subset, terms=terms).best
 
     batches = cheapest_first(sources, terms.needed)
     for key, batch in batches:
