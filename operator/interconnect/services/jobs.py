@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from interconnect.adapters.hub import Hub
-from interconnect.api.v1alpha1 import ComputeJob, Condition, Price, set_condition, to_api
+from interconnect.api.v1alpha1 import ComputeJob, Condition, Price, set_condition, shared_strings, to_api
 from interconnect.core.metering import PodAccrual, UsageRecord, cost
 from interconnect.core.money import Money
 from interconnect.core.sync import summarised
@@ -146,13 +146,13 @@ def job_state(job: ComputeJob) -> JobState:
                               for p in (status.usage.pods if status.usage else [])))
     return JobState(
         usage=usage,
-        history=[to_api(a) for a in status.attempt_history],
+        history=[shared_strings(to_api(a)) for a in status.attempt_history],
         model=job,
         phase=JobPhase(phase),
         attempt=status.attempts,
         conditions=list(status.conditions),
-        placement=to_api(status.placement) if status.placement else None,
-        member_job=to_api(status.member_job) if status.member_job else None,
+        placement=shared_strings(to_api(status.placement)) if status.placement else None,
+        member_job=shared_strings(to_api(status.member_job)) if status.member_job else None,
         last_summary=status.unschedulable.summary if status.unschedulable else None,
         durable_attempt=status.attempts if status.placement else 0,
     )

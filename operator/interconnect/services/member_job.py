@@ -81,7 +81,7 @@ def build_member_job(
         f"{ANNOTATION_PREFIX}offer": offer,
         **{f"{ANNOTATION_PREFIX}{k}": v for k, v in trace.items()},
     }
-    template = job.spec.template.model_dump(mode="json", by_alias=True, exclude_none=True)
+    template = job.spec.template.as_api()
     check_template(template)
     violations = accelerator_violations(template["spec"], job.spec.gpus.count)
     if violations:

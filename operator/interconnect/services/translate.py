@@ -42,8 +42,8 @@ def job_request(job: ComputeJob) -> JobRequest:
         denied_nodes=frozenset(policy.denied_nodes) if policy else frozenset(),
         priority=spec.priority,
         created=created,
-        images=tuple(spec.template.images()),
-        tolerations=frozenset(Toleration.of(to_api(t)) for t in spec.template.spec.tolerations or []),
+        images=spec.template.images,
+        tolerations=spec.template.tolerations,
         vendors=frozenset(spec.gpus.vendors),
         min_tflops={precision: Decimal(least) for precision, least in (
             spec.gpus.min_tflops.model_dump(by_alias=False, exclude_none=True) if spec.gpus.min_tflops else {}

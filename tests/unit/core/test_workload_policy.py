@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from interconnect.api.v1alpha1 import ComputeJob, ComputeNode, ComputeOffer, to_api
+from interconnect.api.v1alpha1 import ComputeJob, ComputeNode, ComputeOffer
 from interconnect.core.latency import LatencyTable
 from interconnect.core.placement import PlacementSnapshot, RejectReason, place
 from interconnect.core.vocabulary import GPU_RESOURCE as GPU
@@ -366,14 +366,14 @@ def test_a_harmless_template_round_trips_through_the_model() -> None:
     manifest = job()
     manifest["spec"]["template"] = template(hostPID=False, hostIPC=False, hostNetwork=False, dnsPolicy="Default")
     parsed = ComputeJob.model_validate(manifest)
-    assert to_api(parsed.spec.template) == manifest["spec"]["template"]
+    assert parsed.spec.template.as_api() == manifest["spec"]["template"]
     manifest["spec"]["template"]["spec"]["someFutureField"] = {"x": 1}
     manifest["spec"]["template"]["spec"]["containers"][0]["someFutureField"] = True
     parsed = ComputeJob.model_validate(manifest)
-    dumped = to_api(parsed.spec.template)
+    dumped = parsed.spec.template.as_api()
     assert "someFutureField" not in dumped["spec"]
     assert "someFutureField" not in dumped["spec"]["containers"][0]
-    assert parsed.spec.template.images() == ["registry.example.cn/ml/train:1.0", "busybox:1.36"]
+    assert parsed.spec.template.images == ("registry.example.cn/ml/train:1.0", "busybox:1.36")
 
 
 def test_snake_case_spellings_are_caught_too() -> None:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from interconnect.api.v1alpha1 import ComputeJob
-from interconnect.api.v1alpha1.job import SecurityContext
+from interconnect.api.v1alpha1.job import KeptTemplate, PodTemplate, SecurityContext
 from interconnect.core.workload_policy import Rule, WorkloadPolicyError, pod_spec_violations
 from interconnect.services.member_job import build_member_job, member_job_name
 from tests.integration.bad_manifests import job
@@ -134,7 +134,17 @@ def test_the_job_itself_is_not_modified() -> None:
     before = cj.model_dump()
     build(cj)
     assert cj.model_dump() == before
-    assert cj.spec.template.spec.containers[0].security_context is None
+    assert "securityContext" not in cj.spec.template.as_api()["spec"]["containers"][0]
+
+
+def test_the_kept_template_cannot_be_changed() -> None:
+    """The job keeps its template as validated: no assignment can slip past the check."""
+    cj = compute_job()
+    with pytest.raises(AttributeError):
+        cj.spec.template.images = ("evil.example/x:1",)  # type: ignore[misc]
+    copy_ = cj.spec.template.as_api()
+    copy_["spec"]["hostNetwork"] = True
+    assert "hostNetwork" not in cj.spec.template.as_api()["spec"]
 
 
 def test_the_rest_of_the_member_job_is_unchanged() -> None:
@@ -148,10 +158,13 @@ def test_the_rest_of_the_member_job_is_unchanged() -> None:
 
 
 def test_an_escaping_template_is_refused_before_dispatch() -> None:
-    """Defence in depth: a model changed after parsing (assignment skips the template's check) is refused."""
+    """Defence in depth: a template model changed after parsing (assignment skips its check) and
+    kept without validation is refused."""
     cj = compute_job()
-    cj.spec.template.spec.containers[0].security_context = SecurityContext(privileged=True)
-    cj.spec.template.spec.host_network = True
+    template = PodTemplate.model_validate(cj.spec.template.as_api())
+    template.spec.containers[0].security_context = SecurityContext(privileged=True)
+    template.spec.host_network = True
+    cj = cj.model_copy(update={"spec": cj.spec.model_copy(update={"template": KeptTemplate(template)})})
     with pytest.raises(WorkloadPolicyError) as caught:
         build(cj)
     assert [str(v) for v in caught.value.violations] == [

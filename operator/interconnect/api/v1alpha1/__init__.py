@@ -13,6 +13,7 @@ from .common import (
     find_condition,
     is_condition_true,
     set_condition,
+    shared_strings,
     to_api,
     validation_message,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "find_condition",
     "is_condition_true",
     "set_condition",
+    "shared_strings",
     "to_api",
     "validation_message",
 ]

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 import pydantic
 from kube_custom_resource import schema
@@ -182,6 +183,40 @@ _FIELDS_SETS: dict[frozenset[str], set[str]] = {}
 """One set per distinct combination of fields set (a few hundred at most: the schema bounds it)."""
 
 
+SHARED_STRING_LENGTH = 64
+"""Strings up to this long are shared (interned) in kept models and status dictionaries: the
+same node, offer, region, currency, reason and phase names repeat in thousands of jobs, each a
+copy of its own as parsed from JSON (50 to 110 bytes each). Longer ones are mostly unique."""
+
+
+_UNIQUE_FIELDS = frozenset({"uid", "name", "resource_version", "generate_name", "pod", "member_job_name"})
+"""Fields whose values are (nearly) each object's own: sharing them would only add a table entry."""
+
+
+def _share(model: pydantic.BaseModel) -> None:
+    fields_set = model.__pydantic_fields_set__
+    shared = _FIELDS_SETS.setdefault(frozenset(fields_set), fields_set)
+    if shared is not fields_set:
+        object.__setattr__(model, "__pydantic_fields_set__", shared)
+    values = model.__dict__
+    for name, value in values.items():
+        if type(value) is str and len(value) <= SHARED_STRING_LENGTH and name not in _UNIQUE_FIELDS:
+            values[name] = sys.intern(value)
+
+
+def shared_strings(value: Any) -> Any:
+    """``value`` (a wire-form dict, list or scalar) with its short strings shared, in place for
+    dicts and lists: what is kept per job for as long as it lives."""
+    if type(value) is str:
+        return sys.intern(value) if len(value) <= SHARED_STRING_LENGTH else value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            value[key] = shared_strings(item)
+    elif isinstance(value, list):
+        value[:] = [shared_strings(item) for item in value]
+    return value
+
+
 class SharedFieldsSet(pydantic.BaseModel):
     """Models whose instances share their ``__pydantic_fields_set__``.
 
@@ -195,11 +230,15 @@ class SharedFieldsSet(pydantic.BaseModel):
 
     @pydantic.model_validator(mode="after")
     def _share_fields_set(self) -> Any:
-        fields_set = self.__pydantic_fields_set__
-        shared = _FIELDS_SETS.setdefault(frozenset(fields_set), fields_set)
-        if shared is not fields_set:
-            object.__setattr__(self, "__pydantic_fields_set__", shared)
+        _share(self)
         return self
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """pydantic's copy, which gives the copy a set of its own (the operator copies every job
+        it keeps), sharing the set again."""
+        copied = super().model_copy(update=update, deep=deep)
+        _share(copied)
+        return copied
 
     def __setattr__(self, name: str, value: Any) -> None:
         fields_set = self.__pydantic_fields_set__
@@ -229,7 +268,7 @@ class ObjectMeta(SharedFieldsSet, Metadata):
     generation: int | None = None
 
 
-class Resource(CustomResource, abstract=True):  # type: ignore[metaclass, call-arg]
+class Resource(SharedFieldsSet, CustomResource, abstract=True):  # type: ignore[metaclass, call-arg]
     """Base of the three kinds: a raw object from the API validates into one of these."""
 
     model_config = ConfigDict(use_attribute_docstrings=True)
