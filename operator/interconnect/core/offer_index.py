@@ -303,6 +303,10 @@ def _next(source: Source, start: int, needed: int) -> int:
     return position
 
 
+EAGER_SOURCES = 16
+"""Up to this many sources, `cheapest_first` looks at each at once rather than lazily."""
+
+
 def cheapest_first(sources: Sequence[Source], needed: int) -> Iterator[tuple[Decimal, list[str]]]:
     """Offers with at least `needed` free cards, in batches of equal key, lowest key first:
     (key, names).
@@ -310,15 +314,24 @@ def cheapest_first(sources: Sequence[Source], needed: int) -> Iterator[tuple[Dec
     Each batch holds every offer of the sources at that key (all offers of one price in a
     bucket share a key), so a caller comparing ties within a batch compares all of them.
     """
-    # (key, source, position, verified): a source enters at its cheapest offer's key, a lower
-    # bound, and is looked at (free cards, region, memory) only when it reaches the top, so the
-    # many sources dearer than the answer cost one key each.
+    # (key, source, position, verified): with few sources every one is looked at (free cards,
+    # region, memory) at once, as nearly all would be; with many, a source enters at its cheapest
+    # offer's key, a lower bound, and is looked at only when it reaches the top, so the many
+    # sources dearer than the answer cost one key each.
     heap: list[tuple[Decimal, int, int, bool]] = []
+    eager = len(sources) <= EAGER_SOURCES
     for i, source in enumerate(sources):
-        if len(source.bucket):
-            key = source.key_of(source.bucket.amounts[0])
-            if key is not None:
-                heap.append((key, i, 0, False))
+        if not len(source.bucket):
+            continue
+        if eager:
+            position = _next(source, 0, needed)
+            if position < 0:
+                continue
+        else:
+            position = 0
+        key = source.key_of(source.bucket.amounts[position])
+        if key is not None:
+            heap.append((key, i, position, eager))
     heapq.heapify(heap)
     while heap:
         lowest, i, position, verified = heap[0]

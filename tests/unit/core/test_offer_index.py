@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from interconnect.core import offer_index
 from interconnect.core.accelerators import CATALOGUE
 from interconnect.core.latency import LatencyTable
 from interconnect.core.money import MONEY_CONTEXT, Money, Price
@@ -71,7 +72,10 @@ def test_first_fit_is_the_first_offer_with_the_cards(frees: list[int], data: st.
         assert [bucket.free_at(i) for i in range(len(frees))] == frees
 
 
-def test_batches_come_cheapest_first_with_every_tie_together() -> None:
+@pytest.mark.parametrize("eager_sources", [0, 16], ids=["lazy", "eager"])
+def test_batches_come_cheapest_first_with_every_tie_together(eager_sources: int,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(offer_index, "EAGER_SOURCES", eager_sources)
     entries = [Entry("a", "R1", "x", Decimal(2), 4, 80), Entry("b", "R1", "x", Decimal(1), 0, 80),
                Entry("c", "R2", "x", Decimal(2), 8, 80), Entry("d", "R2", "y", Decimal(1), 8, 80),
                Entry("e", "R1", "y", Decimal(3), 8, 40)]
@@ -189,6 +193,18 @@ def test_indexed_placement_decides_what_the_scan_decides(seed: int) -> None:
                         assert found == best
     assert placed > 50  # the markets are not all hopeless
     assert counted > 50  # and most jobs placed nowhere were explained without a scan
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_sources_looked_at_lazily_choose_what_the_scan_chooses(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cheapest_first` looks at many sources lazily (a lower bound first): the same choices."""
+    monkeypatch.setattr(offer_index, "EAGER_SOURCES", 0)
+    rng = random.Random(500 + seed)
+    for _ in range(50):
+        snapshot = random_market(rng)
+        for i in range(JOBS_PER_MARKET):
+            job = random_job(rng, snapshot, i)
+            assert place(job, snapshot).chosen == place_by_scan(job, snapshot).chosen, job
 
 
 @pytest.mark.parametrize("seed", range(4))
