@@ -47,7 +47,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from fractions import Fraction
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from types import MappingProxyType
 from typing import NamedTuple, Protocol, TypeVar, cast, overload
 
@@ -197,10 +197,15 @@ class OfferView:
         """This offer holding `free` free cards: what a placement pass does to thousands of offers,
         so the fields are copied as they are rather than validated and normalised again."""
         offer = object.__new__(OfferView)
-        for name in OfferView.__slots__:
-            object.__setattr__(offer, name, getattr(self, name))
-        object.__setattr__(offer, "cards_free", free)
+        for set_slot, value in zip(_OFFER_SLOT_SETTERS, _offer_slots(self), strict=True):
+            set_slot(offer, value)  # the slot's own descriptor: past the frozen __setattr__
+        _set_cards_free(offer, free)
         return offer
+
+
+_offer_slots = attrgetter(*OfferView.__slots__)
+_OFFER_SLOT_SETTERS = tuple(getattr(OfferView, name).__set__ for name in OfferView.__slots__)
+_set_cards_free = _OFFER_SLOT_SETTERS[OfferView.__slots__.index("cards_free")]
 
 
 class RejectReason(enum.StrEnum):
@@ -983,6 +988,7 @@ def _evaluate(
     cap_price: bool,
     groups: Iterable[_Group] | None = None,
     terms: _Terms | None = None,
+    reach_of: Callable[[str], _Reach] | None = None,
 ) -> _Outcome:
     """Run every filter over every offer (see the module docstring for the order): the one filter
     chain, used by the full scan and, on the offers the index yields (`groups`), by `_search`.
@@ -1061,7 +1067,9 @@ def _evaluate(
             continue
         reach = reaches.get(node.region)
         if reach is None:
-            reach = reaches[node.region] = _reach(snapshot.latency, job.origin, node.region, required)
+            reach = reaches[node.region] = (
+                _reach(snapshot.latency, job.origin, node.region, required) if reach_of is None
+                else reach_of(node.region))
             if reach.label is not None:
                 latency_labels[reach.label] = latency_reason
         if reach.label is not None:
@@ -1341,9 +1349,10 @@ def _search(job: JobRequest, snapshot: PlacementSnapshot, *, required: LatencyTi
         key_of = keys.get(pricing)
         if key_of is None:
             key_of = keys[pricing] = terms.key_function(model, per_card, per_machine)
-        sources.append(Source(bucket, key_of, allowed, min_memory))
+        sources.append(Source._make((bucket, key_of, allowed, min_memory)))  # tuple.__new__: no Python-level call
 
     where, groups = snapshot._where, snapshot._groups
+    reach_of = _reaches(index, snapshot.latency, job.origin, required)  # the verdicts kept with the index
 
     def judge(names: list[str]) -> _Best | None:
         subset: list[_Group] = []
@@ -1351,7 +1360,8 @@ def _search(job: JobRequest, snapshot: PlacementSnapshot, *, required: LatencyTi
             _, group_index, row_index = where[name]
             node_name, node, health, message, rows = groups[group_index]
             subset.append((node_name, node, health, message, (rows[row_index],)))
-        return _evaluate(job, snapshot, required=required, cap_price=cap_price, groups=subset, terms=terms).best
+        return _evaluate(job, snapshot, required=required, cap_price=cap_price, groups=subset, terms=terms,
+                         reach_of=reach_of).best
 
     batches = cheapest_first(sources, terms.needed)
     for key, batch in batches:
