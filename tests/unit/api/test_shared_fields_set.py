@@ -67,6 +67,8 @@ def test_short_repeated_strings_are_shared_and_values_kept() -> None:
     assert one["node"] is two["node"] is one["attempts"][0]
     assert one["price"]["currency"] is two["price"]["currency"]
     assert one["message"] is not two["message"]  # long ones are mostly unique: left alone
+    names = [shared_strings({"memberJobName": fresh("ic-1-1")}) for _ in range(2)]
+    assert names[0] == names[1] and names[0]["memberJobName"] is not names[1]["memberJobName"]  # each job's own
     first = Condition.model_validate({**RAW, "reason": fresh("Connected")})
     second = Condition.model_validate({**RAW, "reason": fresh("Connected")})
     assert first.reason is second.reason

@@ -189,8 +189,17 @@ same node, offer, region, currency, reason and phase names repeat in thousands o
 copy of its own as parsed from JSON (50 to 110 bytes each). Longer ones are mostly unique."""
 
 
-_UNIQUE_FIELDS = frozenset({"uid", "name", "resource_version", "generate_name", "pod", "member_job_name"})
-"""Fields whose values are (nearly) each object's own: sharing them would only add a table entry."""
+_UNIQUE_FIELDS = frozenset({"uid", "name", "resource_version", "resourceVersion", "generate_name", "generateName",
+                            "pod", "member_job_name", "memberJobName"})
+"""Fields (as models and as the wire name them) whose values are (nearly) each object's own:
+sharing them would only add a table entry."""
+
+
+def _shared(field: str | None, value: Any) -> Any:
+    """`value` shared when it is a short string of a field whose values repeat across objects."""
+    if type(value) is str and len(value) <= SHARED_STRING_LENGTH and field not in _UNIQUE_FIELDS:
+        return sys.intern(value)
+    return value
 
 
 def _share(model: pydantic.BaseModel) -> None:
@@ -200,20 +209,19 @@ def _share(model: pydantic.BaseModel) -> None:
         object.__setattr__(model, "__pydantic_fields_set__", shared)
     values = model.__dict__
     for name, value in values.items():
-        if type(value) is str and len(value) <= SHARED_STRING_LENGTH and name not in _UNIQUE_FIELDS:
-            values[name] = sys.intern(value)
+        values[name] = _shared(name, value)
 
 
-def shared_strings(value: Any) -> Any:
-    """``value`` (a wire-form dict, list or scalar) with its short strings shared, in place for
-    dicts and lists: what is kept per job for as long as it lives."""
-    if type(value) is str:
-        return sys.intern(value) if len(value) <= SHARED_STRING_LENGTH else value
+def shared_strings(value: Any, field: str | None = None) -> Any:
+    """``value`` (a wire-form dict, list or scalar) with its short repeated strings shared, in
+    place for dicts and lists: what is kept per job for as long as it lives."""
     if isinstance(value, dict):
         for key, item in value.items():
-            value[key] = shared_strings(item)
+            value[key] = shared_strings(item, key)
     elif isinstance(value, list):
-        value[:] = [shared_strings(item) for item in value]
+        value[:] = [shared_strings(item, field) for item in value]
+    else:
+        return _shared(field, value)
     return value
 
 
