@@ -131,10 +131,10 @@ def one_pass(how: Callable[[JobRequest, PlacementSnapshot], Decision], pending: 
     """The scheduler's pass (services/scheduler.py), less its I/O: (seconds, of which explaining, choices)."""
     started = time.perf_counter()
     snapshot = PlacementSnapshot.of(snapshot.nodes.values(), snapshot.offers, snapshot.latency, snapshot.now)
-    offers = {o.name: o for o in snapshot.offers}
-    sharing: dict[tuple[str, str], list[str]] = {}
-    for name, other in offers.items():
-        sharing.setdefault((other.node, other.gpu_model), []).append(name)
+    by_machine: dict[tuple[str, str], list[str]] = {}
+    for offer in snapshot.offers:
+        by_machine.setdefault((offer.node, offer.gpu_model), []).append(offer.name)
+    sharing = {offer.name: by_machine[offer.node, offer.gpu_model] for offer in snapshot.offers}  # as the market's
     explaining, chosen = 0.0, []
     for job in pending:
         decision = how(job, snapshot)
@@ -146,10 +146,8 @@ def one_pass(how: Callable[[JobRequest, PlacementSnapshot], Decision], pending: 
                 explaining += time.perf_counter() - t0
             continue
         chosen.append(decision.chosen.offer)
-        view = offers[decision.chosen.offer]
-        snapshot, taken = snapshot.with_cards_taken(sharing[view.node, view.gpu_model], job.cards)
-        for offer in taken:
-            offers[offer.name] = offer
+        _ = snapshot.cards_free(decision.chosen.offer)  # what the scheduler reserves against
+        snapshot = snapshot.with_cards_taken(sharing[decision.chosen.offer], job.cards)
     return time.perf_counter() - started, explaining, chosen
 
 

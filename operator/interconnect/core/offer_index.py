@@ -83,8 +83,8 @@ ENTRY = Layout(itemgetter(0), itemgetter(3), itemgetter(4), itemgetter(5))
 class Bucket:
     """The offers of one class (in one region, or in all when `region` is None), cheapest first."""
 
-    __slots__ = ("_size", "_sorted_frees", "_tree", "amounts", "cls", "least_memory", "memories", "most_memory",
-                 "names", "positions", "region", "regions")
+    __slots__ = ("_fits", "_fits_at", "_size", "_sorted_frees", "_tree", "amounts", "cls", "least_memory",
+                 "memories", "most_memory", "names", "positions", "region", "regions")
 
     def __init__(
         self,
@@ -119,6 +119,10 @@ class Bucket:
         self._tree = tree
         # Counting is done per region (explanations); the all-region buckets do not keep it up.
         self._sorted_frees = None if region is None else sorted(tree[size : size + len(order)])
+        self._fits: dict[tuple[int, Collection[str] | None, int], int] = {}
+        """(cards, regions, memory) -> the first position that has them (-1: none): `first_from_start`."""
+        self._fits_at: dict[int, list[tuple[int, Collection[str] | None, int]]] = {}
+        """Position -> the `_fits` answers that are that position (what taking its cards may undo)."""
 
     def __len__(self) -> int:
         return len(self.names)
@@ -140,9 +144,24 @@ class Bucket:
     def set_free(self, position: int, free: int) -> None:
         tree = self._tree
         i = self._size + position
+        was = tree[i]
+        if free == was:
+            return
+        if free < was:
+            # Fewer cards: an answer of `first_from_start` stays right unless it was this
+            # position and now asks for more than is left (nothing before it changed, and a
+            # position after it had too few before and has no more now).
+            asked = self._fits_at.get(position)
+            if asked:
+                for query in [query for query in asked if query[0] > free]:
+                    asked.remove(query)
+                    del self._fits[query]
+        elif self._fits:
+            self._fits.clear()  # more cards: any answer may move earlier (rare within a pass)
+            self._fits_at.clear()
         frees = self._sorted_frees
         if frees is not None:
-            del frees[bisect_left(frees, tree[i])]
+            del frees[bisect_left(frees, was)]
             insort(frees, free)
         tree[i] = free
         i >>= 1
@@ -153,6 +172,29 @@ class Bucket:
                 break
             tree[i] = best
             i >>= 1
+
+    def first_from_start(self, needed: int, regions: Collection[str] | None, min_memory: int) -> int:
+        """The first position with at least `needed` free cards, in `regions` (None: any) and
+        with at least `min_memory` GiB, or -1: remembered until taking cards changes it.
+
+        Within a pass thousands of jobs ask the same few questions (1, 2, 4 or 8 cards, from the
+        same regions) of buckets that change a position at a time; answered once each, the walk
+        down the tree (and past the offers of other regions) is not repeated per job.
+        """
+        query = (needed, regions, min_memory)
+        position = self._fits.get(query)
+        if position is None:
+            position = self.first_fit(0, needed)
+            if regions is not None or min_memory > self.least_memory:
+                in_region, memories = self.regions, self.memories
+                while position >= 0 and (
+                    (regions is not None and in_region[position] not in regions) or memories[position] < min_memory
+                ):
+                    position = self.first_fit(position + 1, needed)
+            self._fits[query] = position
+            if position >= 0:
+                self._fits_at.setdefault(position, []).append(query)
+        return position
 
     def first_fit(self, start: int, needed: int) -> int:
         """The first position >= `start` whose offer has at least `needed` free cards, or -1."""
@@ -243,8 +285,10 @@ class OfferIndex:
 
     def set_free(self, name: str, free: int) -> None:
         """An indexed offer now has `free` cards free (e.g. a placement took some)."""
-        for bucket in (self.region_bucket[name], self.class_bucket[name]):
-            bucket.set_free(bucket.positions[name], free)
+        bucket = self.region_bucket[name]
+        bucket.set_free(bucket.positions[name], free)
+        bucket = self.class_bucket[name]
+        bucket.set_free(bucket.positions[name], free)
 
     def plan(
         self, regions: Collection[str], admits: Callable[[Hashable], bool], min_memory: int = 0
@@ -324,7 +368,7 @@ def cheapest_first(sources: Sequence[Source], needed: int) -> Iterator[tuple[Dec
         if not len(source.bucket):
             continue
         if eager:
-            position = _next(source, 0, needed)
+            position = source.bucket.first_from_start(needed, source.regions, source.min_memory)
             if position < 0:
                 continue
         else:

@@ -316,6 +316,12 @@ def _row(offer: OfferView, now: datetime) -> _Row:
     )
 
 
+def _offer_of(row: _Row) -> OfferView:
+    """The row's offer with the row's free cards (`with_cards_taken` changes only the count)."""
+    offer, free = row[0], row[4]
+    return offer if offer.cards_free == free else offer.with_cards_free(free)
+
+
 # What the offer index keys an offer by (see `core.offer_index`): the attributes placement reads
 # that taking cards does not change, but memory: (GPU model, currency, billed per card, cards
 # per machine, allowed registries, published tolerations).
@@ -353,7 +359,7 @@ class _Offers(Sequence[OfferView]):
 
     def _tuple(self) -> tuple[OfferView, ...]:
         if self._flat is None:
-            self._flat = tuple(row[0] for group in self._groups for row in group[4])
+            self._flat = tuple(_offer_of(row) for group in self._groups for row in group[4])
         return self._flat
 
     def __len__(self) -> int:
@@ -449,42 +455,49 @@ class PlacementSnapshot:
             object.__setattr__(self, "_index", index)
         return index
 
-    def with_cards_taken(self, names: Iterable[str], cards: int) -> tuple[PlacementSnapshot, list[OfferView]]:
+    def with_cards_taken(self, names: Iterable[str], cards: int) -> PlacementSnapshot:
         """This snapshot with ``cards`` fewer free cards (never below none) on each offer named (a
-        placement's offer and every offer sharing its cards), and those offers as they now are.
+        placement's offer and every offer sharing its cards).
 
-        What a placement pass does after every choice. Only free cards change, so each row is
-        patched rather than derived again from its offer, each node's rows are copied once, and
-        the offer index is updated in place (`with_offers` does the same for any change, slower).
-        An unknown name is skipped.
+        What a placement pass does after every choice. Only free cards change: they are patched
+        into the rows (a row keeps the offer it was built from, and `offers` reads the count from
+        the row), each node's rows are copied once, and the offer index is updated in place
+        (`with_offers` does the same for any change, slower). An unknown name is skipped.
         """
         rows_of: dict[int, list[_Row]] = {}
-        taken: list[OfferView] = []
         index = self._index
+        where_of, groups = self._where, self._groups
         for name in names:
-            where = self._where.get(name)
+            where = where_of.get(name)
             if where is None:
                 continue
             _, group_index, row_index = where
             rows = rows_of.get(group_index)
+            old = groups[group_index][4][row_index] if rows is None else rows[row_index]
+            free = old[4] - cards
+            if free < 0:
+                free = 0
+            if free == old[4]:
+                continue  # none free before either: nothing changes
             if rows is None:
-                rows = rows_of[group_index] = list(self._groups[group_index][4])
-            old = rows[row_index]
-            free = max(0, old[4] - cards)
-            offer = old[0].with_cards_free(free)
-            rows[row_index] = (offer, *old[1:4], free, *old[5:])
-            taken.append(offer)
+                rows = rows_of[group_index] = list(groups[group_index][4])
+            rows[row_index] = (*old[:4], free, *old[5:])
             if index is not None and name in index:
                 index.set_free(name, free)
         if not rows_of:
-            return self, taken
+            return self
         # Given away (updated): no longer this snapshot's.
         object.__setattr__(self, "_index", None)
-        groups = list(self._groups)
+        changed = list(groups)
         for at, rows in rows_of.items():
-            name, node, health, message, _ = groups[at]
-            groups[at] = (name, node, health, message, tuple(rows))
-        return self._replaced(tuple(groups), index), taken
+            name, node, health, message, _ = changed[at]
+            changed[at] = (name, node, health, message, tuple(rows))
+        return self._replaced(tuple(changed), index)
+
+    def cards_free(self, name: str) -> int:
+        """The free cards of the offer named, as this snapshot holds them (after the cards taken)."""
+        _, group_index, row_index = self._where[name]
+        return self._groups[group_index][4][row_index][4]
 
     def with_offer(self, offer: OfferView) -> PlacementSnapshot:
         """This snapshot with one offer replaced, e.g. holding fewer free cards after a placement."""
@@ -760,6 +773,8 @@ class _Best(NamedTuple):
     tier: LatencyTier
     rtt_ms: float
     hourly: Decimal
+    free: int
+    """The offer's free cards in the snapshot (its row's count, not the offer's own)."""
 
 
 class _Outcome(NamedTuple):
@@ -980,6 +995,22 @@ class _Terms:
         return key_of
 
 
+_TOLERATION_REASON = (RejectReason.TOLERATION_NOT_ALLOWED, _LABELS[RejectReason.TOLERATION_NOT_ALLOWED])
+_CHAIN_REASONS = (
+    RejectReason.GPU_MODEL_NOT_ACCEPTED, _LABELS[RejectReason.GPU_MODEL_NOT_ACCEPTED],
+    RejectReason.GPU_MEMORY_TOO_SMALL, _LABELS[RejectReason.GPU_MEMORY_TOO_SMALL],
+    RejectReason.REPLICA_LARGER_THAN_MACHINE, _LABELS[RejectReason.REPLICA_LARGER_THAN_MACHINE],
+    RejectReason.INSUFFICIENT_FREE_CARDS, _LABELS[RejectReason.INSUFFICIENT_FREE_CARDS],
+    RejectReason.LATENCY_TIER_NOT_MET,
+    RejectReason.CURRENCY_MISMATCH, _LABELS[RejectReason.CURRENCY_MISMATCH],
+    RejectReason.IMAGE_REGISTRY_NOT_ALLOWED, _LABELS[RejectReason.IMAGE_REGISTRY_NOT_ALLOWED],
+    RejectReason.PRICE_ABOVE_MAX, _LABELS[RejectReason.PRICE_ABOVE_MAX],
+    RejectReason.BUDGET_EXCEEDED, _LABELS[RejectReason.BUDGET_EXCEEDED],
+)
+"""The reasons and labels `_evaluate`'s chain uses, looked up once rather than per call (the
+offer index calls it once per job, on a handful of offers)."""
+
+
 def _evaluate(
     job: JobRequest,
     snapshot: PlacementSnapshot,
@@ -1009,8 +1040,7 @@ def _evaluate(
         registries.setdefault(image_registry(image), image)
     job_registries = frozenset(registries)
     tolerations = job.tolerations
-    toleration_reason = RejectReason.TOLERATION_NOT_ALLOWED
-    toleration_label = _LABELS[toleration_reason]
+    toleration_reason, toleration_label = _TOLERATION_REASON
 
     rows: list[_RejectionRow] = []
     add = rows.append
@@ -1026,17 +1056,9 @@ def _evaluate(
     best_hourly: Decimal | None = None
     fitting = 0
 
-    model_reason, model_label = RejectReason.GPU_MODEL_NOT_ACCEPTED, _LABELS[RejectReason.GPU_MODEL_NOT_ACCEPTED]
-    memory_reason, memory_label = RejectReason.GPU_MEMORY_TOO_SMALL, _LABELS[RejectReason.GPU_MEMORY_TOO_SMALL]
-    machine_reason = RejectReason.REPLICA_LARGER_THAN_MACHINE
-    machine_label = _LABELS[machine_reason]
-    cards_reason, cards_label = RejectReason.INSUFFICIENT_FREE_CARDS, _LABELS[RejectReason.INSUFFICIENT_FREE_CARDS]
-    latency_reason = RejectReason.LATENCY_TIER_NOT_MET
-    currency_reason, currency_label = RejectReason.CURRENCY_MISMATCH, _LABELS[RejectReason.CURRENCY_MISMATCH]
-    registry_reason = RejectReason.IMAGE_REGISTRY_NOT_ALLOWED
-    registry_label = _LABELS[registry_reason]
-    price_reason, price_label = RejectReason.PRICE_ABOVE_MAX, _LABELS[RejectReason.PRICE_ABOVE_MAX]
-    budget_reason, budget_label = RejectReason.BUDGET_EXCEEDED, _LABELS[RejectReason.BUDGET_EXCEEDED]
+    (model_reason, model_label, memory_reason, memory_label, machine_reason, machine_label, cards_reason, cards_label,
+     latency_reason, currency_reason, currency_label, registry_reason, registry_label, price_reason, price_label,
+     budget_reason, budget_label) = _CHAIN_REASONS
 
     by_capability = bool(job.vendors or job.min_tflops or terms.per_pflops)
     capability: dict[str, tuple[RejectReason, str] | None] = {}
@@ -1150,12 +1172,12 @@ def _evaluate(
                 key = terms.key(hourly, model)
                 if greener is not None:
                     score = (key, tier_rank, rtt, needed - free, name)
-                    greener.append((key, node.green_share, score, _Best(score, offer, node, tier, rtt, hourly)))
+                    greener.append((key, node.green_share, score, _Best(score, offer, node, tier, rtt, hourly, free)))
                     continue
                 if best_hourly is None or key <= best_hourly:
                     score = (key, tier_rank, rtt, needed - free, name)
                     if best is None or score < best.score:
-                        best = _Best(score, offer, node, tier, rtt, hourly)
+                        best = _Best(score, offer, node, tier, rtt, hourly, free)
                         best_hourly = key
     if greener:
         best = _greenest(greener, job.price_band)
@@ -1193,7 +1215,7 @@ def _candidate(job: JobRequest, best: _Best) -> Candidate:
         hourly_cost=Money(best.hourly, currency),
         unit_price=price,
         estimated_cost=estimated,
-        cards_free_after=offer.cards_free - cards,
+        cards_free_after=best.free - cards,
     )
 
 

@@ -146,14 +146,10 @@ class Scheduler:
                     continue
             self._metrics.placements.labels(result="placed").inc()
             queue.placed(request, model=chosen.gpu_model)
-            view = offers[chosen.offer]
             self._market.reserve(chosen.offer, request.uid, request.cards,
-                                 free_now=view.cards_free + self._market.reserved(chosen.offer))
+                                 free_now=snapshot.cards_free(chosen.offer) + self._market.reserved(chosen.offer))
             # Every offer sharing the chosen one's cards loses them too.
-            snapshot, taken = snapshot.with_cards_taken(market.sharing.get(chosen.offer, (chosen.offer,)),
-                                                        request.cards)
-            for offer in taken:
-                offers[offer.name] = offer
+            snapshot = snapshot.with_cards_taken(market.sharing.get(chosen.offer, (chosen.offer,)), request.cards)
             self._scheduled(state, decision, at)
             self._dispatcher.stage_done(state, "queue")
             self._dispatcher.dispatch_soon(state)

@@ -72,6 +72,33 @@ def test_first_fit_is_the_first_offer_with_the_cards(frees: list[int], data: st.
         assert [bucket.free_at(i) for i in range(len(frees))] == frees
 
 
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 12), st.sampled_from("ABC"), st.sampled_from((40, 80))), max_size=30),
+       st.data())
+def test_remembered_first_fits_follow_every_change_of_free_cards(offers: list[tuple[int, str, int]],
+                                                                 data: st.DataObject) -> None:
+    """`first_from_start` answers from memory between changes; after cards are taken (the answer
+    may move later), given back (it may move earlier) or left as they were, it still names the
+    first offer with the cards, in the regions and with the memory asked for."""
+    n = len(offers)
+    frees = [free for free, _, _ in offers]
+    bucket = Bucket("c", None, [f"o{i:02d}" for i in range(n)], [Decimal(i) for i in range(n)], frees,
+                    [memory for _, _, memory in offers], [region for _, region, _ in offers])
+    questions = [(needed, regions, memory) for needed in (0, 1, 4, 8) for regions in (None, frozenset("A"),
+                                                                                      frozenset("BC"))
+                 for memory in (0, 80)]
+    for _ in range(12):
+        if n and data.draw(st.booleans()):
+            position = data.draw(st.integers(0, n - 1))
+            frees[position] = data.draw(st.sampled_from((0, max(0, frees[position] - 3), frees[position],
+                                                          frees[position] + 5)))
+            bucket.set_free(position, frees[position])
+        for needed, regions, memory in questions:
+            expected = next((i for i, (_, region, gib) in enumerate(offers)
+                             if frees[i] >= needed and (regions is None or region in regions) and gib >= memory), -1)
+            assert bucket.first_from_start(needed, regions, memory) == expected
 @pytest.mark.parametrize("eager_sources", [0, 16], ids=["lazy", "eager"])
 def test_batches_come_cheapest_first_with_every_tie_together(eager_sources: int,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
@@ -294,9 +321,9 @@ def test_taking_cards_by_name_equals_replacing_the_offers(seed: int) -> None:
             by_offers = snapshot.with_offers(replaced)  # takes the index along
             snapshot = PlacementSnapshot.of(snapshot.nodes.values(), offers.values(), TABLE, NOW)
             place(job, snapshot)  # a fresh index for the path under test
-            snapshot, taken = snapshot.with_cards_taken([*names, "no-such-offer"], cards)
-            assert taken == replaced
-            offers.update({o.name: o for o in taken})
+            snapshot = snapshot.with_cards_taken([*names, "no-such-offer"], cards)
+            assert [snapshot.cards_free(n) for n in names] == [o.cards_free for o in replaced]
+            offers.update({o.name: o for o in replaced})
             rebuilt = PlacementSnapshot.of(snapshot.nodes.values(), offers.values(), TABLE, NOW)
             assert snapshot == by_offers == rebuilt and tuple(snapshot.offers) == rebuilt.offers
             nxt = random_job(rng, snapshot, 100 + i)
