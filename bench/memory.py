@@ -1,8 +1,9 @@
 """What the operator's state costs in memory for N jobs across M members, without clusters.
 
-The controller keeps, per ComputeJob, its validated model and state; per member, four watch
-caches of small projections (nodes, GPU pods, the dispatched pods and Jobs); and the hub's
-ComputeJob watch keeps a (generation, deleting) pair per job. This script builds exactly those
+The controller keeps, per ComputeJob, its state (the job kept compact, its status as the
+operator knows it, the labels of its usage series, registered as when it was placed); per
+member, four watch caches of small projections (nodes, GPU pods, the dispatched pods and Jobs);
+and the hub's ComputeJob watch keeps a (generation, deleting) pair per job. This script builds exactly those
 structures, from objects shaped like the API servers' (running jobs, one pod each, with usage
 and attempt history), in a process that has imported the whole operator, and reports its
 resident memory. It measures state, not traffic: the peak of a live operator also holds
@@ -125,6 +126,9 @@ async def build(jobs: int, members: int) -> dict[str, Any]:
         body = job_body(j, f"member-{i}")
         await controller.job_watch.job_changed(body)  # as the hub's watch hands it over
         hub_watch[body["metadata"]["uid"]] = job_key(body)
+        state = controller.jobs.get(body["metadata"]["uid"])
+        assert state is not None
+        controller.meter.register(state, state.attempt)  # its usage series, as when it was placed
         member_job, pod = member_objects(body, f"member-{i}-gpu-{(j // members) // 8}")
         member = clusters[i]
         for informer, obj, projected in ((member.jobs, member_job, project_dispatched_job(member_job)),

@@ -90,14 +90,14 @@ class Dispatcher:
         self._tasks.spawn(self.dispatch(state.uid, state.attempt), name=f"dispatch-{state.uid}-{state.attempt}")
 
     def observe_latency(self, state: JobState, stage: str) -> None:
-        created = state.model.metadata.creation_timestamp
+        created = state.kept.created
         if created is not None:
             self._metrics.dispatch_latency.labels(stage=stage).observe(max(0.0, (now() - created).total_seconds()))
 
     def seen(self, state: JobState) -> None:
         """A new job reached the operator's watch: the watch stage ends (from its creation
         timestamp, whole seconds), the queue stage starts."""
-        created = state.model.metadata.creation_timestamp
+        created = state.kept.created
         if created is not None:
             self._metrics.dispatch_stage.labels(stage="watch").observe(max(0.0, (now() - created).total_seconds()))
         state.stage_at = time.monotonic()

@@ -79,7 +79,7 @@ class Failover:
 
     def grace(self, state: JobState) -> float | None:
         """Seconds a job waits for its lost node before it is re-placed; None: it must not be."""
-        policy = state.model.spec.failure_policy
+        policy = state.kept.failure_policy
         if policy is not None and policy.re_place == "Never":
             return None
         if policy is not None and policy.re_place_after_seconds is not None:
@@ -138,7 +138,7 @@ class Failover:
                 f"come back within {waited:.0f}s")
         history = [dict(h, outcome=NODE_LOST, finishedAt=iso(lost_since)) if h["attempt"] == attempt else dict(h)
                    for h in state.history]
-        gen, at = state.model.metadata.generation, now()
+        gen, at = state.kept.generation, now()
         conditions = list(state.conditions)
         status: dict[str, Any] = {"attemptHistory": history}
         if re_place:

@@ -23,7 +23,7 @@ import pydantic
 from interconnect.adapters.hub import Hub
 from interconnect.adapters.informer import Change, Informer
 from interconnect.adapters.metrics import Metrics
-from interconnect.api.v1alpha1 import ComputeJob, ComputeJobStatus, validation_message
+from interconnect.api.v1alpha1 import ComputeJob, validation_message
 from interconnect.core.vocabulary import FINALIZER, GROUP, VERSION, JobPhase
 from interconnect.services.dispatcher import Dispatcher
 from interconnect.services.jobs import ACTIVE, JobStore, StatusWriter, job_state, now
@@ -35,10 +35,6 @@ from interconnect.services.meter import Meter
 from interconnect.services.usage_records import DELETED, UsageLedger
 
 log = logging.getLogger(__name__)
-
-NO_STATUS = ComputeJobStatus()
-"""The status a kept ComputeJob model carries: the JobState is the truth once a job is seen, and
-one shared empty status instead of one per job saves its memory (nothing writes to it)."""
 
 LEGACY_FINALIZER = FINALIZER
 """kopf's finalizer on ComputeJobs created by earlier versions: removed when they are deleted."""
@@ -158,7 +154,6 @@ class JobWatch:
         if state is None:
             job, recovered = self._recover(job)
             state = job_state(job)
-            state.model = job.model_copy(update={"status": NO_STATUS})
             self._jobs.add(state)
             if state.phase is JobPhase.PENDING and not state.conditions:
                 self._dispatcher.seen(state)
@@ -172,7 +167,7 @@ class JobWatch:
             if state.phase in (JobPhase.DISPATCHED, JobPhase.RUNNING):
                 self._mark_dirty(uid)
         else:
-            state.model = job if state.attempt == 0 else placed_spec_kept(state.model, job)
+            state.keep(job if state.attempt == 0 else placed_spec_kept(state.model, job))
         if observed != job.metadata.generation:
             if state.phase is JobPhase.PENDING and observed is None:
                 state.unwritten["observedGeneration"] = job.metadata.generation  # with the placement

@@ -154,7 +154,7 @@ class Market:
             by_model: dict[str, dict[str, int]] = {}
             pending: dict[str, int] = {}
             for s in self._jobs:
-                tenant = s.model.metadata.namespace or ""
+                tenant = s.kept.namespace
                 if s.phase in ACTIVE:
                     held = s.cards
                     cards[tenant] = cards.get(tenant, 0) + held
@@ -168,7 +168,7 @@ class Market:
                                    pending=pending.get(t, 0), month=month)
                     for t in cards.keys() | pending.keys()}
         recorded = ((r.tenant, r.charge) for r in self._ledger.charges(at) if r.tenant in budgeted)
-        return tenant_usage((quota_job(s, at if s.model.metadata.namespace in budgeted else None, self._ledger)
+        return tenant_usage((quota_job(s, at if s.kept.namespace in budgeted else None, self._ledger)
                              for s in self._jobs), at, recorded)
 
     def quota_changed(self, quota: ComputeQuota) -> None:
@@ -202,5 +202,5 @@ def quota_job(state: JobState, charged_at: dt.datetime | None,
             running = attempt == state.attempt and state.phase in ACTIVE and lost is None
             end = lost or (charged_at if running else finished or last) or charged_at
             spent.append(Charge(money, first or started, end))
-    return QuotaJob(namespace=state.model.metadata.namespace or "", phase=state.phase, cards=state.cards,
+    return QuotaJob(namespace=state.kept.namespace, phase=state.phase, cards=state.cards,
                     gpu_model=state.placement["gpuModel"] if state.placement else None, charges=tuple(spent))

@@ -139,9 +139,9 @@ class MemberSync:
         placed = state.placement.get("placedAt") if state.placement else None
         if member is None or not placed or self.dispatcher is None:
             return
-        deadline = float(state.model.spec.start_deadline_seconds or default_deadline)
+        deadline = float(state.kept.start_deadline_seconds or default_deadline)
         started = sum(1 for p in pods if p.started is not None)
-        replicas = state.model.spec.replicas
+        replicas = state.kept.replicas
         placed_at = parse_time(placed)
         assert placed_at is not None
         if not start_overdue(placed_at, now(), deadline, replicas, started):

@@ -70,6 +70,10 @@ class Meter:
         self._writer = writer
         self._metrics = metrics
         self._interval = interval
+        self._label_sets: dict[tuple[str, ...], dict[str, str]] = {}
+        """One dictionary per distinct set of usage labels, shared by every attempt that has it
+        (thousands of jobs run on one offer for one tenant): as many as the usage series, which
+        the metrics keep anyway."""
 
     def accrue(self, state: JobState, pods: list[DispatchedPod], at: dt.datetime, final: bool = False,
                attempt: int | None = None) -> tuple[dict[str, Any] | None, list[UsageDelta]]:
@@ -183,9 +187,10 @@ class Meter:
             region = node.model.spec.region if node else "unknown"
             gpu_model = offer.spec.gpu_model if offer else "unknown"
             industry = node.model.spec.industry.value if node and node.model.spec.industry else None
-        return {"node": str(code or node_name), "offer": offer_name, "gpu_model": str(gpu_model),
-                "tenant": state.model.metadata.namespace or "", "region": str(region),
-                "industry": str(industry or "none"), "currency": str(price.get("currency", "CNY"))}
+        labels = {"node": str(code or node_name), "offer": offer_name, "gpu_model": str(gpu_model),
+                  "tenant": state.kept.namespace, "region": str(region),
+                  "industry": str(industry or "none"), "currency": str(price.get("currency", "CNY"))}
+        return self._label_sets.setdefault(tuple(labels.values()), labels)
 
     def count(self, state: JobState, deltas: list[UsageDelta]) -> None:
         """Add usage increases to the counters, after they are durable in the job's status."""
@@ -274,7 +279,7 @@ class Meter:
 
     async def _enforce_budget(self, state: JobState) -> None:
         """A running job's own ``spec.budget``: a warning at 80%, stopped when it is spent."""
-        budget = state.model.spec.budget
+        budget = state.kept.budget
         costs = state.costs(state.usage)
         if budget is None or not costs:
             return

@@ -38,7 +38,6 @@ from interconnect.services.member_job import member_job_name
 from interconnect.services.members import Members
 from interconnect.services.meter import Meter
 from interconnect.services.tasks import Wake
-from interconnect.services.translate import job_request
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +88,7 @@ class Scheduler:
         at = now()
         market = self._market.snapshot(at)
         snapshot, offers = market.placement, market.offers
-        requests = [job_request(s.model) for s in pending]
+        requests = [s.request() for s in pending]
         quotas = self._market.tenant_quotas()
         usage = self._market.tenant_usage(at)
         granted, over_cap = within_priority_cap(requests, quotas)
@@ -194,12 +193,13 @@ class Scheduler:
         assert node is not None
         state.attempt += 1
         state.phase = JobPhase.SCHEDULED
+        state.placed()
         state.last_summary = state.top_reason = None
         state.member_job_deleted = False
-        price = offer.spec.price
+        price = to_api(offer.spec.price)  # one dictionary, kept by the placement and its history entry
         state.placement = {
             "node": chosen.node, "identityCode": chosen.identity_code, "offer": chosen.offer,
-            "price": to_api(price), "tier": chosen.tier.value, "region": chosen.region,
+            "price": price, "tier": chosen.tier.value, "region": chosen.region,
             "gpuModel": chosen.gpu_model, "placedAt": iso(at),
         }
         industry = node.model.spec.industry
@@ -209,7 +209,7 @@ class Scheduler:
                             "name": member_job_name(state.uid, state.attempt)}
         state.history = [h for h in state.history if h["attempt"] != state.attempt] + [{
             "attempt": state.attempt, "node": chosen.node, "memberJobName": state.member_job["name"],
-            "offer": chosen.offer, "price": to_api(price)}]
+            "offer": chosen.offer, "price": price}]
         self._meter.register(state, state.attempt)
         self._writer.set(state, "Scheduled", True, "Placed",
                          f"offer {chosen.offer} on {chosen.node} ({chosen.identity_code}, {chosen.region}), "

@@ -75,11 +75,11 @@ def usage_record(state: JobState, attempt: int, outcome: str, ended_at: dt.datet
     placement = state.placement if attempt == state.attempt and state.placement else {}
     node = str(entry.get("node") or placement.get("node") or "")
     offer = str(entry.get("offer") or placement.get("offer") or "")
-    meta = state.model.metadata
-    tenant = meta.namespace or ""
+    kept = state.kept
+    tenant = kept.namespace
     month = str(Month.of(finished))
     spec: dict[str, Any] = {
-        "tenant": tenant, "jobName": meta.name, "jobUID": state.uid, "attempt": attempt, "node": node,
+        "tenant": tenant, "jobName": kept.name, "jobUID": state.uid, "attempt": attempt, "node": node,
         "offer": offer, "price": dict(price),
         "cardHours": decimal_text(charged.card_hours), "cost": money.amount_text,
         "lostCardHours": decimal_text(state.usage.lost_card_time(attempt).card_hours),

@@ -19,13 +19,14 @@ from interconnect.adapters.hub import Hub
 from interconnect.adapters.informer import Change
 from interconnect.adapters.member import DispatchedJob
 from interconnect.adapters.metrics import Metrics
-from interconnect.api.v1alpha1 import ComputeJob
+from interconnect.api.v1alpha1 import ComputeJob, set_condition, to_api
 from interconnect.core.latency import LatencyTable
 from interconnect.core.vocabulary import JobPhase
 from interconnect.services.config import Settings
 from interconnect.services.controller import Controller
 from interconnect.services.jobs import JobStore, job_state
 from interconnect.services.members import Deletions
+from interconnect.services.translate import job_request
 from tests.integration.bad_manifests import job
 
 SETTINGS = Settings(namespace="ops", latency_config_map="x", identity_config_map="y", heartbeat_interval=5,
@@ -64,6 +65,44 @@ def test_a_job_state_is_rebuilt_from_its_status() -> None:
     assert state.attempt_price(2) == {"amount": "8.00", "currency": "CNY", "unit": "card-hour"}
     fresh = job_state(compute_job("new", "u2"))
     assert (fresh.phase, fresh.attempt, fresh.node, fresh.durable_attempt) == (JobPhase.PENDING, 0, None, 0)
+
+
+def test_a_kept_job_gives_back_the_job_it_was_given() -> None:
+    """A job's state keeps its spec and metadata compact and its conditions as rows; what it gives
+    back (the whole job for the member Job, the placement request, the conditions for the next
+    status write) is what it was given, whatever the spec asks."""
+    body = job("kept")
+    body["metadata"].update(namespace="team-a", uid="u9", generation=3, creationTimestamp=T0,
+                            labels={"team": "vision"}, annotations={"note": "x"})
+    body["spec"].update(replicas=2, budget={"amount": "500", "currency": "CNY"}, expectedHours="4",
+                        startDeadlineSeconds=600, failurePolicy={"rePlace": "Never"}, priority=5,
+                        placement={"allowedRegions": ["CN-SH", "CN-ZJ"], "prefer": "greener", "priceBandPercent": 10})
+    body["status"] = {**placed(), "conditions": [
+        {"type": "Scheduled", "status": "True", "reason": "Placed", "message": "offer gz-a100 on gz",
+         "lastTransitionTime": T0, "observedGeneration": 3},
+        {"type": "Running", "status": "False", "reason": "Waiting", "lastTransitionTime": T0}]}
+    validated = ComputeJob.model_validate(body)
+    state = job_state(validated)
+
+    assert state.model == validated.model_copy(update={"status": type(validated.status)()})
+    assert state.model is not state.model  # a fresh object each read: nothing can change what is kept
+    assert state.request() == job_request(validated) and state.request() is state.request()
+    assert (state.kept.uid, state.kept.namespace, state.kept.name, state.kept.generation) == ("u9", "team-a", "kept", 3)
+    assert (state.cards, state.kept.budget, state.kept.start_deadline_seconds) == (4, validated.spec.budget, 600)
+    assert state.kept.failure_policy == validated.spec.failure_policy
+    assert state.conditions == validated.status.conditions
+    assert [to_api(c) for c in state.conditions] == [to_api(c) for c in validated.status.conditions]
+    assert [c.model_fields_set for c in state.conditions] == [c.model_fields_set for c in validated.status.conditions]
+
+    changed = set_condition(state.conditions, "Running", True, "PodsRunning", "running on gz", 3,
+                            dt.datetime(2026, 11, 30, 9, tzinfo=dt.UTC))
+    state.conditions = changed
+    assert state.conditions == changed
+    state.placed()  # placed: the request is let go, and read again from the kept job when asked
+    assert state.placing is None and state.request() == job_request(validated)
+    newer = validated.model_copy(update={"spec": validated.spec.model_copy(update={"priority": 9})})
+    state.keep(newer)
+    assert state.request().priority == 9 and state.model.spec.priority == 9
 
 
 def test_the_job_store_answers_by_phase_and_node() -> None:
