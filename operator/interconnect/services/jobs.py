@@ -194,9 +194,10 @@ class JobState:
         return self.kept.model()
 
     def keep(self, job: ComputeJob) -> None:
-        """Keep ``job``'s spec and metadata (its status is this state's)."""
+        """Keep ``job``'s spec and metadata (its status is this state's); while it waits, its
+        placement request too, from the model at hand rather than validated again."""
         self.kept = KeptJob.of(job)
-        self.placing = None
+        self.placing = _request_at_hand(job) if self.phase is JobPhase.PENDING else None
 
     def request(self) -> JobRequest:
         """What placement reads of the job; kept until its spec changes or it is placed
@@ -267,7 +268,7 @@ def job_state(job: ComputeJob) -> JobState:
     for entry in history:  # one price dictionary for the placement and its attempt, as placing keeps it
         if placement is not None and entry.get("price") == placement.get("price"):
             entry["price"] = placement["price"]
-    return JobState(
+    state = JobState(
         usage=usage,
         history=history,
         kept=KeptJob.of(job),
@@ -279,6 +280,15 @@ def job_state(job: ComputeJob) -> JobState:
         last_summary=status.unschedulable.summary if status.unschedulable else None,
         durable_attempt=status.attempts if status.placement else 0,
     )
+    if state.phase is JobPhase.PENDING:
+        state.placing = _request_at_hand(job)
+    return state
+
+
+def _request_at_hand(job: ComputeJob) -> JobRequest | None:
+    """The placement request of a job as the API server gave it (None: built when first asked,
+    as for an object that never went through one)."""
+    return job_request(job) if job.metadata.creation_timestamp is not None else None
 
 
 class JobStore:

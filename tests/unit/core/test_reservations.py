@@ -127,3 +127,24 @@ def test_reserving_twice_is_reserving_once(offer: str, cards: int) -> None:
         assert cards > capacity
         return
     assert once.reserve(offer, "j", cards, free_now=capacity) == once
+
+
+@given(st.lists(st.tuples(st.booleans(), st.sampled_from(["a", "b", "c", "d"]), st.integers(0, 299),
+                          st.integers(1, 4)), max_size=120))
+def test_every_ledger_keeps_what_it_held_and_equals_one_rebuilt(ops: list[tuple[bool, str, int, int]]) -> None:
+    """Changes copy only part of a ledger (it is shared with the ledger it came from): every
+    earlier ledger still answers as it did, and each equals one rebuilt from its reservations,
+    with hundreds of jobs spread over its parts."""
+    history: list[tuple[ReservationLedger, list[Reservation]]] = [(EMPTY, [])]
+    ledger = EMPTY
+    for reserving, offer, job, cards in ops:
+        uid = f"job-{job}"
+        ledger = ledger.reserve(offer, uid, cards, free_now=10_000) if reserving else ledger.release(uid)
+        history.append((ledger, list(ledger)))
+    for kept, held in history:
+        assert list(kept) == held and len(kept) == len(held)
+        assert kept == ReservationLedger.from_reservations(held)
+        for r in held:
+            assert kept.reservation_of(r.uid) == r and kept.holders(r.offer)[r.uid] == r.cards
+        for offer in "abcd":
+            assert kept.reserved(offer) == sum(r.cards for r in held if r.offer == offer)
