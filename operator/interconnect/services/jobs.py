@@ -79,8 +79,9 @@ class KeptJob:
     operator; its JSON takes about 600 bytes. The loops (quotas, metering, the status writer,
     the start deadline, failover) read only the fields below; the whole job is validated again
     from the JSON (`model`, about 0.1 ms) where it is needed whole: once per attempt for the
-    member Job, once per spec change, and for placement (`JobState.request`, kept while the job
-    waits). Its status is not kept: `JobState` is the truth about it.
+    member Job, once per spec change of a placed job, and for the placement request of a job
+    waiting again after failover (`JobState.request`; a new job's is built from the model the
+    watch validated). Its status is not kept: `JobState` is the truth about it.
     """
 
     uid: str
