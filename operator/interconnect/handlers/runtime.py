@@ -53,14 +53,25 @@ async def start_controller(memo: kopf.Memo, **_: Any) -> None:
 async def _activate(settings: Settings, metrics: Metrics, leadership: Leadership) -> Controller:
     """A controller for one leadership term: every write it makes is fenced by the Lease."""
     hub = hub_adapter.Hub(await hub_adapter.connect(), fence=leadership.check)
+    controller = Controller(hub, settings, LatencyTable.default(), metrics)
     try:
-        controller = await _load(hub, settings, metrics)
-    except Exception:
-        await hub.close()
+        await _load(controller)
+    except BaseException:  # failed, or cancelled because the lead was lost while loading
+        await _retire(controller)
         raise
     controller.start()
     controller.wake()
     return controller
+
+
+async def _retire(controller: Controller) -> None:
+    """Stop a term's controller and close what it opened: its members' clients, its hub watch and
+    its hub client. A term that ended without this left them open, and a replica whose loads were
+    cut short again and again grew by hundreds of client sessions."""
+    with contextlib.suppress(Exception):
+        await controller.stop()
+    with contextlib.suppress(Exception):
+        await controller.hub.close()
 
 
 async def _wanted(hub: hub_adapter.Hub, settings: Settings) -> bool:
@@ -118,7 +129,7 @@ async def _lead(settings: Settings, memo: kopf.Memo) -> None:
                 if controller is not None:
                     active.controller = None
                     metrics.active.set(0)
-                    await controller.stop()
+                    await _retire(controller)
                     log.info("replica %s is on standby", settings.lease_identity)
             await asyncio.sleep(0.2 if loading is not None else 1.0)
     finally:
@@ -126,16 +137,16 @@ async def _lead(settings: Settings, memo: kopf.Memo) -> None:
             loading.cancel()
         controller, active.controller = active.controller, None
         if controller is not None:
-            await controller.stop()
+            await _retire(controller)
         with contextlib.suppress(Exception):
             await leadership.release()
         await hub.close()
 
 
-async def _load(hub: hub_adapter.Hub, settings: Settings, metrics: Metrics) -> Controller:
+async def _load(controller: Controller) -> None:
     """The whole picture before the first placement: nodes (and their members), offers, quotas,
     this month's usage records, jobs."""
-    controller = Controller(hub, settings, LatencyTable.default(), metrics)
+    hub = controller.hub
     await controller.load_latency()  # an invalid table is reported and the built-in one used
     # The accelerator catalogue first: it decides what the members' nodes hold.
     try:
@@ -165,7 +176,6 @@ async def _load(hub: hub_adapter.Hub, settings: Settings, metrics: Metrics) -> C
     await controller.watch_jobs()
     # Every job is known now, so what superseded attempts left on the members can be told apart.
     await controller.fence_all()
-    return controller
 
 
 @kopf.on.cleanup()

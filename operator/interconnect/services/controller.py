@@ -132,6 +132,7 @@ class Controller:
         for task in self._loops:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self.job_watch.stop()
         await self.tasks.cancel()
         await self.journal.close()
         await self.members.close()

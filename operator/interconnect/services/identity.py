@@ -7,9 +7,11 @@ created again gets a new code: a code once issued belongs to one node UID foreve
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
+import random
 
 from interconnect.adapters.hub import Conflict, Hub
 from interconnect.core.identity import issue_identity_code, next_sequence
@@ -27,7 +29,12 @@ class IdentityRegistry:
 
     async def code_for(self, *, node: str, uid: str, node_type: NodeType, region: str) -> str:
         """The node's code: the one already issued to this UID, else a new one."""
-        for _ in range(20):
+        for attempt in range(20):
+            if attempt:
+                # Nodes registering together all write this one ConfigMap: retried at once, they
+                # collide again (100 new ComputeNodes got about one code a second, and dozens
+                # none). Back off, jittered, as client-go's RetryOnConflict does.
+                await asyncio.sleep(random.uniform(0, min(2.0, 0.01 * 2**attempt)))
             data, version = await self.hub.read_config_map(self.namespace, self.name)
             registry: dict[str, dict[str, str]] = json.loads(data.get(KEY, "{}"))
             for code, owner in registry.items():

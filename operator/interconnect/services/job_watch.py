@@ -36,6 +36,11 @@ from interconnect.services.usage_records import DELETED, UsageLedger
 
 log = logging.getLogger(__name__)
 
+EVENTS_BETWEEN_YIELDS = 64
+"""Events handled before the loop lets other tasks run. Taking in thousands of jobs (a start-up,
+a burst of creates) is CPU work whose awaits need not suspend: in one piece it starved the
+leader Lease's renewal, and a replica that lost its lead that way never got it back."""
+
 LEGACY_FINALIZER = FINALIZER
 """kopf's finalizer on ComputeJobs created by earlier versions: removed when they are deleted."""
 
@@ -98,19 +103,31 @@ class JobWatch:
         self.informer = informer
         self._informer_task = asyncio.create_task(informer.run(), name="hub-jobs")
         await asyncio.wait_for(informer.synced.wait(), timeout)
+        handled = 0
         while not self._events.empty():
             await self._event(*self._events.get_nowait())
+            handled += 1
+            if not handled % EVENTS_BETWEEN_YIELDS:
+                await asyncio.sleep(0)
         self._forget_recovered()
 
     async def run(self) -> None:
         """The event loop: one event at a time, in the order the watch saw them."""
         try:
+            handled = 0
             while True:
                 kind, obj = await self._events.get()
                 await self._event(kind, obj)
+                handled += 1
+                if not handled % EVENTS_BETWEEN_YIELDS:
+                    await asyncio.sleep(0)
         finally:
-            if self._informer_task is not None:
-                self._informer_task.cancel()
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop the hub watch (also when `run` never started: a load cancelled half-way)."""
+        if self._informer_task is not None:
+            self._informer_task.cancel()
 
     def _seen(self, obj: Mapping[str, Any]) -> None:
         self._events.put_nowait(("seen", obj))

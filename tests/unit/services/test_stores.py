@@ -8,6 +8,7 @@ watch events, and a job's state rebuilt from its status.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,6 +25,7 @@ from interconnect.core.latency import LatencyTable
 from interconnect.core.vocabulary import JobPhase
 from interconnect.services.config import Settings
 from interconnect.services.controller import Controller
+from interconnect.services.job_watch import EVENTS_BETWEEN_YIELDS
 from interconnect.services.jobs import JobStore, job_state
 from interconnect.services.members import Deletions
 from interconnect.services.translate import job_request
@@ -187,3 +189,28 @@ def test_once_placed_the_operator_keeps_what_decided_the_placement() -> None:
     kept = placed_spec_kept(old, ComputeJob.model_validate(body))
     assert (kept.spec.replicas, kept.spec.max_price.amount) == (old.spec.replicas, old.spec.max_price.amount)
     assert kept.spec.priority == -5  # what does not decide the placement follows the object
+
+
+async def test_taking_in_a_burst_of_jobs_lets_the_other_tasks_run(controller: Controller) -> None:
+    """Thousands of jobs seen at once (a start-up, a burst of creates) are CPU work whose awaits
+    need not suspend; the watch's loop hands the event loop on every few dozen, so the leader
+    Lease's renewal (another task) is never starved by it."""
+    jobs = 640
+    for i in range(jobs):
+        body = compute_job(f"burst-{i}", f"burst-uid-{i}").model_dump(by_alias=True, mode="json", exclude_none=True)
+        controller.job_watch._seen(body)
+    progress: list[int] = []
+
+    async def renewal() -> None:  # what the leadership loop would be doing meanwhile
+        while len(controller.jobs) < jobs:
+            progress.append(len(controller.jobs))
+            await asyncio.sleep(0)
+
+    watch = asyncio.create_task(controller.job_watch.run())
+    try:
+        await asyncio.wait_for(renewal(), 30)
+    finally:
+        watch.cancel()
+    assert len(controller.jobs) == jobs
+    # The other task ran between chunks, not only before the first and after the last.
+    assert len([n for n in progress if 0 < n < jobs]) >= jobs // EVENTS_BETWEEN_YIELDS - 2
