@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -340,14 +341,17 @@ def _cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, f
     return {k: round(after[k] - before[k], 2) for k in after}
 
 
-def _cpu_summary(used: dict[str, float]) -> str:
+def cpu_summary(used: dict[str, float], whole: Collection[str] = ()) -> str:
     """Grouped: the hub's control plane, the members' API servers and etcds, their schedulers and
-    kwok controllers (which start the pods), the operator, this script."""
+    kwok controllers (which start the pods), the operator, this script; the clusters in `whole`
+    summed as one each."""
     groups: dict[str, float] = {}
     for key, value in used.items():
         cluster, _, component = key.partition("/")
         if not component:
             group = key
+        elif cluster in whole:
+            group = f"{cluster} (all)"
         elif cluster == "hub":
             group = f"hub {component}"
         elif component in ("kube-apiserver", "etcd"):
@@ -487,8 +491,8 @@ def _run(bed: tb.Testbed, members: list[str], sizes: list[int], nodes_each: int,
                   f" ({1000 * run['cpu_seconds_until_dispatched'].get('operator', 0.0) / n:.2f} ms per job"
                   " until dispatched);"
                   f" {run['dispatched']}/{n} dispatched", flush=True)
-            print(f"  CPU s, baseline creates: {_cpu_summary(base['cpu_seconds'])}", flush=True)
-            print(f"  CPU s, submit -> all dispatched: {_cpu_summary(run['cpu_seconds_until_dispatched'])}",
+            print(f"  CPU s, baseline creates: {cpu_summary(base['cpu_seconds'])}", flush=True)
+            print(f"  CPU s, submit -> all dispatched: {cpu_summary(run['cpu_seconds_until_dispatched'])}",
                   flush=True)
             print(f"  hub writes per job, submit -> all running, the {n} creates and leases left out:"
                   f" {run['hub_writes_per_job']:.2f} ({run['hub_writes']})", flush=True)
@@ -533,7 +537,7 @@ def _multikueue(bed: tb.Testbed, members: list[str], n: int, opts: dict[str, Any
               f" -> Running p50 {r['p50']:.1f}s p99 {r['p99']:.1f}s; per worker {res['per_worker']};"
               f" managers CPU s {res['managers_cpu_seconds']}, peak RSS MiB {res['managers_peak_rss_mib']}",
               flush=True)
-        print(f"  CPU s, submit -> all dispatched: {_cpu_summary(res['cpu_seconds_until_dispatched'])}", flush=True)
+        print(f"  CPU s, submit -> all dispatched: {cpu_summary(res['cpu_seconds_until_dispatched'])}", flush=True)
     return results
 
 

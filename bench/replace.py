@@ -495,24 +495,6 @@ class CpuMeter:
     def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
         return {k: round(after[k] - before.get(k, after[k]), 2) for k in after}
 
-    @staticmethod
-    def summary(used: dict[str, float], lost_host: str) -> str:
-        """Grouped: the operator, this script, the hub's processes, the lost member's, and the
-        surviving members' API servers, etcds and the rest (scheduler, kwok, controller manager)."""
-        groups: dict[str, float] = {}
-        for key, value in used.items():
-            cluster, _, component = key.partition("/")
-            if not component:
-                group = key
-            elif cluster in ("hub", lost_host):
-                group = f"{cluster} (all)"
-            elif component in ("kube-apiserver", "etcd"):
-                group = f"members {component}"
-            else:
-                group = "members scheduler+kcm+kwok"
-            groups[group] = groups.get(group, 0.0) + value
-        return ", ".join(f"{k} {v:.1f}" for k, v in sorted(groups.items(), key=lambda kv: -kv[1]) if v >= 0.05)
-
 
 def percentiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
@@ -552,6 +534,7 @@ def log_problems(lines: list[str]) -> dict[str, Any]:
 
 async def run_testbed(args: argparse.Namespace) -> dict[str, Any]:
     """The experiment on the test bed (the module docstring); the figures, also written to --json."""
+    from bench.dispatch import cpu_summary
     from kubernetes_asyncio import client as aclient
     from kubernetes_asyncio.config import new_client_from_config
     from tests import testbed as tbm
@@ -681,7 +664,7 @@ async def run_testbed(args: argparse.Namespace) -> dict[str, Any]:
         print(
             f"{args.jobs} jobs Running on {LOST} ({lost_host}) {placed:.1f}s after the first submit "
             f"({args.jobs / placed:.1f} jobs/s); operator CPU {cpu1['operator'] - cpu0['operator']:.1f}s, "
-            f"RSS {rss_before:.0f} MiB; CPU s: {CpuMeter.summary(CpuMeter.delta(cpu0, cpu1), lost_host)}",
+            f"RSS {rss_before:.0f} MiB; CPU s: {cpu_summary(CpuMeter.delta(cpu0, cpu1), ('hub', lost_host))}",
             flush=True,
         )
         await asyncio.sleep(2)
@@ -816,6 +799,8 @@ async def market_ready(custom: Any, expected: dict[str, int], plan: dict[str, tu
 
 
 def print_testbed(r: dict[str, Any], lost_host: str) -> None:
+    from bench.dispatch import cpu_summary
+
     def at(key: str) -> str:
         return "-" if r[key] is None else f"{r[key]:.1f}s"
 
@@ -839,7 +824,7 @@ def print_testbed(r: dict[str, Any], lost_host: str) -> None:
         f"after, peak {r['operator_peak_rss_mib']:.0f} MiB",
         flush=True,
     )
-    print(f"  CPU s, from the loss to the end: {CpuMeter.summary(r['replace_cpu_seconds'], lost_host)}", flush=True)
+    print(f"  CPU s, from the loss to the end: {cpu_summary(r['replace_cpu_seconds'], ('hub', lost_host))}", flush=True)
     for when in ("before", "after"):
         problems = r[f"operator_log_{when}_loss"]
         print(

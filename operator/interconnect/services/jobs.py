@@ -26,6 +26,7 @@ from interconnect.api.v1alpha1 import (
     MonetaryAmount,
     Price,
     set_condition,
+    shared_fields_set,
     shared_strings,
     to_api,
 )
@@ -129,15 +130,13 @@ _KeptCondition = tuple[Any, ...]
 fields' values in `_CONDITION_FIELDS` order. A `Condition` model is an object and a dict of
 its six fields (about 350 bytes); each job keeps three or four conditions for as long as it
 lives, and reads them only when it writes its status."""
-_FIELDS_GIVEN: dict[frozenset[str], frozenset[str]] = {}
 
 
 def kept_conditions(conditions: Iterable[Condition]) -> tuple[_KeptCondition, ...]:
     """``conditions`` as `JobState` keeps them."""
     out = []
     for condition in conditions:
-        given = frozenset(condition.model_fields_set)
-        given = _FIELDS_GIVEN.setdefault(given, given)
+        given = shared_fields_set(set(condition.model_fields_set))
         out.append((given, *(getattr(condition, name) for name in _CONDITION_FIELDS)))
     return tuple(out)
 

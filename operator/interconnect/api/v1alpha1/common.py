@@ -202,9 +202,14 @@ def _shared(field: str | None, value: Any) -> Any:
     return value
 
 
+def shared_fields_set(fields_set: set[str]) -> set[str]:
+    """The one set kept for this combination of fields (never to be changed in place)."""
+    return _FIELDS_SETS.setdefault(frozenset(fields_set), fields_set)
+
+
 def _share(model: pydantic.BaseModel) -> None:
     fields_set = model.__pydantic_fields_set__
-    shared = _FIELDS_SETS.setdefault(frozenset(fields_set), fields_set)
+    shared = shared_fields_set(fields_set)
     if shared is not fields_set:
         object.__setattr__(model, "__pydantic_fields_set__", shared)
     values = model.__dict__
